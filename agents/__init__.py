@@ -1,0 +1,23 @@
+"""optarena agents: one per module, created by name with :func:`make`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optarena.agents.base import Agent, CurvePoint, SearchResult, Usage
+from optarena.agents.random_search import RandomSearch, RandomSearchConfig
+
+_REGISTRY: dict[str, tuple[type, type]] = {
+    "random": (RandomSearch, RandomSearchConfig),
+}
+
+
+def make(name: str, **config: Any) -> Agent:
+    """An agent by name, its config filled from keyword arguments (e.g. a YAML mapping)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown agent {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    agent_cls, config_cls = _REGISTRY[name]
+    return agent_cls(config_cls(**config))
+
+
+__all__ = ["Agent", "CurvePoint", "SearchResult", "Usage", "make"]

@@ -1,0 +1,93 @@
+"""What every agent shares: the result of a search and the measurement budget it is held to.
+
+An agent is run as ``agent.run(env, budget, seed) -> SearchResult``. ``budget`` counts the
+environment's real measurements (``env.unwrapped.num_measurements``); cache hits are free.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """Best score so far after ``measurements`` measurements and ``wall_s`` seconds."""
+
+    measurements: int
+    wall_s: float
+    best_latency_s: float
+    best_speedup: float
+
+
+@dataclass
+class Usage:
+    measurements: int = 0
+    cost_model_calls: int = 0
+    llm_calls: int = 0
+    tokens: int = 0
+    fallbacks: int = 0
+
+
+@dataclass
+class SearchResult:
+    """The outcome of one search: the best program found, how it was reached and what it cost."""
+
+    agent: str
+    seed: int
+    budget: int
+    best_latency_s: float = math.inf
+    best_speedup: float = 0.0
+    best_state: dict[str, Any] | None = None
+    best_actions: list[int] = field(default_factory=list)
+    curve: list[CurvePoint] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Agent(Protocol):
+    name: str
+
+    def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult: ...
+
+
+class Tracker:
+    """Keeps the best-so-far curve of one search (one point per new measurement)."""
+
+    def __init__(self, agent: str, env: gym.Env, budget: int, seed: int) -> None:
+        self.env = env.unwrapped
+        self.start = time.perf_counter()
+        self.offset = self.env.num_measurements
+        self.result = SearchResult(agent=agent, seed=seed, budget=budget)
+
+    @property
+    def used(self) -> int:
+        """Measurements made since the search started."""
+        return self.env.num_measurements - self.offset
+
+    def observe(self, info: dict[str, Any], actions: list[int]) -> None:
+        """Record the state just reached (its ``info``) and the actions that led to it."""
+        result = self.result
+        latency = float(info["latency_s"])
+        if latency < result.best_latency_s:
+            result.best_latency_s = latency
+            result.best_speedup = float(info["speedup"])
+            result.best_state = info["state"]
+            result.best_actions = list(actions)
+        if not result.curve or result.curve[-1].measurements != self.used:
+            result.curve.append(CurvePoint(self.used, time.perf_counter() - self.start,
+                                           result.best_latency_s, result.best_speedup))
+
+    def finish(self) -> SearchResult:
+        result = self.result
+        result.wall_s = time.perf_counter() - self.start
+        result.usage.measurements = self.used
+        result.usage.cost_model_calls = getattr(self.env, "num_cost_model_calls", 0)
+        return result

@@ -1,0 +1,255 @@
+"""Measuring scheduled programs: real compilation and timing, isolated, checked and cached.
+
+Every program is compiled with ``tvm.compile`` and timed with ``time_evaluator`` in a *worker
+process*; the parent never runs generated code. The worker is started once (``spawn``), generates
+the workload's random inputs and its reference outputs once, then serves measurements over a pipe:
+
+* a build that fails, a kernel that raises, returns a wrong result (compared with the reference on
+  the same random inputs) or crashes the worker (SIGSEGV, SIGILL, abort) is a *failed measurement*
+  with the reason; a kernel that runs past the timeout has its worker killed. The next measurement
+  starts a fresh worker; the environment lives on.
+* results are cached by the structural hash of the program: measuring the same program again is a
+  cache hit, not a new sample. ``num_measurements`` counts real measurements (failed ones included:
+  they cost the same time).
+* with an :class:`RPCConfig`, the worker exports the compiled library and runs it on a device
+  obtained from a TVM RPC tracker (``tracker host:port``, ``key``) instead of locally.
+
+The reported latency is the median over ``repeat`` repeats of ``number`` calls each (each repeat
+lasting at least ``min_repeat_ms``).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, Literal
+
+import numpy as np
+import tvm
+from optarena.envs.tensor_schedule.workload import Workload, tvm_structural_hash
+from pydantic import BaseModel, ConfigDict, Field
+
+WORKER_MODULE = "optarena.envs.tensor_schedule.worker"
+"""Run as ``python -m WORKER_MODULE FD``; named, not imported, so ``runpy`` executes it fresh."""
+
+ErrorKind = Literal["build", "run", "wrong_output", "timeout", "crash"]
+
+
+class MeasureConfig(BaseModel):
+    """How programs are timed and checked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    number: int = Field(1, ge=1, description="calls per repeat (raised to fill min_repeat_ms)")
+    repeat: int = Field(5, ge=1, description="repeats; the median is reported")
+    min_repeat_ms: int = Field(20, ge=0, description="each repeat lasts at least this long")
+    timeout_s: float = Field(60.0, gt=0, description="build + check + timing of one program")
+    baseline_timeout_s: float = Field(900.0, gt=0, description="same, for the unscheduled program")
+    startup_timeout_s: float = Field(900.0, gt=0, description="worker start: inputs, reference")
+    check: bool = Field(True, description="compare outputs with the reference before timing")
+    tolerance: float = Field(1e-3, gt=0, description="max |out - ref| / max |ref| accepted")
+    input_seed: int = Field(0, description="seed of the random inputs")
+
+
+class RPCConfig(BaseModel):
+    """A TVM RPC tracker and the device key to request from it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tracker_host: str = "127.0.0.1"
+    tracker_port: int = 9190
+    key: str = "local"
+    session_timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """One measurement: the median latency, or what went wrong."""
+
+    latency_s: float | None
+    runs_s: tuple[float, ...] = ()
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    max_error: float | None = None
+    """Largest |out - ref| / max |ref| over the outputs (``None`` when not checked)."""
+    seconds: float = 0.0
+    """Wall-clock of the whole measurement (build, check, timing)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.latency_s is not None
+
+
+# ------------------------------------------------------------------------------- parent side
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen
+    conn: Connection
+
+
+@dataclass
+class Measurer:
+    """Measures programs of one workload on one target through an isolated worker process."""
+
+    workload: Workload
+    target: tvm.target.Target
+    config: MeasureConfig = field(default_factory=MeasureConfig)
+    rpc: RPCConfig | None = None
+    num_measurements: int = 0
+    """Real measurements made (cache hits excluded, failures included)."""
+    cache: dict[int, MeasureResult] = field(default_factory=dict)
+    _worker: _Worker | None = None
+
+    def measure(self, mod: tvm.IRModule, *, baseline: bool = False) -> MeasureResult:
+        """Measure a program, or return the cached result for a structurally equal one."""
+        key = tvm_structural_hash(mod)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        result = self._run(mod, self.config.baseline_timeout_s if baseline
+                           else self.config.timeout_s)
+        self.num_measurements += 1
+        self.cache[key] = result
+        return result
+
+    def _run(self, mod: tvm.IRModule, timeout: float) -> MeasureResult:
+        start = time.perf_counter()
+        worker = self._ensure_worker()
+        worker.conn.send({
+            "mod": tvm.ir.save_json(mod),
+            "number": self.config.number,
+            "repeat": self.config.repeat,
+            "min_repeat_ms": self.config.min_repeat_ms,
+        })
+        try:
+            ready = worker.conn.poll(timeout)
+            reply = worker.conn.recv() if ready else None
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            reply, ready = None, True
+        elapsed = time.perf_counter() - start
+        if reply is None:
+            reason = self._kill_worker() if ready else None
+            if not ready:
+                self._kill_worker()
+                return MeasureResult(None, error_kind="timeout", seconds=elapsed,
+                                     error=f"no result within {timeout:g} s; worker killed")
+            return MeasureResult(None, error_kind="crash", seconds=elapsed,
+                                 error=f"worker died: {reason}")
+        return MeasureResult(
+            reply.get("latency_s"), tuple(reply.get("runs_s", ())), reply.get("error_kind"),
+            reply.get("error"), reply.get("max_error"), elapsed,
+        )
+
+    def _ensure_worker(self) -> _Worker:
+        if self._worker is not None and self._worker.process.poll() is None:
+            return self._worker
+        self._kill_worker()
+        ours, theirs = socket.socketpair()
+        process = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, str(theirs.fileno())], pass_fds=(theirs.fileno(),)
+        )
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send({"spec": self.workload.name, "target": str(self.target),
+                   "config": self.config.model_dump(),
+                   "rpc": None if self.rpc is None else self.rpc.model_dump()})
+        try:
+            started = conn.poll(self.config.startup_timeout_s)
+            if started:
+                conn.recv()
+        except (EOFError, ConnectionResetError) as err:
+            process.wait(10)
+            raise RuntimeError(
+                f"measurement worker for {self.workload.name} died while starting "
+                f"({_exit_reason(process.returncode)}); its stderr is above"
+            ) from err
+        if not started:
+            process.kill()
+            raise RuntimeError(
+                f"measurement worker for {self.workload.name} did not start within "
+                f"{self.config.startup_timeout_s:g} s"
+            )
+        self._worker = _Worker(process, conn)
+        return self._worker
+
+    def _kill_worker(self) -> str | None:
+        """Stop the worker; return how it ended ('SIGSEGV', 'exit code 1') if it had died."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return None
+        died = worker.process.poll() is not None
+        if not died:
+            worker.process.kill()
+        worker.process.wait(10)
+        worker.conn.close()
+        return _exit_reason(worker.process.returncode) if died else None
+
+    def close(self) -> None:
+        self._kill_worker()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        return signal.Signals(-code).name
+    return f"exit code {code}"
+
+
+# ------------------------------------------------------------------------------- surrogate
+
+
+class Surrogate:
+    """MetaSchedule's XGBoost cost model over its per-store features, as a cheap latency estimate.
+
+    It is trained on every successful measurement the environment makes and predicts a latency
+    for unmeasured schedules. XGBModel scores are throughputs normalized by the best measured
+    program, so the estimate is ``best latency / score``. Until ``warmup`` measurements exist,
+    MetaSchedule's model answers with random scores (as stock MetaSchedule does for its first
+    samples); :attr:`ready` says whether the estimate is informed.
+    """
+
+    def __init__(self, context: Any, *, warmup: int = 8, seed: int = 43) -> None:
+        from tvm.s_tir import meta_schedule as ms
+
+        self._ms = ms
+        self.context = context
+        self.warmup = warmup
+        self.model = ms.cost_model.XGBModel(
+            config=ms.cost_model.xgb_model.XGBConfig(seed=seed, nthread=1),
+            num_warmup_samples=warmup, adaptive_training=False, verbose_eval=0,
+        )
+        self.num_samples = 0
+        self.num_calls = 0
+        self.best_latency: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.num_samples >= self.warmup
+
+    def _candidates(self, schedules: list[Any]) -> list[Any]:
+        ms = self._ms
+        return [ms.MeasureCandidate(s, ms.arg_info.ArgInfo.from_prim_func(s.mod["main"]))
+                for s in schedules]
+
+    def update(self, schedules: list[Any], latencies: list[float]) -> None:
+        ms = self._ms
+        self.model.update(self.context, self._candidates(schedules),
+                          [ms.runner.RunnerResult([lat], None) for lat in latencies])
+        self.num_samples += len(latencies)
+        best = min(latencies)
+        self.best_latency = best if self.best_latency is None else min(best, self.best_latency)
+
+    def estimate(self, schedules: list[Any]) -> np.ndarray:
+        """Estimated latency in seconds of each schedule."""
+        self.num_calls += len(schedules)
+        scores = np.asarray(self.model.predict(self.context, self._candidates(schedules)))
+        best = self.best_latency if self.best_latency is not None else 1.0
+        return best / np.maximum(scores, 1e-6)

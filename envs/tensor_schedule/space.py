@@ -1,0 +1,504 @@
+"""The design space: MetaSchedule sketches, their knobs, and the actions that turn them.
+
+A *sketch* is a schedule trace produced by MetaSchedule's ``post-order-apply`` space generator with
+the default rules for the target (multi-level tiling, auto-inline, rfactor, random compute location,
+parallel-vectorize-unroll). A sketch holds sampling instructions; a *state* fixes a value for each of
+them and for each parallel annotation. These are the *knobs*:
+
+========================  ======================================  ==============================
+knob                      value                                   MetaSchedule mutator it mirrors
+========================  ======================================  ==============================
+``tile``                  factors of one loop, product = extent   ``MutateTileSize``
+``categorical``           index into the candidates (unroll step)  ``MutateUnroll``
+``compute_location``      -2 inline, -1 root, k >= 0 loop k       ``MutateComputeLocation``
+``parallel``              max. extent of the fused parallel loop  ``MutateParallel``
+========================  ======================================  ==============================
+
+An action changes one knob of the current sketch. The action space has a fixed layout,
+``n_actions = max_knobs * slots``: action ``a`` addresses knob ``a // slots`` and its sub-action
+``a % slots``:
+
+* tile knob with ``n`` factors: sub-action ``s`` is the ``s``-th ordered pair ``(i, j)``, ``i != j``;
+  it moves the smallest prime factor of factor ``i`` to factor ``j`` (every factorization is
+  reachable this way). The innermost factor stays within the sketch's ``max_innermost``.
+* categorical knob: sub-action ``s`` selects candidate ``s``.
+* compute-location knob: sub-action ``s`` selects location ``s - 2``; only the locations
+  MetaSchedule accepts for the block in that state are offered (found by replaying the trace
+  prefix: an unaccepted location snaps to the nearest accepted one below it).
+* parallel knob: sub-action ``s`` selects extent ``PARALLEL_LADDER[s]`` (cores x 2^k).
+
+States are *canonical*: replaying a trace reads every decision back, so one program has one state.
+An action is *legal* when it changes the canonical state: tile moves that keep the innermost bound,
+another unroll step or parallel extent, another accepted compute location. Its successor must still
+pass every MetaSchedule postprocessor (``DisallowDynamicLoop``, ``RewriteParallelVectorizeUnroll``,
+``RewriteReductionBlock``, ``RewriteLayout``); this is checked when the successor is built (on 864
+sampled actions of Llama-3 attention and 771 of conv2d and the MoE expert, none failed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import platform
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import tvm
+from optarena.envs.tensor_schedule.workload import Workload
+from tvm.s_tir import Schedule, Trace
+from tvm.s_tir.schedule import Instruction
+
+KnobKind = Literal["tile", "categorical", "compute_location", "parallel"]
+KNOB_KINDS: tuple[KnobKind, ...] = ("tile", "categorical", "compute_location", "parallel")
+Value = int | tuple[int, ...]
+
+
+def import_cpu_tensor_intrinsics() -> None:
+    """Register TVM's tensor intrinsics for CPUs only.
+
+    ``TuneContext`` imports ``tvm.s_tir.tensor_intrin``, whose ``__init__`` registers the CUDA, ROCm,
+    Hexagon, RISC-V, Arm and x86 intrinsics: 44 s on a 2-core machine, 33 s of it CUDA. A CPU suite
+    needs the host family only, so the package is registered without running its ``__init__`` and
+    only the CPU module of this machine is imported (~2 s).
+    """
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None:  # pragma: no cover - TVM without tensor intrinsics
+        return
+    sys.modules[name] = importlib.util.module_from_spec(spec)
+    family = "arm_cpu" if platform.machine() in ("aarch64", "arm64") else "x86"
+    importlib.import_module(f"{name}.{family}")
+
+
+class InvalidSchedule(Exception):
+    """A state whose trace does not replay or does not pass the postprocessors."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One tunable decision of a sketch."""
+
+    kind: KnobKind
+    inst_index: int
+    """Index of the instruction in the sketch trace."""
+    label: str
+    """Readable name: ``tile C.i``, ``unroll C``, ``compute_location exp``, ``parallel C``."""
+    n: int = 0
+    """Tile: number of factors."""
+    max_innermost: int = 0
+    """Tile: bound on the innermost factor (0: none)."""
+    candidates: tuple[int, ...] = ()
+    """Categorical: the values to choose from. Parallel: the extents to choose from."""
+
+    def format(self, value: Value) -> str:
+        if self.kind == "tile":
+            return "[" + ", ".join(str(v) for v in value) + "]"  # type: ignore[union-attr]
+        if self.kind == "categorical":
+            return str(self.candidates[int(value)])  # type: ignore[arg-type]
+        if self.kind == "compute_location":
+            return {-2: "inline", -1: "root"}.get(int(value), f"loop {value}")  # type: ignore[arg-type]
+        return str(value)
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """A point of the design space: the sketch and one value per knob."""
+
+    sketch: int
+    values: tuple[Value, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sketch": self.sketch, "values": [list(v) if isinstance(v, tuple) else v
+                                                   for v in self.values]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScheduleState:
+        return cls(
+            int(data["sketch"]),
+            tuple(tuple(int(x) for x in v) if isinstance(v, list) else int(v)
+                  for v in data["values"]),
+        )
+
+
+@dataclass(frozen=True)
+class Action:
+    """A decoded, structurally legal action."""
+
+    id: int
+    knob: int
+    old: Value
+    new: Value
+    text: str
+
+
+def _smallest_prime_factor(n: int) -> int:
+    p = 2
+    while p * p <= n:
+        if n % p == 0:
+            return p
+        p += 1
+    return n
+
+
+@dataclass
+class _Sketch:
+    insts: list[Instruction]
+    knobs: list[Knob]
+
+
+class DesignSpace:
+    """Sketches of one workload on one target, and exact transitions between their states."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        target: tvm.target.Target,
+        *,
+        max_compute_location: int = 16,
+        cache_size: int = 4096,
+    ) -> None:
+        import_cpu_tensor_intrinsics()
+        from tvm.s_tir import meta_schedule as ms
+
+        self.workload = workload
+        self.target = target
+        self.context = ms.TuneContext(
+            mod=workload.mod,
+            target=target,
+            space_generator="post-order-apply",
+            search_strategy="evolutionary",
+            task_name=workload.name,
+            num_threads=1,
+        )
+        self.postprocs = list(self.context.space_generator.postprocs)
+        cores = int(target.attrs.get("num-cores", 1))
+        self.parallel_ladder: tuple[int, ...] = tuple(cores * 2**k for k in range(7))
+        self.max_compute_location = max_compute_location
+        self.sketches = [
+            self._read_sketch(sch) for sch in
+            self.context.space_generator.generate_design_space(workload.mod)
+        ]
+        self.max_knobs = max(len(s.knobs) for s in self.sketches)
+        self.slots = max(
+            [self._sub_actions(k) for s in self.sketches for k in s.knobs] or [1]
+        )
+        self.n_actions = self.max_knobs * self.slots
+        self._schedules: OrderedDict[ScheduleState, Schedule | InvalidSchedule] = OrderedDict()
+        self._legal: OrderedDict[ScheduleState, tuple[Action, ...]] = OrderedDict()
+        self._cache_size = cache_size
+
+    # ------------------------------------------------------------------ sketches and knobs
+
+    def _read_sketch(self, sketch: Schedule) -> _Sketch:
+        """Find the knobs of a sketch and give them readable labels."""
+        insts = list(sketch.trace.insts)
+        names: dict[Any, str] = {}
+        original = Schedule(self.workload.mod)
+        knobs: list[Knob] = []
+        for index, inst in enumerate(insts):
+            kind = inst.kind.name
+            if kind == "GetSBlock":
+                names[inst.outputs[0]] = str(inst.attrs[0])
+            elif kind == "GetLoops":
+                block = names.get(inst.inputs[0], "?")
+                axes = _axis_names(original, block)
+                for k, loop in enumerate(inst.outputs):
+                    names[loop] = f"{block}.{axes[k] if k < len(axes) else k}"
+            elif kind == "SamplePerfectTile":
+                knobs.append(Knob(
+                    "tile", index, f"tile {names.get(inst.inputs[0], '?')}",
+                    n=int(inst.attrs[0]), max_innermost=int(inst.attrs[1]),
+                ))
+            elif kind == "SampleCategorical":
+                use = next(
+                    (u for u in insts[index + 1:] if u.kind.name == "Annotate"
+                     and any(x.same_as(inst.outputs[0]) for x in u.inputs)),
+                    None,
+                )
+                what = str(use.attrs[0]).removeprefix("meta_schedule.") if use else "choice"
+                block = names.get(use.inputs[0], "?") if use else "?"
+                knobs.append(Knob(
+                    "categorical", index, f"{what} {block}",
+                    candidates=tuple(int(c) for c in inst.attrs[0]),
+                ))
+            elif kind == "SampleComputeLocation":
+                knobs.append(Knob(
+                    "compute_location", index,
+                    f"compute_location {names.get(inst.inputs[0], '?')}",
+                ))
+            elif kind == "Annotate" and str(inst.attrs[0]) == "meta_schedule.parallel":
+                knobs.append(Knob(
+                    "parallel", index, f"parallel {names.get(inst.inputs[0], '?')}",
+                    candidates=self.parallel_ladder,
+                ))
+        return _Sketch(insts, knobs)
+
+    def _sub_actions(self, knob: Knob) -> int:
+        if knob.kind == "tile":
+            return knob.n * (knob.n - 1)
+        if knob.kind == "compute_location":
+            return 2 + self.max_compute_location
+        return len(knob.candidates)
+
+    def knobs(self, sketch: int) -> list[Knob]:
+        return self.sketches[sketch].knobs
+
+    # ------------------------------------------------------------------ states and schedules
+
+    def trace(self, state: ScheduleState) -> Trace:
+        """The sketch's trace with the state's decisions and parallel extents."""
+        sketch = self.sketches[state.sketch]
+        insts = list(sketch.insts)
+        decisions: dict[Instruction, Any] = {}
+        for knob, value in zip(sketch.knobs, state.values, strict=True):
+            inst = insts[knob.inst_index]
+            if knob.kind == "parallel":
+                insts[knob.inst_index] = Instruction(
+                    inst.kind, [inst.inputs[0], tvm.tirx.IntImm("int32", int(value))],  # type: ignore[arg-type]
+                    inst.attrs, inst.outputs,
+                )
+            elif knob.kind == "tile":
+                decisions[inst] = [int(v) for v in value]  # type: ignore[union-attr]
+            else:
+                decisions[inst] = int(value)  # type: ignore[arg-type]
+        return Trace(insts, decisions)
+
+    def schedule(self, state: ScheduleState) -> Schedule:
+        """Replay the state on the workload and run the postprocessors (cached).
+
+        Raises :class:`InvalidSchedule` with the reason when the state is not a valid program.
+        """
+        return self._built(state)[0]
+
+    def canonical(self, state: ScheduleState) -> ScheduleState:
+        """The state with the decisions MetaSchedule actually applied when replaying it."""
+        return self._built(state)[1]
+
+    def _built(self, state: ScheduleState) -> tuple[Schedule, ScheduleState]:
+        cached = self._schedules.get(state)
+        if cached is None:
+            cached = self._build(state)
+            self._remember(self._schedules, state, cached)
+        else:
+            self._schedules.move_to_end(state)
+        if isinstance(cached, InvalidSchedule):
+            raise cached
+        return cached
+
+    def _build(self, state: ScheduleState) -> tuple[Schedule, ScheduleState] | InvalidSchedule:
+        if not 0 <= state.sketch < len(self.sketches):
+            return InvalidSchedule(f"sketch {state.sketch} does not exist")
+        if len(state.values) != len(self.sketches[state.sketch].knobs):
+            return InvalidSchedule("state does not have one value per knob of its sketch")
+        sch = Schedule(self.workload.mod, debug_mask=0)
+        try:
+            self.trace(state).apply_to_schedule(sch, remove_postproc=True)
+        except (RuntimeError, ValueError, TypeError) as err:
+            return InvalidSchedule(f"trace does not replay: {_first_line(err)}")
+        canonical = self._read_values(state.sketch, sch)
+        sch.enter_postproc()
+        for postproc in self.postprocs:
+            try:
+                ok = postproc.apply(sch)
+            except RuntimeError as err:
+                return InvalidSchedule(f"{postproc.legacy_repr()} failed: {_first_line(err)}")
+            if not ok:
+                return InvalidSchedule(f"rejected by {postproc.legacy_repr()}")
+        return sch, canonical
+
+    def _read_values(self, sketch: int, sch: Schedule, upto: int | None = None) -> ScheduleState:
+        """The knob values a replayed schedule's trace holds (parallel extents from the sketch
+        unless given by ``upto``-less full traces)."""
+        s = self.sketches[sketch]
+        insts = list(sch.trace.insts)
+        decisions = dict(sch.trace.decisions)
+        values: list[Value] = []
+        for knob in s.knobs:
+            if upto is not None and knob.inst_index > upto:
+                break
+            inst = insts[knob.inst_index]
+            if knob.kind == "parallel":
+                values.append(int(inst.inputs[1]))
+            elif knob.kind == "tile":
+                values.append(tuple(int(v) for v in decisions[inst]))
+            else:
+                values.append(int(decisions[inst]))
+        return ScheduleState(sketch, tuple(values))
+
+    def _remember(self, cache: OrderedDict, key: ScheduleState, value: Any) -> None:
+        cache[key] = value
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
+
+    def is_valid(self, state: ScheduleState) -> bool:
+        try:
+            self.schedule(state)
+        except InvalidSchedule:
+            return False
+        return True
+
+    def sample(self, rng: np.random.Generator, sketch: int | None = None,
+               max_tries: int = 256) -> ScheduleState:
+        """A random valid state: the sketch's sampling instructions drawn afresh (MetaSchedule's
+        initial population), retried until the postprocessors accept it."""
+        for _ in range(max_tries):
+            index = int(rng.integers(len(self.sketches))) if sketch is None else sketch
+            s = self.sketches[index]
+            sch = Schedule(self.workload.mod, seed=int(rng.integers(1, 2**31 - 1)), debug_mask=0)
+            try:
+                Trace(s.insts, {}).apply_to_schedule(
+                    sch, remove_postproc=True, decision_provider=lambda *_: None
+                )
+            except RuntimeError:
+                continue
+            state = self._read_values(index, sch)
+            if self.is_valid(state):
+                return state
+        raise InvalidSchedule(f"no valid sample of {self.workload.name} in {max_tries} tries")
+
+    # ------------------------------------------------------------------ actions
+
+    def decode(self, state: ScheduleState, action: int) -> Action | str:
+        """The action's effect on the state, or why it is structurally illegal."""
+        if not 0 <= action < self.n_actions:
+            return f"action {action} is outside [0, {self.n_actions})"
+        knobs = self.sketches[state.sketch].knobs
+        index, sub = divmod(action, self.slots)
+        if index >= len(knobs):
+            return f"sketch {state.sketch} has {len(knobs)} knobs, action {action} addresses #{index}"
+        knob, old = knobs[index], state.values[index]
+        new: Value
+        if knob.kind == "tile":
+            pairs = [(i, j) for i in range(knob.n) for j in range(knob.n) if i != j]
+            if sub >= len(pairs):
+                return f"{knob.label} has {len(pairs)} moves, sub-action {sub} is not one"
+            src, dst = pairs[sub]
+            factors = list(old)  # type: ignore[arg-type]
+            if factors[src] == 1:
+                return f"{knob.label}: factor {src} is 1, nothing to move"
+            prime = _smallest_prime_factor(factors[src])
+            factors[src] //= prime
+            factors[dst] *= prime
+            if knob.max_innermost and factors[-1] > knob.max_innermost:
+                return f"{knob.label}: innermost factor {factors[-1]} > {knob.max_innermost}"
+            new = tuple(factors)
+        elif knob.kind == "compute_location":
+            if sub >= 2 + self.max_compute_location:
+                return f"{knob.label}: no location for sub-action {sub}"
+            new = sub - 2
+        else:
+            if sub >= len(knob.candidates):
+                return f"{knob.label} has {len(knob.candidates)} choices, not {sub + 1}"
+            new = sub if knob.kind == "categorical" else knob.candidates[sub]
+        if new == old:
+            return f"{knob.label} is already {knob.format(old)}"
+        text = f"{knob.label}: {knob.format(old)} -> {knob.format(new)}"
+        return Action(action, index, old, new, text)
+
+    def successor(self, state: ScheduleState, action: Action) -> ScheduleState:
+        """The canonical state the action leads to (raises :class:`InvalidSchedule`)."""
+        values = list(state.values)
+        values[action.knob] = action.new
+        return self.canonical(ScheduleState(state.sketch, tuple(values)))
+
+    def locations(self, state: ScheduleState, knob: int) -> tuple[int, ...]:
+        """Compute locations MetaSchedule accepts for a compute-location knob in this state.
+
+        A location it does not accept snaps to the nearest accepted one below it, so probing
+        downwards from the largest offered location finds each accepted one with one replay of
+        the trace prefix.
+        """
+        inst_index = self.sketches[state.sketch].knobs[knob].inst_index
+        found: list[int] = []
+        probe = self.max_compute_location - 1
+        while probe >= -2:
+            values = list(state.values)
+            values[knob] = probe
+            trace = self.trace(ScheduleState(state.sketch, tuple(values)))
+            prefix = Trace(list(trace.insts)[: inst_index + 1], dict(trace.decisions))
+            sch = Schedule(self.workload.mod, debug_mask=0)
+            try:
+                prefix.apply_to_schedule(sch, remove_postproc=True)
+            except (RuntimeError, ValueError, TypeError):
+                break
+            got = int(self._read_values(state.sketch, sch, upto=inst_index).values[knob])
+            if got > probe or got in found:
+                break
+            found.append(got)
+            probe = got - 1
+        return tuple(sorted(found))
+
+    def legal_actions(self, state: ScheduleState) -> tuple[Action, ...]:
+        """Every action that changes the canonical state (cached per state)."""
+        cached = self._legal.get(state)
+        if cached is not None:
+            return cached
+        legal = []
+        for index, knob in enumerate(self.sketches[state.sketch].knobs):
+            if knob.kind == "compute_location":
+                subs = [v + 2 for v in self.locations(state, index)]
+            else:
+                subs = list(range(self._sub_actions(knob)))
+            for sub in subs:
+                action = self.decode(state, index * self.slots + sub)
+                if isinstance(action, Action):
+                    legal.append(action)
+        result = tuple(legal)
+        self._remember(self._legal, state, result)
+        return result
+
+    def mask(self, state: ScheduleState) -> np.ndarray:
+        mask = np.zeros(self.n_actions, dtype=np.int8)
+        for action in self.legal_actions(state):
+            mask[action.id] = 1
+        return mask
+
+    # ------------------------------------------------------------------ encodings
+
+    def summary(self, state: ScheduleState) -> str:
+        """One line per knob: the decisions of the state, for prompts and logs."""
+        knobs = self.sketches[state.sketch].knobs
+        lines = [f"sketch {state.sketch} of {len(self.sketches)}"]
+        lines += [f"  {k.label} = {k.format(v)}" for k, v in zip(knobs, state.values, strict=True)]
+        return "\n".join(lines)
+
+    def encode(self, state: ScheduleState) -> tuple[np.ndarray, np.ndarray]:
+        """Padded decision vector (4 numbers per knob) and knob-kind one-hots (4 per knob).
+
+        Tile factors and parallel extents as log2, categorical choices as their index, compute
+        locations as given (-2 inline, -1 root).
+        """
+        values = np.zeros((self.max_knobs, 4), dtype=np.float32)
+        kinds = np.zeros((self.max_knobs, 4), dtype=np.int8)
+        for i, (knob, value) in enumerate(
+            zip(self.sketches[state.sketch].knobs, state.values, strict=True)
+        ):
+            kinds[i, KNOB_KINDS.index(knob.kind)] = 1
+            if knob.kind == "tile":
+                values[i, : len(value)] = np.log2(value)[-4:]  # type: ignore[arg-type]
+            elif knob.kind == "parallel":
+                values[i, 0] = np.log2(int(value))  # type: ignore[arg-type]
+            else:
+                values[i, 0] = int(value)  # type: ignore[arg-type]
+        return values.reshape(-1), kinds.reshape(-1)
+
+
+def _axis_names(original: Schedule, block: str) -> list[str]:
+    try:
+        sblock = original.get(original.get_sblock(block))
+    except (RuntimeError, ValueError):
+        return []
+    return [iv.var.name for iv in sblock.iter_vars]
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if "Error" in line or "error" in line:
+            return line.strip()[:300]
+    return (lines[-1] if lines else type(err).__name__)[:300]

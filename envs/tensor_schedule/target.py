@@ -1,0 +1,121 @@
+"""Choosing the LLVM target for the machine the kernels run on.
+
+TVM's own host detection asks LLVM for the CPU *model*; on virtual machines the model may promise
+instruction sets the hypervisor does not expose (an AMD ``znver4`` guest without AVX-512), and code
+built for it dies with SIGILL. With no ``mcpu`` at all, LLVM emits baseline x86-64 code (no AVX2/FMA)
+that is about 2.35x slower. So the host target is chosen from the features the OS reports: the
+first CPU, starting with the detected one and walking down its family, whose SIMD features are all
+present in ``/proc/cpuinfo``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import tvm
+from tvm.target import codegen
+
+# LLVM feature name -> /proc/cpuinfo flag, for the features whose absence raises SIGILL.
+_LLVM_TO_PROC_FLAG: dict[str, str] = {
+    "sse4.1": "sse4_1",
+    "sse4.2": "sse4_2",
+    "sse4a": "sse4a",
+    "avx": "avx",
+    "avx2": "avx2",
+    "fma": "fma",
+    "f16c": "f16c",
+    "bmi": "bmi1",
+    "bmi2": "bmi2",
+    "adx": "adx",
+    "movbe": "movbe",
+    "sha": "sha_ni",
+    "aes": "aes",
+    "vaes": "vaes",
+    "vpclmulqdq": "vpclmulqdq",
+    "gfni": "gfni",
+    "avxvnni": "avx_vnni",
+    "avx512f": "avx512f",
+    "avx512bw": "avx512bw",
+    "avx512cd": "avx512cd",
+    "avx512dq": "avx512dq",
+    "avx512vl": "avx512vl",
+    "avx512vnni": "avx512_vnni",
+    "avx512bf16": "avx512_bf16",
+    "avx512ifma": "avx512ifma",
+    "avx512vbmi": "avx512vbmi",
+    "avx512vbmi2": "avx512_vbmi2",
+    "avx512bitalg": "avx512_bitalg",
+    "avx512vpopcntdq": "avx512_vpopcntdq",
+    "avx512fp16": "avx512_fp16",
+    "amx-tile": "amx_tile",
+}
+
+# Walked in order after the detected CPU; the first one whose features the OS reports wins.
+_X86_FALLBACKS: tuple[str, ...] = (
+    "znver5",
+    "znver4",
+    "znver3",
+    "znver2",
+    "znver1",
+    "sapphirerapids",
+    "icelake-server",
+    "skylake-avx512",
+    "alderlake",
+    "skylake",
+    "haswell",
+    "x86-64-v4",
+    "x86-64-v3",
+    "x86-64-v2",
+    "x86-64",
+)
+
+
+def host_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU feature flags the operating system reports (empty where there is no cpuinfo)."""
+    if not cpuinfo.exists():
+        return frozenset()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def missing_features(mcpu: str, flags: frozenset[str]) -> list[str]:
+    """LLVM features that ``mcpu`` implies but the host does not report."""
+    features = codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))
+    return sorted(
+        feature
+        for feature in features
+        if feature in _LLVM_TO_PROC_FLAG and _LLVM_TO_PROC_FLAG[feature] not in flags
+    )
+
+
+def host_mcpu(flags: frozenset[str] | None = None) -> str:
+    """The newest CPU model whose SIMD features the host actually has."""
+    flags = host_cpu_flags() if flags is None else flags
+    detected = codegen.llvm_get_system_cpu()
+    if platform.machine() not in ("x86_64", "AMD64") or not flags:
+        return detected
+    known = set(codegen.llvm_get_cpu_archlist(tvm.target.Target({"kind": "llvm"})))
+    for mcpu in (detected, *_X86_FALLBACKS):
+        if mcpu in known and not missing_features(mcpu, flags):
+            return mcpu
+    return "x86-64"
+
+
+def host_target(num_cores: int | None = None) -> dict[str, Any]:
+    """Target dict for the local CPU: safe ``mcpu`` and the number of physical cores to use."""
+    cores = num_cores or len(os.sched_getaffinity(0))
+    return {"kind": "llvm", "mcpu": host_mcpu(), "num-cores": cores}
+
+
+def resolve_target(target: str | dict[str, Any] | None) -> tvm.target.Target:
+    """``None`` or ``"host"`` -> :func:`host_target`; a dict or a TVM target string as given."""
+    if target is None or target == "host":
+        return tvm.target.Target(host_target())
+    if isinstance(target, dict):
+        return tvm.target.Target(target)
+    return tvm.target.Target(target)

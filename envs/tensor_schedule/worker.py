@@ -1,0 +1,139 @@
+"""The measurement worker: runs in its own process, started by :class:`~.measure.Measurer`.
+
+``python -m optarena.envs.tensor_schedule.worker FD`` talks over the socket ``FD``: it receives the
+workload, target and settings, generates the random inputs and the reference outputs once, answers
+``{"ready": True}``, then compiles, checks and times each program it is sent. Generated code runs
+only here, so a kernel that crashes or hangs takes this process down, not the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tvm
+from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
+from optarena.envs.tensor_schedule.workload import Workload, get_workload
+
+
+def make_inputs(workload: Workload, seed: int) -> list[np.ndarray]:
+    """Deterministic random arguments for every parameter (outputs included)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for _, shape, dtype in workload.params:
+        if dtype.startswith("float"):
+            arr = rng.random(shape, dtype=np.float32) * np.float32(2) - np.float32(1)
+            arrays.append(arr.astype(dtype, copy=False))
+        else:
+            arrays.append(rng.integers(-8, 8, size=shape).astype(dtype))
+    return arrays
+
+
+def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
+    """max |out - ref| / max |ref| (inf when the output has NaNs or infinities)."""
+    out64, ref64 = out.astype(np.float64), ref.astype(np.float64)
+    if not np.all(np.isfinite(out64)):
+        return float("inf")
+    scale = max(float(np.max(np.abs(ref64))), 1e-30)
+    return float(np.max(np.abs(out64 - ref64))) / scale
+
+
+class _Device:
+    """Where the worker runs kernels: this process, or an RPC session."""
+
+    def __init__(self, target: tvm.target.Target, rpc: RPCConfig | None) -> None:
+        self.target = target
+        self.rpc = rpc
+        self.session: Any = None
+        self.tmp = tempfile.TemporaryDirectory(prefix="optarena-rpc-")
+        if rpc is not None:
+            self.session = tvm.rpc.connect_tracker(rpc.tracker_host, rpc.tracker_port).request(
+                rpc.key, session_timeout=int(rpc.session_timeout_s)
+            )
+            self.dev = self.session.cpu()
+        else:
+            self.dev = tvm.cpu()
+
+    def load(self, mod: tvm.IRModule) -> Any:
+        executable = tvm.compile(mod, target=self.target)
+        if self.session is None:
+            return executable.jit()
+        path = Path(self.tmp.name) / f"kernel_{time.monotonic_ns()}.so"
+        executable.export_library(str(path))
+        self.session.upload(str(path))
+        return self.session.load_module(path.name)
+
+
+def _serve(conn: Connection) -> None:
+    """Worker loop: set up inputs and reference once, then answer measurement requests."""
+    setup = conn.recv()
+    spec, target = setup["spec"], setup["target"]
+    config = MeasureConfig(**setup["config"])
+    rpc = None if setup["rpc"] is None else RPCConfig(**setup["rpc"])
+    os.environ["TVM_NUM_THREADS"] = str(tvm.target.Target(target).attrs.get("num-cores", 1))
+    workload = get_workload(spec)
+    tgt = tvm.target.Target(target)
+    device = _Device(tgt, rpc)
+    inputs = make_inputs(workload, config.input_seed)
+    written = workload.written
+    if workload.reference is not None:
+        reference = workload.reference([a for i, a in enumerate(inputs) if i not in written])
+    else:  # a user's workload: its unscheduled program is the reference
+        reference_fn = tvm.compile(workload.mod, target=tgt).jit()
+        args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
+        reference_fn["main"](*args)
+        reference = [args[i].numpy() for i in written]
+    args = [tvm.runtime.tensor(a, device.dev) for a in inputs]
+    conn.send({"ready": True})
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        conn.send(_measure_one(request, device, args, inputs, written, reference, config))
+
+
+def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
+                 inputs: list[np.ndarray], written: list[int], reference: list[np.ndarray],
+                 config: MeasureConfig) -> dict[str, Any]:
+    try:
+        module = device.load(tvm.ir.load_json(request["mod"]))
+    except Exception as err:  # noqa: BLE001 - any compiler error is a failed build
+        return {"error_kind": "build", "error": _summarize(err)}
+    try:
+        max_error = None
+        if config.check:
+            for i in written:  # a kernel that skips part of its output must not pass
+                args[i].copyfrom(inputs[i])
+            module["main"](*args)
+            errors = [relative_error(args[i].numpy(), ref)
+                      for i, ref in zip(written, reference, strict=True)]
+            max_error = max(errors) if errors else 0.0
+            if not max_error <= config.tolerance:
+                return {"error_kind": "wrong_output", "max_error": max_error,
+                        "error": f"output differs from the reference: relative error "
+                                 f"{max_error:.3g} > {config.tolerance:g}"}
+        timer = module.time_evaluator("main", device.dev, number=request["number"],
+                                      repeat=request["repeat"],
+                                      min_repeat_ms=request["min_repeat_ms"])
+        runs = [float(r) for r in timer(*args).results]
+    except Exception as err:  # noqa: BLE001 - any runtime error is a failed run
+        return {"error_kind": "run", "error": _summarize(err)}
+    return {"latency_s": float(np.median(runs)), "runs_s": runs, "max_error": max_error}
+
+
+def _summarize(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    useful = [line for line in lines if "rror" in line] or lines or [type(err).__name__]
+    return useful[-1][:500]
+
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))

@@ -1,0 +1,120 @@
+"""The ``optarena`` command.
+
+* ``optarena workloads`` -- the registered workloads with their shapes, FLOPs and sources.
+* ``optarena tune --config configs/quickstart.yaml`` -- one agent on one workload for a budget of
+  measurements; prints the speedup found over the unscheduled program and exports the best
+  schedule (TVMScript + MetaSchedule database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.table import Table
+
+
+class TuneConfig(BaseModel):
+    """A tuning run, as read from YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workload: str = "matmul-256"
+    target: dict[str, Any] | None = Field(None, description="TVM target dict; none: this host")
+    agent: str = "random"
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+    budget: int = Field(32, ge=1, description="real measurements per seed")
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    measure: dict[str, Any] = Field(default_factory=dict)
+    max_steps: int = 32
+    export_dir: Path | None = None
+
+
+def _workloads(console: Console) -> int:
+    from optarena.envs.tensor_schedule.workload import FAMILIES, get_workload
+
+    table = Table(title="optarena workloads (TensorSchedule-v0)")
+    for column in ("name", "parameters (shape)", "GFLOP", "knobs", "source"):
+        table.add_column(column, overflow="fold")
+    for family in FAMILIES.values():
+        for name in family.examples:
+            workload = get_workload(name)
+            shapes = ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s, _ in workload.params)
+            table.add_row(workload.name, shapes, f"{workload.flops / 1e9:.3f}",
+                          family.knob_doc, workload.source)
+    console.print(table)
+    console.print("Families take other sizes (matmul-N, matmul-NxMxK, conv2d-SIZE-CHANNELS); "
+                  "RC layers take NAME:knob=value; a TVMScript file path is a workload too.")
+    return 0
+
+
+def _tune(config: TuneConfig, console: Console) -> int:
+    import gymnasium as gym
+
+    import optarena.envs  # noqa: F401 - registers the environments
+    from optarena import agents
+    from optarena.envs.tensor_schedule.export import export_schedule
+    from optarena.envs.tensor_schedule.space import ScheduleState
+
+    env = gym.make("optarena/TensorSchedule-v0", workload=config.workload, target=config.target,
+                   measure=config.measure, max_steps=config.max_steps, info_program=False)
+    inner = env.unwrapped
+    console.print(f"[bold]{inner.workload.name}[/bold] on {inner.target}")
+    console.print(f"unscheduled program: {inner.baseline_latency * 1e3:.3f} ms "
+                  f"(measured once, cached)")
+    speedups = []
+    try:
+        for seed in config.seeds:
+            agent = agents.make(config.agent, **config.agent_config)
+            result = agent.run(env, config.budget, seed)
+            speedups.append(result.best_speedup)
+            console.print(
+                f"{config.agent} seed {seed}: best {result.best_latency_s * 1e3:.3f} ms = "
+                f"[bold green]{result.best_speedup:.2f}x[/bold green] over unscheduled, "
+                f"{result.usage.measurements} measurements, {result.wall_s:.1f} s"
+            )
+            if config.export_dir is not None and result.best_state is not None:
+                exported = export_schedule(
+                    inner.space, ScheduleState.from_json(result.best_state),
+                    result.best_latency_s, config.export_dir / f"seed{seed}")
+                console.print(f"  exported to {exported.database}")
+    finally:
+        env.close()
+    if len(speedups) > 1:
+        console.print(f"speedup over {len(speedups)} seeds: mean {statistics.mean(speedups):.2f}x,"
+                      f" stdev {statistics.stdev(speedups):.2f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="optarena", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("workloads", help="list the registered workloads")
+    tune = commands.add_parser("tune", help="run one agent on one workload")
+    tune.add_argument("--config", type=Path, help="YAML file with TuneConfig fields")
+    tune.add_argument("--workload", help="overrides the config")
+    tune.add_argument("--agent", help="overrides the config")
+    tune.add_argument("--budget", type=int, help="overrides the config")
+    tune.add_argument("--seed", type=int, action="append", dest="seeds",
+                      help="overrides the config's seeds (repeatable)")
+    tune.add_argument("--export-dir", type=Path, help="overrides the config")
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.command == "workloads":
+        return _workloads(console)
+    values: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}
+    for key in ("workload", "agent", "budget", "seeds", "export_dir"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    return _tune(TuneConfig(**(values or {})), console)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
