@@ -41,6 +41,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from optarena.envs.tensor_schedule.measure import (
     MeasureConfig,
     Measurer,

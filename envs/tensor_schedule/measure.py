@@ -20,6 +20,7 @@ lasting at least ``min_repeat_ms``).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -31,8 +32,9 @@ from typing import Any, Literal
 
 import numpy as np
 import tvm
-from optarena.envs.tensor_schedule.workload import Workload, tvm_structural_hash
 from pydantic import BaseModel, ConfigDict, Field
+
+from optarena.envs.tensor_schedule.workload import Workload, tvm_structural_hash
 
 WORKER_MODULE = "optarena.envs.tensor_schedule.worker"
 """Run as ``python -m WORKER_MODULE FD``; named, not imported, so ``runpy`` executes it fresh."""
@@ -129,19 +131,19 @@ class Measurer:
             "min_repeat_ms": self.config.min_repeat_ms,
         })
         try:
-            ready = worker.conn.poll(timeout)
-            reply = worker.conn.recv() if ready else None
-        except (EOFError, ConnectionResetError, BrokenPipeError):
-            reply, ready = None, True
-        elapsed = time.perf_counter() - start
-        if reply is None:
-            reason = self._kill_worker() if ready else None
-            if not ready:
+            if not worker.conn.poll(timeout):
                 self._kill_worker()
-                return MeasureResult(None, error_kind="timeout", seconds=elapsed,
+                return MeasureResult(None, error_kind="timeout", seconds=time.perf_counter() - start,
                                      error=f"no result within {timeout:g} s; worker killed")
-            return MeasureResult(None, error_kind="crash", seconds=elapsed,
+            reply = worker.conn.recv()
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(10)
+            reason = _exit_reason(worker.process.returncode)
+            self._kill_worker()
+            return MeasureResult(None, error_kind="crash", seconds=time.perf_counter() - start,
                                  error=f"worker died: {reason}")
+        elapsed = time.perf_counter() - start
         return MeasureResult(
             reply.get("latency_s"), tuple(reply.get("runs_s", ())), reply.get("error_kind"),
             reply.get("error"), reply.get("max_error"), elapsed,
@@ -179,17 +181,14 @@ class Measurer:
         self._worker = _Worker(process, conn)
         return self._worker
 
-    def _kill_worker(self) -> str | None:
-        """Stop the worker; return how it ended ('SIGSEGV', 'exit code 1') if it had died."""
+    def _kill_worker(self) -> None:
         worker, self._worker = self._worker, None
         if worker is None:
-            return None
-        died = worker.process.poll() is not None
-        if not died:
+            return
+        if worker.process.poll() is None:
             worker.process.kill()
         worker.process.wait(10)
         worker.conn.close()
-        return _exit_reason(worker.process.returncode) if died else None
 
     def close(self) -> None:
         self._kill_worker()

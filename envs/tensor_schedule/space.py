@@ -47,9 +47,10 @@ from typing import Any, Literal
 
 import numpy as np
 import tvm
-from optarena.envs.tensor_schedule.workload import Workload
 from tvm.s_tir import Schedule, Trace
 from tvm.s_tir.schedule import Instruction
+
+from optarena.envs.tensor_schedule.workload import Workload
 
 KnobKind = Literal["tile", "categorical", "compute_location", "parallel"]
 KNOB_KINDS: tuple[KnobKind, ...] = ("tile", "categorical", "compute_location", "parallel")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import tvm
+
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
 from optarena.envs.tensor_schedule.workload import Workload, get_workload
 
@@ -104,7 +105,7 @@ def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
                  config: MeasureConfig) -> dict[str, Any]:
     try:
         module = device.load(tvm.ir.load_json(request["mod"]))
-    except Exception as err:  # noqa: BLE001 - any compiler error is a failed build
+    except Exception as err:
         return {"error_kind": "build", "error": _summarize(err)}
     try:
         max_error = None
@@ -123,7 +124,7 @@ def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
                                       repeat=request["repeat"],
                                       min_repeat_ms=request["min_repeat_ms"])
         runs = [float(r) for r in timer(*args).results]
-    except Exception as err:  # noqa: BLE001 - any runtime error is a failed run
+    except Exception as err:
         return {"error_kind": "run", "error": _summarize(err)}
     return {"latency_s": float(np.median(runs)), "runs_s": runs, "max_error": max_error}
 

@@ -454,7 +454,9 @@ def load_tvmscript(path: Path) -> Workload:
     from tvm.s_tir.analysis import estimate_tir_flops
     from tvm.script import from_source
 
-    parsed = from_source(path.read_text())
+    # TVM's parser takes no imports; a file written for Python has them (T, I are provided).
+    text = re.sub(r"^(from\s+\S+\s+import\s+.*|import\s+.*)$", "", path.read_text(), flags=re.M)
+    parsed = from_source(text)
     if isinstance(parsed, tvm.IRModule):
         funcs = [f for f in parsed.functions.values() if isinstance(f, tvm.tirx.PrimFunc)]
         if len(funcs) != 1:

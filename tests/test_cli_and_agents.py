@@ -1,0 +1,57 @@
+import gymnasium as gym
+import pytest
+
+from optarena import agents
+from optarena.experiments.cli import main
+
+from .conftest import FAST_MEASURE
+
+
+def test_workloads_command_lists_every_rc_layer(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["workloads"]) == 0
+    out = capsys.readouterr().out
+    for name in ("llama3-8b-attention", "deepseek-r1-moe", "flux-attention", "flux-conv",
+                 "llama4-scout-mlp", "matmul-256", "conv2d-56-64"):
+        assert name in out
+    assert "config.json" in out
+
+
+def test_unknown_agent_is_a_clear_error():
+    with pytest.raises(ValueError, match="available: random"):
+        agents.make("alphazero")
+
+
+def test_random_search_respects_the_budget_and_improves(matmul_env):
+    result = agents.make("random", walk_length=3).run(matmul_env, budget=10, seed=0)
+    assert result.usage.measurements <= 10
+    latencies = [p.best_latency_s for p in result.curve]
+    assert latencies == sorted(latencies, reverse=True), "best-so-far never gets worse"
+    measured = [p.measurements for p in result.curve]
+    assert measured == sorted(measured) and measured[-1] <= 10
+    assert result.best_latency_s == latencies[-1] and result.best_speedup > 1
+    assert result.best_state is not None
+
+
+def test_random_search_is_deterministic_for_a_seed(cache_dir):
+    """Two fresh environments, one seed: the same programs are measured (timing noise aside)."""
+    measured = []
+    for _ in range(2):
+        env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
+                       cache_dir=cache_dir)
+        try:
+            agents.make("random").run(env, budget=6, seed=3)
+            measured.append(set(env.unwrapped.measurer.cache))
+        finally:
+            env.close()
+    assert measured[0] == measured[1] and len(measured[0]) == 6
+
+
+def test_tune_command_prints_the_speedup(tmp_path, capsys):
+    config = tmp_path / "tune.yaml"
+    config.write_text("workload: matmul-64\nbudget: 4\nseeds: [0]\n"
+                      "measure: {number: 1, repeat: 3, min_repeat_ms: 5}\n")
+    assert main(["tune", "--config", str(config), "--export-dir", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "over unscheduled" in out and "x" in out
+    assert (tmp_path / "out" / "seed0" / "database_tuning_record.json").exists()

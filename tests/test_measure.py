@@ -1,0 +1,140 @@
+"""The measurement layer against real kernels: wrong, crashing, hanging, illegal-instruction."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import tvm
+from tvm.script import from_source
+
+from optarena.envs.tensor_schedule.measure import MeasureConfig, Measurer, RPCConfig
+from optarena.envs.tensor_schedule.space import DesignSpace
+from optarena.envs.tensor_schedule.target import host_cpu_flags, host_target
+from optarena.envs.tensor_schedule.workload import get_workload
+
+SIGNATURE = ('@T.prim_func(s_tir=True)\n'
+             'def main(A: T.Buffer((64, 64), "float32"), B: T.Buffer((64, 64), "float32"),'
+             ' C: T.Buffer((64, 64), "float32")):\n'
+             '    T.func_attr({"global_symbol": "main", "tirx.noalias": True})\n')
+WRONG = SIGNATURE + """    for i, j in T.grid(64, 64):
+        with T.sblock("C"):
+            vi, vj = T.axis.remap("SS", [i, j])
+            C[vi, vj] = A[vi, vj] + B[vi, vj]
+"""
+PARTIAL = SIGNATURE + """    for i, j, k in T.grid(32, 64, 64):
+        with T.sblock("C"):
+            vi, vj, vk = T.axis.remap("SSR", [i, j, k])
+            with T.init():
+                C[vi, vj] = T.float32(0.0)
+            C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
+"""
+ABORT = SIGNATURE + '    T.evaluate(T.call_extern("int32", "abort"))\n'
+SLEEP = SIGNATURE + '    T.evaluate(T.call_extern("int32", "sleep", 600))\n'
+FAST = MeasureConfig(number=1, repeat=3, min_repeat_ms=5, timeout_s=30)
+
+
+def _mod(text: str) -> tvm.IRModule:
+    func = from_source(text)
+    return tvm.IRModule({"main": func})
+
+
+@pytest.fixture(scope="module")
+def matmul_measurer():
+    workload = get_workload("matmul-64")
+    measurer = Measurer(workload, tvm.target.Target(host_target()), FAST)
+    yield measurer
+    measurer.close()
+
+
+def test_correct_program_is_timed_and_checked(matmul_measurer):
+    result = matmul_measurer.measure(matmul_measurer.workload.mod)
+    assert result.ok and result.latency_s > 0
+    assert len(result.runs_s) == 3 and result.latency_s == float(np.median(result.runs_s))
+    assert result.max_error is not None and result.max_error < 1e-5
+
+
+def test_wrong_program_is_never_accepted(matmul_measurer):
+    result = matmul_measurer.measure(_mod(WRONG))
+    assert not result.ok and result.error_kind == "wrong_output"
+    assert result.max_error > FAST.tolerance
+
+
+def test_program_that_skips_half_its_output_is_caught(matmul_measurer):
+    # the previous (correct) run left a valid C in the buffer: outputs are reset before checking
+    matmul_measurer.measure(matmul_measurer.workload.mod)
+    result = matmul_measurer.measure(_mod(PARTIAL))
+    assert result.error_kind == "wrong_output"
+
+
+def test_crashing_kernel_is_survived(matmul_measurer):
+    result = matmul_measurer.measure(_mod(ABORT))
+    assert result.error_kind == "crash" and "SIGABRT" in result.error
+    after = matmul_measurer.measure(_mod(WRONG.replace("A[vi, vj] + B", "A[vi, vj] - B")))
+    assert after.error_kind == "wrong_output", "the next measurement runs in a fresh worker"
+
+
+def test_hanging_kernel_times_out_and_is_survived():
+    workload = get_workload("matmul-64")
+    config = FAST.model_copy(update={"timeout_s": 8.0})
+    measurer = Measurer(workload, tvm.target.Target(host_target()), config)
+    try:
+        measurer.measure(workload.mod)  # start the worker outside the timed part
+        start = time.perf_counter()
+        result = measurer.measure(_mod(SLEEP))
+        assert result.error_kind == "timeout"
+        assert time.perf_counter() - start < 30
+        assert measurer.measure(_mod(WRONG)).error_kind == "wrong_output"
+    finally:
+        measurer.close()
+
+
+@pytest.mark.skipif("avx512f" in host_cpu_flags(), reason="needs a CPU without AVX-512")
+def test_code_for_a_cpu_the_host_lacks_is_a_crash_not_a_dead_env():
+    workload = get_workload("matmul-128")
+    target = tvm.target.Target({"kind": "llvm", "mcpu": "znver4", "num-cores": 2})
+    space = DesignSpace(workload, target)
+    measurer = Measurer(workload, target, FAST)
+    try:
+        result = measurer.measure(space.schedule(space.sample(np.random.default_rng(0))).mod)
+        assert result.error_kind == "crash" and "SIGILL" in result.error
+        assert measurer.measure(workload.mod).ok
+    finally:
+        measurer.close()
+
+
+def test_cache_hit_is_not_a_measurement(matmul_measurer):
+    before = matmul_measurer.num_measurements
+    first = matmul_measurer.measure(matmul_measurer.workload.mod)
+    again = matmul_measurer.measure(tvm.IRModule({"main": matmul_measurer.workload.func}))
+    assert again is first
+    assert matmul_measurer.num_measurements == before
+
+
+def test_rpc_runner_measures_through_a_local_tracker():
+    pytest.importorskip("tornado")
+    from tvm.rpc.server import Server
+    from tvm.rpc.tracker import Tracker
+
+    tracker = Tracker(host="127.0.0.1", port=9190, port_end=9290, silent=True)
+    server = Server(host="127.0.0.1", port=9300, port_end=9400, silent=True,
+                    tracker_addr=("127.0.0.1", tracker.port), key="optarena-test")
+    workload = get_workload("matmul-64")
+    measurer = Measurer(workload, tvm.target.Target(host_target()), FAST,
+                        RPCConfig(tracker_port=tracker.port, key="optarena-test"))
+    try:
+        deadline = time.time() + 20
+        while "optarena-test" not in tvm.rpc.connect_tracker("127.0.0.1", tracker.port).text_summary():
+            assert time.time() < deadline, "RPC server did not register with the tracker"
+            time.sleep(0.2)
+        result = measurer.measure(workload.mod)
+        assert result.ok and result.max_error < 1e-5
+        summary = tvm.rpc.connect_tracker("127.0.0.1", tracker.port).summary()
+        queue = summary["queue_info"]["optarena-test"]
+        assert queue["free"] == 0, "the worker holds the remote device while measuring"
+        assert measurer.measure(_mod(WRONG)).error_kind == "wrong_output"
+    finally:
+        measurer.close()
+        server.terminate()
+        tracker.terminate()

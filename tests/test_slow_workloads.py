@@ -1,0 +1,50 @@
+"""End-to-end on every built-in workload (minutes: run with ``-m slow``)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from optarena.envs.tensor_schedule.workload import RC_WORKLOADS, available
+
+pytestmark = pytest.mark.slow
+MEASURE = {"number": 1, "repeat": 3, "min_repeat_ms": 10, "timeout_s": 60}
+
+
+@pytest.mark.parametrize("workload", available())
+def test_check_env_on_every_builtin_workload(workload, cache_dir):
+    env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=MEASURE,
+                   cache_dir=cache_dir, info_program=False)
+    try:
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env.unwrapped, warn=True)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("workload", RC_WORKLOADS)
+def test_random_masked_rollouts_on_rc_layers_are_all_checked(workload, cache_dir):
+    env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=MEASURE,
+                   cache_dir=cache_dir, info_program=False)
+    inner = env.unwrapped
+    rng = np.random.default_rng(0)
+    try:
+        for episode in range(2):
+            _, info = env.reset(seed=episode)
+            for _ in range(4):
+                legal = np.flatnonzero(info["action_mask"])
+                if len(legal) == 0:
+                    break
+                _, reward, _, _, info = env.step(int(rng.choice(legal)))
+                assert np.isfinite(reward) and info["speedup"] > 0
+        results = list(inner.measurer.cache.values())
+        assert inner.num_measurements >= 4
+        tolerance = inner.measurer.config.tolerance
+        for result in results:
+            if result.ok:
+                assert result.max_error is not None and result.max_error <= tolerance
+            else:
+                assert result.error_kind in ("timeout", "crash", "build", "run", "wrong_output")
+    finally:
+        env.close()
