@@ -145,8 +145,9 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         options = options or {}
         self._steps = 0
         if "state" in options:
-            state = options["state"]
-            state = state if isinstance(state, ScheduleState) else ScheduleState.from_json(state)
+            given = options["state"]
+            state = self._canonical(
+                given if isinstance(given, ScheduleState) else ScheduleState.from_json(given))
             result = self.evaluate(state)
             if not result.ok:
                 raise ValueError(f"options['state'] cannot be measured: {result.error}")
@@ -208,9 +209,10 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def describe_actions(self, state: ScheduleState | None = None) -> list[dict[str, Any]]:
         """The legal actions as ``{"id", "knob", "old", "new", "text"}``, for prompts and logs."""
-        return [{"id": a.id, "knob": self.space.knobs((state or self._state).sketch)[a.knob].label,  # type: ignore[union-attr]
-                 "old": a.old, "new": a.new, "text": a.text}
-                for a in self.legal_actions(state)]
+        state = state or self._require_state()
+        knobs = self.space.knobs(state.sketch)
+        return [{"id": a.id, "knob": knobs[a.knob].label, "old": a.old, "new": a.new,
+                 "text": a.text} for a in self.legal_actions(state)]
 
     # ------------------------------------------------------------------ tree search
 
@@ -220,6 +222,7 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def set_state(self, state: ScheduleState) -> dict[str, Any]:
         """Jump to a state; measures it unless it was measured before. Returns its info."""
+        state = self._canonical(state)
         result = self.evaluate(state)
         if not result.ok:
             raise ValueError(f"cannot set an unmeasurable state: {result.error}")
@@ -326,6 +329,12 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             errors.append(result.error)
         raise RuntimeError(f"no sample of {self.workload.name} measured in {_RESET_TRIES} tries; "
                            f"last errors: {errors[-3:]}")
+
+    def _canonical(self, state: ScheduleState) -> ScheduleState:
+        try:
+            return self.space.canonical(state)
+        except InvalidSchedule as err:
+            raise ValueError(f"not a valid state of {self.workload.name}: {err}") from err
 
     def _require_state(self) -> ScheduleState:
         if self._state is None:

@@ -144,6 +144,8 @@ class Measurer:
             return MeasureResult(None, error_kind="crash", seconds=time.perf_counter() - start,
                                  error=f"worker died: {reason}")
         elapsed = time.perf_counter() - start
+        if reply.get("restart"):
+            self._kill_worker()
         return MeasureResult(
             reply.get("latency_s"), tuple(reply.get("runs_s", ())), reply.get("error_kind"),
             reply.get("error"), reply.get("max_error"), elapsed,

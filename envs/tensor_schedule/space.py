@@ -313,8 +313,8 @@ class DesignSpace:
         return sch, canonical
 
     def _read_values(self, sketch: int, sch: Schedule, upto: int | None = None) -> ScheduleState:
-        """The knob values a replayed schedule's trace holds (parallel extents from the sketch
-        unless given by ``upto``-less full traces)."""
+        """The knob values held by a replayed schedule's trace (only the knobs up to instruction
+        ``upto`` when the trace is a prefix)."""
         s = self.sketches[sketch]
         insts = list(sch.trace.insts)
         decisions = dict(sch.trace.decisions)

@@ -105,7 +105,9 @@ def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
                  config: MeasureConfig) -> dict[str, Any]:
     try:
         module = device.load(tvm.ir.load_json(request["mod"]))
-    except Exception as err:
+    except tvm.error.RPCError as err:  # the remote side is gone: reconnect in a fresh worker
+        return {"error_kind": "run", "error": _summarize(err), "restart": True}
+    except Exception as err:  # any compiler error is a failed build
         return {"error_kind": "build", "error": _summarize(err)}
     try:
         max_error = None
@@ -124,7 +126,9 @@ def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
                                       repeat=request["repeat"],
                                       min_repeat_ms=request["min_repeat_ms"])
         runs = [float(r) for r in timer(*args).results]
-    except Exception as err:
+    except tvm.error.RPCError as err:
+        return {"error_kind": "run", "error": _summarize(err), "restart": True}
+    except Exception as err:  # any runtime error is a failed run
         return {"error_kind": "run", "error": _summarize(err)}
     return {"latency_s": float(np.median(runs)), "runs_s": runs, "max_error": max_error}
 
