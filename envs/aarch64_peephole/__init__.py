@@ -1,0 +1,1 @@
+"""The AArch64 peephole environment (in progress): toolchain and equivalence checker."""

@@ -1,0 +1,139 @@
+"""The equivalence checker catches the errors the peephole study reports, and accepts real pairs."""
+
+import pytest
+
+from optarena.envs.aarch64_peephole.check import EquivalenceChecker
+from optarena.envs.aarch64_peephole.toolchain import Toolchain, ToolMissing
+
+ORIGINAL = """\
+ldr x1, [x0, #8]
+ldr x2, [x0, #16]
+add x3, x1, x2
+str x3, [sp, #16]
+str x1, [sp, #24]
+"""
+PAIRED = """\
+ldp x1, x2, [x0, #8]
+add x3, x1, x2
+stp x3, x1, [sp, #16]
+"""
+
+
+@pytest.fixture(scope="module")
+def checker() -> EquivalenceChecker:
+    return EquivalenceChecker(states=8, seed=1)
+
+
+def test_accepts_a_correct_pairing(checker):
+    result = checker.check(ORIGINAL, PAIRED)
+    assert result.equivalent and result.states >= 8
+
+
+def test_catches_swapped_registers(checker):
+    result = checker.check(ORIGINAL, PAIRED.replace("ldp x1, x2", "ldp x2, x1"))
+    assert result.failure.kind == "register"
+
+
+def test_catches_an_off_by_8_offset(checker):
+    result = checker.check(ORIGINAL, PAIRED.replace("[x0, #8]", "[x0, #16]"))
+    assert not result.equivalent and result.failure.kind in ("register", "memory")
+
+
+def test_catches_a_wrong_store_pair_order(checker):
+    result = checker.check(ORIGINAL, PAIRED.replace("stp x3, x1", "stp x1, x3"))
+    assert result.failure.kind == "memory" and "expected" in result.failure.detail
+
+
+def test_catches_a_dropped_store(checker):
+    result = checker.check(ORIGINAL, PAIRED.replace("stp x3, x1, [sp, #16]", "str x3, [sp, #16]"))
+    assert result.failure.kind == "memory"
+
+
+def test_catches_wrong_flags(checker):
+    result = checker.check("adds x0, x1, x2\n", "add x0, x1, x2\n")
+    assert result.failure.kind == "flags"
+
+
+def test_reports_the_assembler_message(checker):
+    result = checker.check(ORIGINAL, "ldp x1, x2, [x0, #8\n")
+    assert result.failure.kind == "assemble" and "line 1" in result.failure.detail
+
+
+def test_rewrite_that_leaves_the_block_is_a_crash(checker):
+    result = checker.check("add x0, x1, x2\n", "add x0, x1, x2\nb .+64\n")
+    assert result.failure.kind == "crash"
+
+
+def test_pairing_across_an_aliasing_store_is_caught(checker):
+    # x4 may point at x0+16: moving the second load above the store changes what it reads
+    original = "ldr x1, [x0, #8]\nstr x5, [x4]\nldr x2, [x0, #16]\n"
+    illegal = "ldp x1, x2, [x0, #8]\nstr x5, [x4]\n"
+    assert checker.check(original, illegal).failure.kind == "register"
+
+
+def test_q_registers_are_compared(checker):
+    original = "ldr q0, [x0]\nldr q1, [x0, #16]\n"
+    assert checker.check(original, "ldp q0, q1, [x0]\n").equivalent
+    assert checker.check(original, "ldp q1, q0, [x0]\n").failure.kind == "register"
+
+
+def test_missing_tool_names_the_debian_package():
+    with pytest.raises(ToolMissing, match="apt-get install"):
+        Toolchain(llvm_mc="llvm-mc-does-not-exist").assemble("nop\n")
+
+
+def test_alias_states_cover_every_pair_of_base_registers():
+    from optarena.envs.aarch64_peephole.check import alias_constraints
+
+    constraints = alias_constraints("ldr x1, [x0, #8]\nstr x5, [x4]\nldr x2, [x0, #16]\n")
+    assert ("x0", "x4", 16) in constraints and ("x0", "x4", 8) in constraints
+    assert all(r != s for r, s, _ in constraints)
+
+
+C_SOURCE = """
+struct S { long a, b, c, d; int e, f; double g, h; };
+void copy(struct S *dst, const struct S *src) { *dst = *src; }
+long sum4(const long *p) { return p[0] + p[1] + p[2] + p[3]; }
+void swap_pairs(int *p) {
+  int a = p[0], b = p[1], c = p[2], d = p[3];
+  p[0] = b; p[1] = a; p[2] = d; p[3] = c;
+}
+double dot2(const double *x, const double *y) { return x[0] * y[0] + x[1] * y[1]; }
+"""
+
+
+def _function_bodies(asm: str) -> dict[str, str]:
+    """Straight-line function bodies (the final ret dropped) of clang's output."""
+    bodies: dict[str, list[str]] = {}
+    current = None
+    for line in asm.splitlines():
+        stripped = line.split("//")[0].strip()
+        if stripped.endswith(":") and not stripped.startswith("."):
+            current = stripped[:-1]
+            bodies[current] = []
+        elif current and stripped and not stripped.startswith(".") and stripped != "ret":
+            bodies[current].append(stripped)
+    return {name: "\n".join(lines) + "\n" for name, lines in bodies.items()}
+
+
+def test_accepts_llvm_oracle_rewrites(checker, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("clang-14") is None:
+        pytest.skip("clang-14 is not installed (.ci/run installs it)")
+    source = tmp_path / "pairs.c"
+    source.write_text(C_SOURCE)
+    flags = ["clang-14", "--target=aarch64-linux-gnu", "-O1", "-S", "-o", "-", str(source)]
+    before = _function_bodies(subprocess.run(
+        [*flags, "-mllvm", "-aarch64-enable-ldst-opt=false"], capture_output=True, text=True,
+        check=True).stdout)
+    after = _function_bodies(subprocess.run(flags, capture_output=True, text=True,
+                                            check=True).stdout)
+    assert set(before) == {"copy", "sum4", "swap_pairs", "dot2"}
+    changed = 0
+    for name in before:
+        changed += before[name] != after[name]
+        result = checker.check(before[name], after[name])
+        assert result.equivalent, (name, result.failure)
+    assert changed >= 3, "the oracle pairs loads and stores in most of these functions"
