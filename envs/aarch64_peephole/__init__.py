@@ -1,1 +1,1 @@
-"""The AArch64 peephole environment (in progress): toolchain and equivalence checker."""
+"""The AArch64 peephole environment (in progress): toolchain, block model, pairing rule, checker."""

@@ -1,0 +1,137 @@
+"""Peephole rewrites at concrete sites of a block, with their legality conditions.
+
+**Load/store pairing** (``pair``), after LLVM's ``AArch64LoadStoreOptimizer``: two single loads or
+two single stores (``ldr``/``ldur``/``str``/``stur`` on W, X, S, D or Q registers; ``ldrsw``/
+``ldursw`` into ``ldpsw``) become one ``ldp``/``stp`` when
+
+* both use the same base register with plain offset addressing, their byte offsets differ by the
+  access size, and the lower offset is a multiple of the size within the scaled 7-bit range
+  (``-64 .. 63`` elements); scaled and unscaled forms pair with each other;
+* they are of the same kind and register class; two loads do not target the same register, and
+  the first load does not write the base register;
+* the second access is at most ``SCAN_LIMIT`` (20) instructions after the first, with no call,
+  branch or barrier in between (LLVM stops its scan there);
+* the second access moves up to the first across the instructions in between, so none of them
+  writes the base register or the second access's data register (nor, for a load, reads it), and
+  none may alias it: a load may not move above a store, nor a store above any access, unless
+  both use the same base register and their byte ranges are disjoint (different base registers
+  may alias).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optarena.envs.aarch64_peephole.block import Instruction, canonical
+
+SCAN_LIMIT = 20
+PAIRABLE = {"ldr", "ldur", "str", "stur", "ldrsw", "ldursw"}
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A rewrite site: instruction ``first`` becomes ``replacement``; ``second`` is removed."""
+
+    rule: str
+    first: int
+    second: int
+    replacement: Instruction
+    text: str
+
+    def apply(self, block: list[Instruction]) -> list[Instruction]:
+        out = list(block)
+        out[self.first] = self.replacement
+        del out[self.second]
+        return out
+
+
+def _pairable(inst: Instruction) -> bool:
+    memory = inst.memory
+    return (inst.mnemonic in PAIRABLE and memory is not None and memory.mode == "offset"
+            and len(inst.data_registers) == 1 and inst.data_registers[0][0] in "wxsdq"
+            and inst.size in (4, 8, 16))
+
+
+def _pair_opcode(inst: Instruction) -> tuple[str, str]:
+    signed = inst.mnemonic in ("ldrsw", "ldursw")
+    return (inst.access or "", "sw" if signed else inst.data_registers[0][0])
+
+
+def _may_alias(a: Instruction, b: Instruction) -> bool:
+    ma, mb = a.memory, b.memory
+    if ma is None or mb is None or ma.base != mb.base or (ma.mode, mb.mode) != ("offset", "offset"):
+        return True
+    size_a = a.size * max(1, len(a.data_registers))
+    size_b = b.size * max(1, len(b.data_registers))
+    return ma.offset < mb.offset + size_b and mb.offset < ma.offset + size_a
+
+
+def _blocked(block: list[Instruction], i: int, j: int) -> str | None:
+    """Why the access at ``j`` cannot move up to ``i`` (None when it can)."""
+    moved = block[j]
+    base = canonical(moved.memory.base)  # type: ignore[union-attr]
+    data = canonical(moved.data_registers[0])
+    for k in range(i + 1, j):
+        between = block[k]
+        if base in between.writes():
+            return f"#{k} writes the base register {base}"
+        if data in between.writes():
+            return f"#{k} writes {data}, which #{j} {moved.access}s"
+        if moved.access == "load" and data in between.reads():
+            return f"#{k} reads {data} before #{j} would load it"
+        if between.access and "store" in (between.access, moved.access) and \
+                _may_alias(between, moved):
+            return f"#{k} is a {between.access} that may alias #{j}"
+    return None
+
+
+def pair_sites(block: list[Instruction]) -> list[Rewrite]:
+    """Every legal load/store pairing in the block, the first partner of each access."""
+    sites = []
+    for i, first in enumerate(block):
+        if not _pairable(first):
+            continue
+        memory = first.memory
+        assert memory is not None
+        base = canonical(memory.base)
+        if first.access == "load" and canonical(first.data_registers[0]) == base:
+            continue  # the second access would use the loaded base
+        for j in range(i + 1, min(len(block), i + 1 + SCAN_LIMIT)):
+            second = block[j]
+            if second.ends_window:
+                break
+            if _pairable(second) and _pair_opcode(second) == _pair_opcode(first) and \
+                    canonical(second.memory.base) == base:  # type: ignore[union-attr]
+                rewrite = _merge(block, i, j)
+                if rewrite is not None:
+                    sites.append(rewrite)
+                    break
+            if base in second.writes():
+                break
+    return sites
+
+
+def _merge(block: list[Instruction], i: int, j: int) -> Rewrite | None:
+    first, second = block[i], block[j]
+    size = first.size
+    fo, so = first.memory.offset, second.memory.offset  # type: ignore[union-attr]
+    if abs(fo - so) != size:
+        return None
+    low, high = (first, second) if fo < so else (second, first)
+    offset = min(fo, so)
+    if offset % size or not -64 <= offset // size <= 63:
+        return None
+    if first.access == "load" and canonical(first.data_registers[0]) == \
+            canonical(second.data_registers[0]):
+        return None
+    if _blocked(block, i, j) is not None:
+        return None
+    mnemonic = {"load": "ldp", "store": "stp"}[first.access or ""]
+    if first.mnemonic in ("ldrsw", "ldursw"):
+        mnemonic = "ldpsw"
+    base = first.memory.base  # type: ignore[union-attr]
+    address = f"[{base}, #{offset}]" if offset else f"[{base}]"
+    merged = Instruction(mnemonic, (low.data_registers[0], high.data_registers[0], address))
+    text = f"pair #{i} `{str(first).strip()}` with #{j} `{str(second).strip()}` -> " \
+           f"`{str(merged).strip()}`"
+    return Rewrite("pair", i, j, merged, text)

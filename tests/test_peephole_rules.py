@@ -1,0 +1,117 @@
+"""Load/store pairing: legal sites pair (and verify), illegal ones do not."""
+
+import pytest
+
+from optarena.envs.aarch64_peephole.block import format_block, parse_block
+from optarena.envs.aarch64_peephole.check import EquivalenceChecker
+from optarena.envs.aarch64_peephole.rules import pair_sites
+
+LEGAL = {
+    "x loads": ("ldr x1, [x0, #8]\nldr x2, [x0, #16]\n", "ldp x1, x2, [x0, #8]"),
+    "descending offsets": ("ldr x1, [x0, #16]\nldr x2, [x0, #8]\n", "ldp x2, x1, [x0, #8]"),
+    "w stores": ("str w1, [sp, #4]\nstr w2, [sp, #8]\n", "stp w1, w2, [sp, #4]"),
+    "unscaled": ("ldur x1, [x0, #-8]\nldur x2, [x0]\n", "ldp x1, x2, [x0, #-8]"),
+    "scaled with unscaled": ("ldr d0, [x3, #8]\nldur d1, [x3, #16]\n", "ldp d0, d1, [x3, #8]"),
+    "s registers": ("ldr s0, [x1]\nldr s1, [x1, #4]\n", "ldp s0, s1, [x1]"),
+    "q registers": ("str q0, [x0, #32]\nstr q1, [x0, #48]\n", "stp q0, q1, [x0, #32]"),
+    "ldrsw": ("ldrsw x1, [x0]\nldrsw x2, [x0, #4]\n", "ldpsw x1, x2, [x0]"),
+    "unrelated instruction between":
+        ("ldr x1, [x0]\nadd x5, x6, x7\nldr x2, [x0, #8]\n", "ldp x1, x2, [x0]"),
+    "store between, same base, disjoint":
+        ("ldr x1, [x0]\nstr x5, [x0, #32]\nldr x2, [x0, #8]\n", "ldp x1, x2, [x0]"),
+    "highest legal offset": ("ldr x1, [x0, #504]\nldr x2, [x0, #512]\n", "ldp x1, x2, [x0, #504]"),
+}
+
+ILLEGAL = {
+    "different base": "ldr x1, [x0]\nldr x2, [x3, #8]\n",
+    "not adjacent": "ldr x1, [x0]\nldr x2, [x0, #16]\n",
+    "offset out of range": "ldr x1, [x0, #512]\nldr x2, [x0, #520]\n",
+    "misaligned unscaled": "ldur x1, [x0, #4]\nldur x2, [x0, #12]\n",
+    "same destination": "ldr x1, [x0]\nldr x1, [x0, #8]\n",
+    "first load writes the base": "ldr x0, [x0]\nldr x1, [x0, #8]\n",
+    "base written between": "ldr x1, [x0]\nadd x0, x0, #8\nldr x2, [x0, #8]\n",
+    "moved register read between": "ldr x1, [x0]\nadd x3, x2, #1\nldr x2, [x0, #8]\n",
+    "moved register written between": "str x1, [x0]\nmov x2, #7\nstr x2, [x0, #8]\n",
+    "store between may alias": "ldr x1, [x0]\nstr x5, [x4]\nldr x2, [x0, #8]\n",
+    "load between a store pair may alias": "str x1, [x0]\nldr x5, [x4]\nstr x2, [x0, #8]\n",
+    "call between": "ldr x1, [x0]\nbl foo\nldr x2, [x0, #8]\n",
+    "different register classes": "ldr w1, [x0]\nldr x2, [x0, #4]\n",
+    "load with store": "ldr x1, [x0]\nstr x2, [x0, #8]\n",
+    "pre-indexed": "ldr x1, [x0, #8]!\nldr x2, [x0, #8]\n",
+    "narrow loads": "ldrb w1, [x0]\nldrb w2, [x0, #1]\n",
+}
+
+
+@pytest.fixture(scope="module")
+def checker() -> EquivalenceChecker:
+    return EquivalenceChecker(states=8, seed=2)
+
+
+@pytest.mark.parametrize("case", sorted(LEGAL))
+def test_legal_sites_pair_and_verify(case, checker):
+    asm, merged = LEGAL[case]
+    block = parse_block(asm)
+    sites = pair_sites(block)
+    assert len(sites) == 1
+    rewritten = sites[0].apply(block)
+    assert str(sites[0].replacement).split() == merged.replace(",", ", ").split()
+    assert checker.check(asm, format_block(rewritten)).equivalent
+
+
+@pytest.mark.parametrize("case", sorted(ILLEGAL))
+def test_illegal_sites_do_not_pair(case):
+    assert pair_sites(parse_block(ILLEGAL[case])) == []
+
+
+def test_scan_window_is_twenty_instructions():
+    filler = "add x5, x6, x7\n"
+    near = "ldr x1, [x0]\n" + filler * 19 + "ldr x2, [x0, #8]\n"
+    far = "ldr x1, [x0]\n" + filler * 20 + "ldr x2, [x0, #8]\n"
+    assert len(pair_sites(parse_block(near))) == 1
+    assert pair_sites(parse_block(far)) == []
+
+
+def test_block_prints_back_to_valid_assembly(checker):
+    asm = "ldp x1, x2, [x0, #8]\nstr q0, [sp, #-16]!\nldr x3, [x1], #8\nadd x4, x3, x2, lsl #2\n"
+    block = parse_block(asm)
+    assert [i.mnemonic for i in block] == ["ldp", "str", "ldr", "add"]
+    assert block[1].memory.mode == "pre" and block[2].memory.mode == "post"
+    assert checker.check(asm, format_block(block)).equivalent
+
+
+def greedy(asm: str) -> str:
+    """Apply the first legal pairing until none is left."""
+    block = parse_block(asm)
+    while sites := pair_sites(block):
+        block = sites[0].apply(block)
+    return format_block(block)
+
+
+def test_greedy_pairing_matches_the_oracle_savings_on_sample_functions(checker, tmp_path):
+    import shutil
+    import subprocess
+
+    from optarena.envs.aarch64_peephole.toolchain import Toolchain
+
+    from .test_peephole_check import C_SOURCE, _function_bodies
+
+    if shutil.which("clang-14") is None:
+        pytest.skip("clang-14 is not installed (.ci/run installs it)")
+    source = tmp_path / "pairs.c"
+    source.write_text(C_SOURCE)
+    flags = ["clang-14", "--target=aarch64-linux-gnu", "-O1", "-S", "-o", "-", str(source)]
+    before = _function_bodies(subprocess.run(
+        [*flags, "-mllvm", "-aarch64-enable-ldst-opt=false"], capture_output=True, text=True,
+        check=True).stdout)
+    after = _function_bodies(subprocess.run(flags, capture_output=True, text=True,
+                                            check=True).stdout)
+    tools = Toolchain()
+    saved_oracle = saved_greedy = 0
+    for name, asm in before.items():
+        ours = greedy(asm)
+        assert checker.check(asm, ours).equivalent, name
+        start = tools.cycles(asm)
+        saved_oracle += start - tools.cycles(after[name])
+        saved_greedy += start - tools.cycles(ours)
+    assert saved_oracle > 0
+    assert saved_greedy >= 0.95 * saved_oracle
