@@ -115,3 +115,41 @@ def test_greedy_pairing_matches_the_oracle_savings_on_sample_functions(checker, 
         saved_greedy += start - tools.cycles(ours)
     assert saved_oracle > 0
     assert saved_greedy >= 0.95 * saved_oracle
+
+
+FOLD_LEGAL = {
+    "post-index load": ("ldr x1, [x0]\nadd x0, x0, #8\n", "ldr x1, [x0], #8"),
+    "post-index store, sub": ("str w1, [x2]\nsub x2, x2, #4\n", "str w1, [x2], #-4"),
+    "pre-index from a later update": ("ldr d0, [x3, #16]\nadd x3, x3, #16\n", "ldr d0, [x3, #16]!"),
+    "pre-index from an earlier update": ("add x0, x0, #32\nldr q0, [x0]\n", "ldr q0, [x0, #32]!"),
+    "update across unrelated code": ("ldr x1, [x0]\nmul x5, x6, x7\nadd x0, x0, #8\n",
+                                     "ldr x1, [x0], #8"),
+    "stack pointer": ("str x19, [sp]\nsub sp, sp, #16\n", "str x19, [sp], #-16"),
+}
+FOLD_ILLEGAL = {
+    "base read between": "ldr x1, [x0]\nadd x5, x0, #1\nadd x0, x0, #8\n",
+    "update too large": "ldr x1, [x0]\nadd x0, x0, #256\n",
+    "offset differs from update": "ldr x1, [x0, #8]\nadd x0, x0, #16\n",
+    "data register is the base": "ldr x0, [x0]\nadd x0, x0, #8\n",
+    "update of another register": "ldr x1, [x0]\nadd x0, x2, #8\n",
+    "call between": "ldr x1, [x0]\nbl foo\nadd x0, x0, #8\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLD_LEGAL))
+def test_base_updates_fold_and_verify(case, checker):
+    from optarena.envs.aarch64_peephole.rules import fold_sites
+
+    asm, merged = FOLD_LEGAL[case]
+    block = parse_block(asm)
+    sites = fold_sites(block)
+    assert len(sites) == 1 and sites[0].rule in ("pre_index", "post_index")
+    assert str(sites[0].replacement).split() == merged.replace(",", ", ").split()
+    assert checker.check(asm, format_block(sites[0].apply(block))).equivalent
+
+
+@pytest.mark.parametrize("case", sorted(FOLD_ILLEGAL))
+def test_illegal_base_updates_do_not_fold(case):
+    from optarena.envs.aarch64_peephole.rules import fold_sites
+
+    assert fold_sites(parse_block(FOLD_ILLEGAL[case])) == []

@@ -16,6 +16,21 @@ two single stores (``ldr``/``ldur``/``str``/``stur`` on W, X, S, D or Q register
   none may alias it: a load may not move above a store, nor a store above any access, unless
   both use the same base register and their byte ranges are disjoint (different base registers
   may alias).
+
+**Base-update folding** (``post_index``, ``pre_index``), after the same pass: a single load or
+store with plain offset addressing and an ``add``/``sub base, base, #imm`` on its base register
+merge into one writeback access:
+
+* ``ldr x1, [x0]`` ... ``add x0, x0, #8`` -> ``ldr x1, [x0], #8`` (post-index; the access's offset
+  is 0);
+* ``ldr x1, [x0, #8]`` ... ``add x0, x0, #8`` -> ``ldr x1, [x0, #8]!`` (pre-index; the update
+  equals the offset);
+* ``add x0, x0, #8`` ... ``ldr x1, [x0]`` -> ``ldr x1, [x0, #8]!`` (pre-index, the update
+  moving down to the access).
+
+The immediate must fit the 9-bit signed writeback range (``-256 .. 255``); the data register is
+not the base; nothing between the two reads or writes the base register, and the instructions
+between do not end the scan window.
 """
 
 from __future__ import annotations
@@ -43,6 +58,74 @@ class Rewrite:
         out[self.first] = self.replacement
         del out[self.second]
         return out
+
+
+def _base_update(inst: Instruction) -> tuple[str, int] | None:
+    """``(base, amount)`` for ``add/sub xN, xN, #imm`` (same register, no shift), else None."""
+    if inst.mnemonic not in ("add", "sub") or len(inst.operands) != 3:
+        return None
+    dst, src, imm = (op.lower() for op in inst.operands)
+    if dst != src or not dst.startswith(("x", "sp")) or not imm.startswith("#"):
+        return None
+    try:
+        amount = int(imm[1:], 0)
+    except ValueError:
+        return None
+    return canonical(dst), -amount if inst.mnemonic == "sub" else amount
+
+
+def _foldable(inst: Instruction) -> bool:
+    memory = inst.memory
+    return (inst.mnemonic in PAIRABLE | {"ldrb", "ldrh", "strb", "strh", "ldrsb", "ldrsh"}
+            and memory is not None and memory.mode == "offset"
+            and len(inst.data_registers) == 1
+            and canonical(inst.data_registers[0]) != canonical(memory.base))
+
+
+def _untouched(block: list[Instruction], lo: int, hi: int, base: str) -> bool:
+    return all(base not in block[k].reads() | block[k].writes() and not block[k].ends_window
+               for k in range(lo + 1, hi))
+
+
+def fold_sites(block: list[Instruction]) -> list[Rewrite]:
+    """Every legal base-update folding in the block (the nearest update of each access)."""
+    sites = []
+    for i, access in enumerate(block):
+        if not _foldable(access):
+            continue
+        memory = access.memory
+        assert memory is not None
+        base = canonical(memory.base)
+        mnemonic = access.mnemonic.replace("ldur", "ldr").replace("stur", "str")
+        data = access.data_registers[0]
+        for j in range(i + 1, min(len(block), i + 1 + SCAN_LIMIT)):  # update after the access
+            update = _base_update(block[j])
+            if update is not None and update[0] == base and _untouched(block, i, j, base):
+                amount = update[1]
+                if -256 <= amount <= 255 and memory.offset in (0, amount):
+                    operands = ((data, f"[{memory.base}]", f"#{amount}") if memory.offset == 0
+                                else (data, f"[{memory.base}, #{amount}]!"))
+                    rule = "post_index" if memory.offset == 0 else "pre_index"
+                    sites.append(_fold(block, rule, i, j, Instruction(mnemonic, operands)))
+                break
+            if base in block[j].reads() | block[j].writes() or block[j].ends_window:
+                break
+        for j in range(i - 1, max(-1, i - 1 - SCAN_LIMIT), -1):  # update before the access
+            update = _base_update(block[j])
+            if update is not None and update[0] == base and _untouched(block, j, i, base):
+                if memory.offset == 0 and -256 <= update[1] <= 255 and update[1] != 0:
+                    merged = Instruction(mnemonic, (data, f"[{memory.base}, #{update[1]}]!"))
+                    sites.append(_fold(block, "pre_index", i, j, merged))
+                break
+            if base in block[j].reads() | block[j].writes() or block[j].ends_window:
+                break
+    return sites
+
+
+def _fold(block: list[Instruction], rule: str, i: int, j: int, merged: Instruction) -> Rewrite:
+    text = f"{rule}: fold #{j} `{str(block[j]).strip()}` into #{i} `{str(block[i]).strip()}` " \
+           f"-> `{str(merged).strip()}`"
+    return Rewrite(rule, i, j, merged, text)
 
 
 def _pairable(inst: Instruction) -> bool:
