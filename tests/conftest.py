@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,3 +26,45 @@ def matmul_env(cache_dir: Path) -> Iterator[gym.Env]:
                    cache_dir=cache_dir, max_steps=8)
     yield env
     env.close()
+
+
+C_SOURCE = """
+struct S { long a, b, c, d; int e, f; double g, h; };
+void copy(struct S *dst, const struct S *src) { *dst = *src; }
+long sum4(const long *p) { return p[0] + p[1] + p[2] + p[3]; }
+void swap_pairs(int *p) {
+  int a = p[0], b = p[1], c = p[2], d = p[3];
+  p[0] = b; p[1] = a; p[2] = d; p[3] = c;
+}
+double dot2(const double *x, const double *y) { return x[0] * y[0] + x[1] * y[1]; }
+"""
+
+
+def _function_bodies(asm: str) -> dict[str, str]:
+    """Straight-line function bodies (the final ret dropped) of clang's output."""
+    bodies: dict[str, list[str]] = {}
+    current = None
+    for line in asm.splitlines():
+        stripped = line.split("//")[0].strip()
+        if stripped.endswith(":") and not stripped.startswith("."):
+            current = stripped[:-1]
+            bodies[current] = []
+        elif current and stripped and not stripped.startswith(".") and stripped != "ret":
+            bodies[current].append(stripped)
+    return {name: "\n".join(lines) + "\n" for name, lines in bodies.items()}
+
+
+@pytest.fixture(scope="session")
+def oracle_functions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
+    """``name -> (input, oracle)``: clang-14 -O1 without and with LLVM's load/store pairing."""
+    if shutil.which("clang-14") is None:
+        pytest.skip("clang-14 is not installed (.ci/run installs it)")
+    source = tmp_path_factory.mktemp("oracle") / "pairs.c"
+    source.write_text(C_SOURCE)
+    flags = ["clang-14", "--target=aarch64-linux-gnu", "-O1", "-S", "-o", "-", str(source)]
+    before = _function_bodies(subprocess.run(
+        [*flags, "-mllvm", "-aarch64-enable-ldst-opt=false"], capture_output=True, text=True,
+        check=True).stdout)
+    after = _function_bodies(subprocess.run(flags, capture_output=True, text=True,
+                                            check=True).stdout)
+    return {name: (before[name], after[name]) for name in before}

@@ -87,31 +87,16 @@ def greedy(asm: str) -> str:
     return format_block(block)
 
 
-def test_greedy_pairing_matches_the_oracle_savings_on_sample_functions(checker, tmp_path):
-    import shutil
-    import subprocess
-
+def test_greedy_pairing_matches_the_oracle_savings_on_sample_functions(checker, oracle_functions):
     from optarena.envs.aarch64_peephole.toolchain import Toolchain
 
-    from .test_peephole_check import C_SOURCE, _function_bodies
-
-    if shutil.which("clang-14") is None:
-        pytest.skip("clang-14 is not installed (.ci/run installs it)")
-    source = tmp_path / "pairs.c"
-    source.write_text(C_SOURCE)
-    flags = ["clang-14", "--target=aarch64-linux-gnu", "-O1", "-S", "-o", "-", str(source)]
-    before = _function_bodies(subprocess.run(
-        [*flags, "-mllvm", "-aarch64-enable-ldst-opt=false"], capture_output=True, text=True,
-        check=True).stdout)
-    after = _function_bodies(subprocess.run(flags, capture_output=True, text=True,
-                                            check=True).stdout)
     tools = Toolchain()
     saved_oracle = saved_greedy = 0
-    for name, asm in before.items():
+    for name, (asm, oracle) in oracle_functions.items():
         ours = greedy(asm)
         assert checker.check(asm, ours).equivalent, name
         start = tools.cycles(asm)
-        saved_oracle += start - tools.cycles(after[name])
+        saved_oracle += start - tools.cycles(oracle)
         saved_greedy += start - tools.cycles(ours)
     assert saved_oracle > 0
     assert saved_greedy >= 0.95 * saved_oracle
