@@ -3,6 +3,8 @@
 gymnasium 1.x has no entry-point plugins: ``import optarena.envs`` registers
 
 * ``optarena/TensorSchedule-v0`` -- MetaSchedule decisions of a TensorIR program (TVM).
+* ``optarena/AArch64Peephole-v0`` -- peephole rewrites of an AArch64 basic block (llvm-mca cycles).
+* ``optarena/AArch64PeepholeText-v0`` -- the same, stepping with a whole replacement block.
 """
 
 import gymnasium
@@ -10,4 +12,12 @@ import gymnasium
 gymnasium.register(
     id="optarena/TensorSchedule-v0",
     entry_point="optarena.envs.tensor_schedule.env:TensorScheduleEnv",
+)
+gymnasium.register(
+    id="optarena/AArch64Peephole-v0",
+    entry_point="optarena.envs.aarch64_peephole.env:AArch64PeepholeEnv",
+)
+gymnasium.register(
+    id="optarena/AArch64PeepholeText-v0",
+    entry_point="optarena.envs.aarch64_peephole.env:AArch64PeepholeTextEnv",
 )

@@ -19,6 +19,10 @@ LEGAL = {
         ("ldr x1, [x0]\nadd x5, x6, x7\nldr x2, [x0, #8]\n", "ldp x1, x2, [x0]"),
     "store between, same base, disjoint":
         ("ldr x1, [x0]\nstr x5, [x0, #32]\nldr x2, [x0, #8]\n", "ldp x1, x2, [x0]"),
+    "first moves down past a read of the second's register":
+        ("ldr x1, [x0]\nadd x3, x2, #1\nldr x2, [x0, #8]\n", "ldp x1, x2, [x0]"),
+    "first store moves down past a write of the second's register":
+        ("str x1, [x0]\nmov x2, #7\nstr x2, [x0, #8]\n", "stp x1, x2, [x0]"),
     "highest legal offset": ("ldr x1, [x0, #504]\nldr x2, [x0, #512]\n", "ldp x1, x2, [x0, #504]"),
 }
 
@@ -30,8 +34,8 @@ ILLEGAL = {
     "same destination": "ldr x1, [x0]\nldr x1, [x0, #8]\n",
     "first load writes the base": "ldr x0, [x0]\nldr x1, [x0, #8]\n",
     "base written between": "ldr x1, [x0]\nadd x0, x0, #8\nldr x2, [x0, #8]\n",
-    "moved register read between": "ldr x1, [x0]\nadd x3, x2, #1\nldr x2, [x0, #8]\n",
-    "moved register written between": "str x1, [x0]\nmov x2, #7\nstr x2, [x0, #8]\n",
+    "both registers read between": "ldr x1, [x0]\nadd x3, x2, x1\nldr x2, [x0, #8]\n",
+    "both registers written between": "str x1, [x0]\nmov x2, x1\nmov x1, #7\nstr x2, [x0, #8]\n",
     "store between may alias": "ldr x1, [x0]\nstr x5, [x4]\nldr x2, [x0, #8]\n",
     "load between a store pair may alias": "str x1, [x0]\nldr x5, [x4]\nstr x2, [x0, #8]\n",
     "call between": "ldr x1, [x0]\nbl foo\nldr x2, [x0, #8]\n",

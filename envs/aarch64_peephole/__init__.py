@@ -1,1 +1,1 @@
-"""The AArch64 peephole environment (in progress): toolchain, block model, pairing rule, checker."""
+"""The AArch64 peephole environment: corpus, block model, rewrite rules, checker, env."""

@@ -11,11 +11,12 @@ two single stores (``ldr``/``ldur``/``str``/``stur`` on W, X, S, D or Q register
   the first load does not write the base register;
 * the second access is at most ``SCAN_LIMIT`` (20) instructions after the first, with no call,
   branch or barrier in between (LLVM stops its scan there);
-* the second access moves up to the first across the instructions in between, so none of them
-  writes the base register or the second access's data register (nor, for a load, reads it), and
-  none may alias it: a load may not move above a store, nor a store above any access, unless
-  both use the same base register and their byte ranges are disjoint (different base registers
-  may alias).
+* one access moves to the other across the instructions in between: the second moves up to the
+  first or, when it cannot, the first moves down to the second (LLVM's ``MergeForward``). None of
+  the instructions in between writes the base register or the moving access's data register
+  (nor, for a load, reads it), and none may alias it: a load may not cross a store, nor a store
+  any access, unless both use the same base register and their byte ranges are disjoint
+  (different base registers may alias).
 
 **Base-update folding** (``post_index``, ``pre_index``), after the same pass: a single load or
 store with plain offset addressing and an ``add``/``sub base, base, #imm`` on its base register
@@ -52,6 +53,8 @@ class Rewrite:
     second: int
     replacement: Instruction
     text: str
+    anchor: int
+    """The instruction that names the site: the earlier access of a pair, the folded access."""
 
     def apply(self, block: list[Instruction]) -> list[Instruction]:
         out = list(block)
@@ -125,7 +128,7 @@ def fold_sites(block: list[Instruction]) -> list[Rewrite]:
 def _fold(block: list[Instruction], rule: str, i: int, j: int, merged: Instruction) -> Rewrite:
     text = f"{rule}: fold #{j} `{str(block[j]).strip()}` into #{i} `{str(block[i]).strip()}` " \
            f"-> `{str(merged).strip()}`"
-    return Rewrite(rule, i, j, merged, text)
+    return Rewrite(rule, i, j, merged, text, anchor=i)
 
 
 def _pairable(inst: Instruction) -> bool:
@@ -149,22 +152,22 @@ def _may_alias(a: Instruction, b: Instruction) -> bool:
     return ma.offset < mb.offset + size_b and mb.offset < ma.offset + size_a
 
 
-def _blocked(block: list[Instruction], i: int, j: int) -> str | None:
-    """Why the access at ``j`` cannot move up to ``i`` (None when it can)."""
-    moved = block[j]
+def _blocked(block: list[Instruction], moving: int, target: int) -> str | None:
+    """Why the access at ``moving`` cannot move to ``target`` (None when it can)."""
+    moved = block[moving]
     base = canonical(moved.memory.base)  # type: ignore[union-attr]
     data = canonical(moved.data_registers[0])
-    for k in range(i + 1, j):
+    for k in range(min(moving, target) + 1, max(moving, target)):
         between = block[k]
         if base in between.writes():
             return f"#{k} writes the base register {base}"
         if data in between.writes():
-            return f"#{k} writes {data}, which #{j} {moved.access}s"
+            return f"#{k} writes {data}, which #{moving} {moved.access}s"
         if moved.access == "load" and data in between.reads():
-            return f"#{k} reads {data} before #{j} would load it"
+            return f"#{k} reads {data}, which #{moving} loads"
         if between.access and "store" in (between.access, moved.access) and \
                 _may_alias(between, moved):
-            return f"#{k} is a {between.access} that may alias #{j}"
+            return f"#{k} is a {between.access} that may alias #{moving}"
     return None
 
 
@@ -207,7 +210,11 @@ def _merge(block: list[Instruction], i: int, j: int) -> Rewrite | None:
     if first.access == "load" and canonical(first.data_registers[0]) == \
             canonical(second.data_registers[0]):
         return None
-    if _blocked(block, i, j) is not None:
+    if _blocked(block, j, i) is None:
+        keep, drop = i, j  # the second moves up
+    elif _blocked(block, i, j) is None:
+        keep, drop = j, i  # the first moves down
+    else:
         return None
     mnemonic = {"load": "ldp", "store": "stp"}[first.access or ""]
     if first.mnemonic in ("ldrsw", "ldursw"):
@@ -217,4 +224,4 @@ def _merge(block: list[Instruction], i: int, j: int) -> Rewrite | None:
     merged = Instruction(mnemonic, (low.data_registers[0], high.data_registers[0], address))
     text = f"pair #{i} `{str(first).strip()}` with #{j} `{str(second).strip()}` -> " \
            f"`{str(merged).strip()}`"
-    return Rewrite("pair", i, j, merged, text)
+    return Rewrite("pair", keep, drop, merged, text, anchor=i)

@@ -1,0 +1,216 @@
+"""``optarena/AArch64Peephole-v0``: apply peephole rewrites to an AArch64 block; cycles are the score.
+
+**State.** One basic block of the corpus (``reset(options={"block": ID})``, else drawn with the
+seed), parsed into instructions; ``info["asm"]`` prints it back as valid assembly.
+
+**Actions.** ``Discrete(3 * max_instructions)``: action ``r * max_instructions + i`` applies rule
+``r`` at instruction ``i``: ``0`` pairs the load/store at ``i`` with its partner (``ldp``/``stp``),
+``1`` folds the base update *after* access ``i`` into it, ``2`` folds the base update *before*
+it (see :mod:`~optarena.envs.aarch64_peephole.rules` for the legality conditions).
+``action_masks()`` and ``info["action_mask"]`` mark the legal ones; ``describe_actions()`` lists
+them as text. ``rewrite(text)`` takes a whole replacement block (the ``Text`` variant
+``optarena/AArch64PeepholeText-v0`` steps with it).
+
+**Reward.** llvm-mca cycles saved by the step (``-mcpu``, ``iterations``), divided by the
+block's starting cycles. Every accepted rewrite is first verified against the episode's
+original block by the equivalence checker; an unverified rewrite changes nothing and earns 0.
+
+**Episode end.** ``terminated`` when no legal rewrite is left; ``truncated`` after ``max_steps``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from optarena.envs.aarch64_peephole.block import Instruction, format_block, parse_block
+from optarena.envs.aarch64_peephole.check import EquivalenceChecker
+from optarena.envs.aarch64_peephole.corpus import SHIPPED_CORPUS, BlockPair, load_corpus
+from optarena.envs.aarch64_peephole.rules import Rewrite, fold_sites, pair_sites
+from optarena.envs.aarch64_peephole.toolchain import AssembleError, Toolchain
+
+RULES = ("pair", "fold_after", "fold_before")
+MNEMONICS = ("ldr", "ldur", "str", "stur", "ldp", "stp", "ldrsw", "ldpsw", "add", "sub", "mov",
+             "mul", "madd", "fadd", "fmul", "fmadd", "cmp", "and", "orr", "eor", "lsl", "lsr")
+FEATURES = 6
+
+
+class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+    """Rewrite one basic block at a time; reward is the normalized llvm-mca cycle saving."""
+
+    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012 - gymnasium convention
+
+    def __init__(
+        self,
+        corpus: str | Path | None = None,
+        mcpu: str = "neoverse-n1",
+        *,
+        iterations: int = 100,
+        max_steps: int = 32,
+        max_instructions: int = 64,
+        check_states: int = 8,
+        toolchain: Toolchain | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.blocks = [b for b in load_corpus(Path(corpus) if corpus else SHIPPED_CORPUS)
+                       if len(parse_block(b.input)) <= max_instructions]
+        if not self.blocks:
+            raise ValueError(f"no block of at most {max_instructions} instructions in the corpus")
+        self.by_id = {b.id: b for b in self.blocks}
+        self.mcpu, self.iterations, self.max_steps = mcpu, iterations, max_steps
+        self.max_instructions = max_instructions
+        self.toolchain = toolchain or Toolchain()
+        self.checker = EquivalenceChecker(self.toolchain, states=check_states)
+        self.render_mode = render_mode
+        self.action_space = spaces.Discrete(len(RULES) * max_instructions)
+        self.observation_space = spaces.Dict({
+            "instructions": spaces.Box(-1.0, 1.0, (max_instructions * FEATURES,), np.float32),
+            "cycles": spaces.Box(0.0, 2.0, (1,), np.float32),
+            "progress": spaces.Box(0.0, 1.0, (1,), np.float32),
+        })
+        self._cycles_cache: dict[str, int] = {}
+        self.entry: BlockPair | None = None
+        self.block: list[Instruction] = []
+        self.start_cycles = self.cycles_now = 0
+        self._steps = 0
+        self.num_verifications = self.failed_verifications = 0
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        if "block" in options:
+            if options["block"] not in self.by_id:
+                raise ValueError(f"unknown block {options['block']!r}")
+            self.entry = self.by_id[options["block"]]
+        else:
+            self.entry = self.blocks[int(self.np_random.integers(len(self.blocks)))]
+        self.block = parse_block(self.entry.input)
+        self.start_cycles = self.cycles_now = self.cycles(format_block(self.block))
+        self._steps = 0
+        return self._observation(), self._info()
+
+    def step(self, action: int | np.integer
+             ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        self._steps += 1
+        site = self._sites().get(int(action))
+        if site is None:
+            return self._finish(0.0, f"action {int(action)} is not a legal rewrite here")
+        return self._accept(site.apply(self.block), site.text)
+
+    def rewrite(self, text: str) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Replace the whole block by ``text`` (an LLM's answer): verified, then scored."""
+        self._steps += 1
+        return self._accept(parse_block(text), "free-form rewrite")
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.entry is None:
+            return None
+        return f"{self.entry.id}: {self.cycles_now} cycles (start {self.start_cycles})\n" \
+               f"{format_block(self.block)}"
+
+    # ------------------------------------------------------------------ actions
+
+    def _sites(self) -> dict[int, Rewrite]:
+        sites: dict[int, Rewrite] = {}
+        for site in pair_sites(self.block):
+            sites[site.anchor] = site
+        for site in fold_sites(self.block):
+            rule = RULES.index("fold_after" if site.second > site.first else "fold_before")
+            sites[rule * self.max_instructions + site.anchor] = site
+        return {a: s for a, s in sites.items() if s.anchor < self.max_instructions}
+
+    def action_masks(self) -> np.ndarray:
+        mask = np.zeros(len(RULES) * self.max_instructions, dtype=np.int8)
+        mask[list(self._sites())] = 1
+        return mask
+
+    def describe_actions(self) -> list[dict[str, Any]]:
+        return [{"id": a, "rule": s.rule, "text": s.text} for a, s in sorted(self._sites().items())]
+
+    # ------------------------------------------------------------------ scoring
+
+    def cycles(self, asm: str) -> int:
+        if asm not in self._cycles_cache:
+            self._cycles_cache[asm] = self.toolchain.cycles(asm, self.mcpu, self.iterations)
+        return self._cycles_cache[asm]
+
+    def _accept(self, candidate: list[Instruction], what: str
+                ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        assert self.entry is not None
+        text = format_block(candidate)
+        self.num_verifications += 1
+        result = self.checker.check(self.entry.input, text)
+        if not result.equivalent:
+            self.failed_verifications += 1
+            failure = result.failure
+            assert failure is not None
+            return self._finish(0.0, f"{what} not verified ({failure.kind}): {failure.detail}",
+                                failure=failure.kind)
+        try:
+            cycles = self.cycles(text)
+        except AssembleError as err:
+            return self._finish(0.0, f"llvm-mca rejected the block: {err.message}")
+        reward = (self.cycles_now - cycles) / self.start_cycles
+        self.block, self.cycles_now = candidate, cycles
+        return self._finish(reward, None)
+
+    def _finish(self, reward: float, invalid: str | None, failure: str | None = None
+                ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        info = self._info()
+        if invalid is not None:
+            info["invalid_action"] = invalid
+        if failure is not None:
+            info["failure"] = failure
+        terminated = not info["action_mask"].any()
+        return self._observation(), reward, terminated, self._steps >= self.max_steps, info
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        features = np.zeros((self.max_instructions, FEATURES), dtype=np.float32)
+        for i, inst in enumerate(self.block[: self.max_instructions]):
+            memory = inst.memory
+            features[i] = (
+                (MNEMONICS.index(inst.mnemonic) + 1) / len(MNEMONICS)
+                if inst.mnemonic in MNEMONICS else -1.0,
+                {"load": 1.0, "store": -1.0}.get(inst.access or "", 0.0),
+                inst.size / 16 if memory else 0.0,
+                np.clip(memory.offset / 512, -1, 1) if memory else 0.0,
+                {"offset": 0.0, "pre": 0.5, "post": 1.0}[memory.mode] if memory else -1.0,
+                len(inst.data_registers) / 2 if memory else 0.0,
+            )
+        return {
+            "instructions": features.reshape(-1),
+            "cycles": np.array([min(self.cycles_now / self.start_cycles, 2.0)], np.float32),
+            "progress": np.array([min(self._steps / self.max_steps, 1.0)], np.float32),
+        }
+
+    def _info(self) -> dict[str, Any]:
+        assert self.entry is not None
+        oracle = self.cycles(self.entry.oracle) if self.entry.oracle else None
+        return {
+            "block": self.entry.id,
+            "asm": format_block(self.block),
+            "cycles": self.cycles_now,
+            "start_cycles": self.start_cycles,
+            "oracle_cycles": oracle,
+            "action_mask": self.action_masks(),
+            "num_verifications": self.num_verifications,
+        }
+
+
+class AArch64PeepholeTextEnv(AArch64PeepholeEnv):
+    """The same environment with a ``Text`` action: the whole replacement block."""
+
+    def __init__(self, *args: Any, max_text: int = 8192, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.action_space = spaces.Text(max_length=max_text, min_length=0,  # type: ignore[assignment]
+                                        charset="".join(chr(c) for c in range(9, 127)))
+
+    def step(self, action: str) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+        return self.rewrite(action)

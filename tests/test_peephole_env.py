@@ -1,0 +1,111 @@
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from optarena.envs.aarch64_peephole.corpus import build_corpus, load_corpus
+
+UNSEEN_C = """
+struct point { long x, y, z, w; };
+long norm1(const struct point *p) { return p->x + p->y + p->z + p->w; }
+void shift(struct point *p, long d) { p->x += d; p->y += d; p->z += d; p->w += d; }
+"""
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = gym.make("optarena/AArch64Peephole-v0")
+    yield env
+    env.close()
+
+
+def _changed_blocks():
+    return [b.id for b in load_corpus() if b.input != b.oracle]
+
+
+def _greedy_episode(env, block_id):
+    """Apply every legal pairing (rule 0: actions below max_instructions), first site first."""
+    _, info = env.reset(options={"block": block_id})
+    pairing = env.unwrapped.max_instructions
+    done = False
+    while not done:
+        legal = np.flatnonzero(info["action_mask"][:pairing])
+        if len(legal) == 0:
+            break
+        _, _, terminated, truncated, info = env.step(int(legal[0]))
+        assert "invalid_action" not in info, info["invalid_action"]
+        done = terminated or truncated
+    return info
+
+
+def test_check_env(env):
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=True)
+
+
+def test_greedy_pairing_reaches_the_oracle_with_zero_failed_verifications(env):
+    saved_oracle = saved_greedy = 0
+    for block_id in _changed_blocks():
+        info = _greedy_episode(env, block_id)
+        saved_oracle += info["start_cycles"] - info["oracle_cycles"]
+        saved_greedy += info["start_cycles"] - info["cycles"]
+    assert env.unwrapped.failed_verifications == 0
+    assert saved_oracle > 0 and saved_greedy >= 0.95 * saved_oracle
+
+
+def test_oracle_as_free_form_rewrite_earns_its_saving(env):
+    block = next(b for b in load_corpus() if b.input != b.oracle)
+    _, info = env.reset(options={"block": block.id})
+    _, reward, _, _, info = env.unwrapped.rewrite(block.oracle)
+    assert "invalid_action" not in info
+    assert reward == pytest.approx((info["start_cycles"] - info["oracle_cycles"]) / info["start_cycles"])
+
+
+@pytest.mark.parametrize(("corruption", "kind"), [
+    (lambda asm: asm.replace("ldp", "ldpp", 1), "assemble"),
+    (lambda asm: asm.replace("#16]", "#24]", 1), None),
+    (lambda asm: "\n".join(asm.splitlines()[:-1]) + "\n", None),
+])
+def test_unverified_rewrite_changes_nothing(env, corruption, kind):
+    block = next(b for b in load_corpus() if b.input != b.oracle and "#16]" in b.oracle)
+    _, before = env.reset(options={"block": block.id})
+    failed = env.unwrapped.failed_verifications
+    _, reward, _, _, info = env.unwrapped.rewrite(corruption(block.oracle))
+    assert reward == 0.0 and "not verified" in info["invalid_action"]
+    assert kind is None or info["failure"] == kind
+    assert info["asm"] == before["asm"] and env.unwrapped.failed_verifications == failed + 1
+
+
+def test_masked_action_is_reported(env):
+    _, info = env.reset(options={"block": _changed_blocks()[0]})
+    masked = int(np.flatnonzero(info["action_mask"] == 0)[0])
+    _, reward, _, _, info = env.step(masked)
+    assert reward == 0.0 and "not a legal rewrite" in info["invalid_action"]
+
+
+def test_text_variant_steps_with_a_block():
+    env = gym.make("optarena/AArch64PeepholeText-v0")
+    inner = env.unwrapped
+    block = next(b for b in load_corpus()
+                 if b.input != b.oracle and inner.cycles(b.oracle) < inner.cycles(b.input))
+    env.reset(options={"block": block.id})
+    _, reward, _, _, info = env.step(block.oracle)
+    assert reward > 0 and info["asm"].split() == block.oracle.split()
+    assert env.action_space.contains(block.oracle)
+
+
+def test_unseen_c_file_goes_through_corpus_env_and_greedy(tmp_path: Path):
+    source = tmp_path / "unseen.c"
+    source.write_text(UNSEEN_C)
+    corpus = tmp_path / "corpus.jsonl"
+    pairs = build_corpus([source], corpus, opts=("-O1",), unchanged_share=1.0)
+    assert {p.function for p in pairs} >= {"norm1", "shift"}
+    env = gym.make("optarena/AArch64Peephole-v0", corpus=corpus)
+    saved = 0
+    for pair in pairs:
+        info = _greedy_episode(env, pair.id)
+        saved += info["start_cycles"] - info["cycles"]
+    assert saved > 0 and env.unwrapped.failed_verifications == 0
