@@ -4,6 +4,7 @@
 * ``optarena tune --config configs/quickstart.yaml`` -- one agent on one workload for a budget of
   measurements; prints the speedup found over the unscheduled program and exports the best
   schedule (TVMScript + MetaSchedule database).
+* ``optarena peephole build-corpus SRC... --out DIR`` and ``optarena peephole score PRED.jsonl``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
+
+from optarena.experiments import peephole_cli
 
 
 class TuneConfig(BaseModel):
@@ -105,10 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--seed", type=int, action="append", dest="seeds",
                       help="overrides the config's seeds (repeatable)")
     tune.add_argument("--export-dir", type=Path, help="overrides the config")
+    peephole_cli.add_commands(commands)
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "workloads":
         return _workloads(console)
+    if args.command == "peephole":
+        return peephole_cli.run(args, console)
     values: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}
     for key in ("workload", "agent", "budget", "seeds", "export_dir"):
         if getattr(args, key) is not None:

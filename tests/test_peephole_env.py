@@ -109,3 +109,26 @@ def test_unseen_c_file_goes_through_corpus_env_and_greedy(tmp_path: Path):
         info = _greedy_episode(env, pair.id)
         saved += info["start_cycles"] - info["cycles"]
     assert saved > 0 and env.unwrapped.failed_verifications == 0
+
+
+def test_cli_builds_a_corpus_and_scores_the_oracle(tmp_path: Path, capsys):
+    import json
+
+    from optarena.experiments.cli import main
+
+    source = tmp_path / "unseen.c"
+    source.write_text(UNSEEN_C)
+    assert main(["peephole", "build-corpus", str(source), "--out", str(tmp_path),
+                 "--opt", "O1,O2"]) == 0
+    assert "changed by LLVM's pairing" in capsys.readouterr().out
+    corpus = tmp_path / "corpus.jsonl"
+    entries = [b for b in load_corpus(corpus) if b.input != b.oracle]
+    assert entries
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("".join(json.dumps({"id": b.id, "asm": b.oracle}) + "\n"
+                                   for b in entries))
+    out = tmp_path / "scores.json"
+    assert main(["peephole", "score", str(predictions), "--corpus", str(corpus),
+                 "--json", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["exact_match"] == scores["io_accuracy"] == 1.0 and scores["blocks"] == len(entries)

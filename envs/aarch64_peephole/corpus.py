@@ -26,6 +26,8 @@ from pathlib import Path
 from optarena.envs.aarch64_peephole.toolchain import Toolchain
 
 SHIPPED_SOURCES = Path(__file__).parent / "sources"
+CROSS_SYSROOT = Path("/usr/aarch64-linux-gnu")  # Debian's libc6-dev-arm64-cross
+CSMITH_INCLUDE = Path("/usr/include/csmith")  # Debian's libcsmith-dev
 SHIPPED_CORPUS = Path(__file__).parent / "data" / "corpus.jsonl"
 TERMINATORS = ("b", "br", "ret", "cbz", "cbnz", "tbz", "tbnz", "bl", "blr")
 _SYMBOLIC = re.compile(r"adrp|\badr\b|:lo12:|:got|\.L[A-Za-z]|\b[A-Za-z_]\w*@", re.I)
@@ -85,8 +87,16 @@ def split_blocks(asm: str) -> dict[str, list[tuple[list[str], str | None]]]:
     return functions
 
 
+def _header_flags() -> list[str]:
+    """libc headers for AArch64 when Debian's cross headers are installed, else freestanding."""
+    flags = [f"-I{CSMITH_INCLUDE}"] if CSMITH_INCLUDE.exists() else []
+    if (CROSS_SYSROOT / "include" / "stdio.h").exists():
+        return [*flags, f"--sysroot={CROSS_SYSROOT}", "-isystem", str(CROSS_SYSROOT / "include")]
+    return [*flags, "-ffreestanding"]
+
+
 def compile_c(source: Path, opt: str, pairing: bool, clang: str = "clang-14") -> str:
-    flags = [Toolchain.require(clang), "--target=aarch64-linux-gnu", opt, "-S", "-ffreestanding",
+    flags = [Toolchain.require(clang), "--target=aarch64-linux-gnu", opt, "-S", *_header_flags(),
              "-w", "-o", "-", str(source)]
     if not pairing:
         flags[4:4] = ["-mllvm", "-aarch64-enable-ldst-opt=false"]
@@ -146,6 +156,21 @@ def collect_sources(paths: Iterable[Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{path} does not exist")
     return found
+
+
+def generate_csmith(count: int, seed: int, directory: Path, csmith: str = "csmith") -> list[Path]:
+    """``count`` csmith programs with seeds ``seed .. seed + count - 1`` (reproducible)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tool = Toolchain.require(csmith)
+    paths = []
+    for k in range(seed, seed + count):
+        path = directory / f"csmith_{k}.c"
+        if not path.exists():
+            done = subprocess.run([tool, "--seed", str(k)], capture_output=True, text=True,
+                                  check=True)
+            path.write_text(done.stdout)
+        paths.append(path)
+    return paths
 
 
 def build_corpus(paths: Iterable[Path], out: Path, *, opts: tuple[str, ...] = ("-O0", "-O1", "-O2"),

@@ -72,7 +72,6 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "cycles": spaces.Box(0.0, 2.0, (1,), np.float32),
             "progress": spaces.Box(0.0, 1.0, (1,), np.float32),
         })
-        self._cycles_cache: dict[str, int] = {}
         self.entry: BlockPair | None = None
         self.block: list[Instruction] = []
         self.start_cycles = self.cycles_now = 0
@@ -137,9 +136,7 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     # ------------------------------------------------------------------ scoring
 
     def cycles(self, asm: str) -> int:
-        if asm not in self._cycles_cache:
-            self._cycles_cache[asm] = self.toolchain.cycles(asm, self.mcpu, self.iterations)
-        return self._cycles_cache[asm]
+        return self.toolchain.cycles(asm, self.mcpu, self.iterations)
 
     def _accept(self, candidate: list[Instruction], what: str
                 ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:

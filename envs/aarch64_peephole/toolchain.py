@@ -1,10 +1,11 @@
 """The LLVM tools the peephole environment runs: ``llvm-mc`` (assemble), ``llvm-objcopy`` (extract
 ``.text``) and ``llvm-mca`` (cycle estimate). Paths are configurable; a missing tool is an error
-that names the Debian package providing it.
+that names the Debian package providing it. Results are pure functions of the text and cached.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ class Toolchain:
                               f"(apt-get install {package.split()[0]}) or configure its path")
         return path
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - the toolchain is frozen and long-lived
     def assemble(self, asm: str) -> bytes:
         """Machine code of the ``.text`` section; raises :class:`AssembleError` with the message."""
         with tempfile.TemporaryDirectory(prefix="optarena-asm-") as tmp:
@@ -72,6 +74,7 @@ class Toolchain:
                            capture_output=True, check=True)
             return text.read_bytes()
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - the toolchain is frozen and long-lived
     def cycles(self, asm: str, mcpu: str = "neoverse-n1", iterations: int = 100) -> int:
         """llvm-mca's total cycles for ``iterations`` repetitions of the block on ``mcpu``."""
         done = subprocess.run(
