@@ -142,3 +142,38 @@ def test_illegal_base_updates_do_not_fold(case):
     from optarena.envs.aarch64_peephole.rules import fold_sites
 
     assert fold_sites(parse_block(FOLD_ILLEGAL[case])) == []
+
+
+ZERO_LEGAL = {
+    "bytes": ("strb wzr, [x0, #2]\nstrb wzr, [x0, #3]\n", "strh wzr, [x0, #2]"),
+    "halfwords, descending": ("strh wzr, [x1, #6]\nstrh wzr, [x1, #4]\n", "str wzr, [x1, #4]"),
+    "words into xzr": ("str wzr, [sp, #8]\nstr wzr, [sp, #12]\n", "str xzr, [sp, #8]"),
+    "unaligned becomes unscaled": ("str wzr, [x0, #4]\nstr wzr, [x0, #8]\n", "stur xzr, [x0, #4]"),
+    "negative offsets": ("sturh wzr, [x2, #-4]\nsturh wzr, [x2, #-2]\n", "stur wzr, [x2, #-4]"),
+}
+ZERO_ILLEGAL = {
+    "not zero": "strb w1, [x0]\nstrb wzr, [x0, #1]\n",
+    "not adjacent": "strb wzr, [x0]\nstrb wzr, [x0, #2]\n",
+    "different sizes": "strb wzr, [x0]\nstrh wzr, [x0, #1]\n",
+    "load between may alias": "strh wzr, [x0]\nldrh w3, [x5]\nstrh wzr, [x0, #2]\n",
+    "out of unscaled range": "str wzr, [x0, #300]\nstr wzr, [x0, #304]\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ZERO_LEGAL))
+def test_zero_stores_merge_and_verify(case, checker):
+    from optarena.envs.aarch64_peephole.rules import zero_store_sites
+
+    asm, merged = ZERO_LEGAL[case]
+    block = parse_block(asm)
+    sites = zero_store_sites(block)
+    assert len(sites) == 1
+    assert str(sites[0].replacement).split() == merged.replace(",", ", ").split()
+    assert checker.check(asm, format_block(sites[0].apply(block))).equivalent
+
+
+@pytest.mark.parametrize("case", sorted(ZERO_ILLEGAL))
+def test_illegal_zero_stores_do_not_merge(case):
+    from optarena.envs.aarch64_peephole.rules import zero_store_sites
+
+    assert zero_store_sites(parse_block(ZERO_ILLEGAL[case])) == []

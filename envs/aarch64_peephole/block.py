@@ -109,6 +109,8 @@ class Instruction:
         """Bytes per data register (``ldrsw`` reads 4 bytes into an X register)."""
         if self.mnemonic in ("ldrsw", "ldursw", "ldpsw"):
             return 4
+        if self.access and self.mnemonic[-1] in "bh" and self.mnemonic[:2] in ("ld", "st"):
+            return 1 if self.mnemonic.endswith("b") else 2
         return REGISTER_BYTES.get(self.data_registers[0][0], 0) if self.data_registers else 0
 
     # ------------------------------------------------------------------ register effects

@@ -3,10 +3,11 @@
 **State.** One basic block of the corpus (``reset(options={"block": ID})``, else drawn with the
 seed), parsed into instructions; ``info["asm"]`` prints it back as valid assembly.
 
-**Actions.** ``Discrete(3 * max_instructions)``: action ``r * max_instructions + i`` applies rule
+**Actions.** ``Discrete(4 * max_instructions)``: action ``r * max_instructions + i`` applies rule
 ``r`` at instruction ``i``: ``0`` pairs the load/store at ``i`` with its partner (``ldp``/``stp``),
 ``1`` folds the base update *after* access ``i`` into it, ``2`` folds the base update *before*
-it (see :mod:`~optarena.envs.aarch64_peephole.rules` for the legality conditions).
+it, ``3`` merges the zero store at ``i`` with its neighbour into one twice as wide (see
+:mod:`~optarena.envs.aarch64_peephole.rules` for the legality conditions).
 ``action_masks()`` and ``info["action_mask"]`` mark the legal ones; ``describe_actions()`` lists
 them as text. ``rewrite(text)`` takes a whole replacement block (the ``Text`` variant
 ``optarena/AArch64PeepholeText-v0`` steps with it).
@@ -30,10 +31,15 @@ from gymnasium import spaces
 from optarena.envs.aarch64_peephole.block import Instruction, format_block, parse_block
 from optarena.envs.aarch64_peephole.check import EquivalenceChecker
 from optarena.envs.aarch64_peephole.corpus import SHIPPED_CORPUS, BlockPair, load_corpus
-from optarena.envs.aarch64_peephole.rules import Rewrite, fold_sites, pair_sites
+from optarena.envs.aarch64_peephole.rules import (
+    Rewrite,
+    fold_sites,
+    pair_sites,
+    zero_store_sites,
+)
 from optarena.envs.aarch64_peephole.toolchain import AssembleError, Toolchain
 
-RULES = ("pair", "fold_after", "fold_before")
+RULES = ("pair", "fold_after", "fold_before", "zero_store")
 MNEMONICS = ("ldr", "ldur", "str", "stur", "ldp", "stp", "ldrsw", "ldpsw", "add", "sub", "mov",
              "mul", "madd", "fadd", "fmul", "fmadd", "cmp", "and", "orr", "eor", "lsl", "lsr")
 FEATURES = 6
@@ -123,6 +129,8 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         for site in fold_sites(self.block):
             rule = RULES.index("fold_after" if site.second > site.first else "fold_before")
             sites[rule * self.max_instructions + site.anchor] = site
+        for site in zero_store_sites(self.block):
+            sites[RULES.index("zero_store") * self.max_instructions + site.anchor] = site
         return {a: s for a, s in sites.items() if s.anchor < self.max_instructions}
 
     def action_masks(self) -> np.ndarray:

@@ -171,6 +171,66 @@ def _blocked(block: list[Instruction], moving: int, target: int) -> str | None:
     return None
 
 
+ZERO_STORES = {"strb": 1, "sturb": 1, "strh": 2, "sturh": 2, "str": 4, "stur": 4}
+WIDER = {1: ("strh", "sturh"), 2: ("str", "stur"), 4: ("str", "stur")}
+
+
+def _zero_store(inst: Instruction) -> bool:
+    memory = inst.memory
+    return (inst.mnemonic in ZERO_STORES and inst.data_registers == ("wzr",)
+            and memory is not None and memory.mode == "offset")
+
+
+def zero_store_sites(block: list[Instruction]) -> list[Rewrite]:
+    """Every legal merge of two narrow zero stores into one wider zero store."""
+    sites = []
+    for i, first in enumerate(block):
+        if not _zero_store(first):
+            continue
+        base = canonical(first.memory.base)  # type: ignore[union-attr]
+        for j in range(i + 1, min(len(block), i + 1 + SCAN_LIMIT)):
+            second = block[j]
+            if second.ends_window:
+                break
+            if _zero_store(second) and second.size == first.size and \
+                    canonical(second.memory.base) == base:  # type: ignore[union-attr]
+                rewrite = _merge_zero(block, i, j)
+                if rewrite is not None:
+                    sites.append(rewrite)
+                    break
+            if base in second.writes():
+                break
+    return sites
+
+
+def _merge_zero(block: list[Instruction], i: int, j: int) -> Rewrite | None:
+    first, second = block[i], block[j]
+    size = first.size
+    fo, so = first.memory.offset, second.memory.offset  # type: ignore[union-attr]
+    if abs(fo - so) != size:
+        return None
+    offset, wide = min(fo, so), 2 * size
+    scaled, unscaled = WIDER[size]
+    if offset >= 0 and offset % wide == 0 and offset // wide < 4096:
+        mnemonic = scaled
+    elif -256 <= offset <= 255:
+        mnemonic = unscaled
+    else:
+        return None
+    if _blocked(block, j, i) is None:
+        keep, drop = i, j
+    elif _blocked(block, i, j) is None:
+        keep, drop = j, i
+    else:
+        return None
+    base = first.memory.base  # type: ignore[union-attr]
+    address = f"[{base}, #{offset}]" if offset else f"[{base}]"
+    merged = Instruction(mnemonic, ("xzr" if wide == 8 else "wzr", address))
+    text = f"zero_store: merge #{i} `{str(first).strip()}` and #{j} `{str(second).strip()}` -> " \
+           f"`{str(merged).strip()}`"
+    return Rewrite("zero_store", keep, drop, merged, text, anchor=i)
+
+
 def pair_sites(block: list[Instruction]) -> list[Rewrite]:
     """Every legal load/store pairing in the block, the first partner of each access."""
     sites = []
