@@ -132,3 +132,17 @@ def test_cli_builds_a_corpus_and_scores_the_oracle(tmp_path: Path, capsys):
                  "--json", str(out)]) == 0
     scores = json.loads(out.read_text())
     assert scores["exact_match"] == scores["io_accuracy"] == 1.0 and scores["blocks"] == len(entries)
+
+
+def test_csmith_programs_with_fixed_seeds_build_a_corpus(tmp_path: Path):
+    import shutil
+
+    from optarena.envs.aarch64_peephole.corpus import generate_csmith
+
+    if shutil.which("csmith") is None or not Path("/usr/include/csmith/csmith.h").exists():
+        pytest.skip("csmith and libcsmith-dev are not installed (.ci/run installs them)")
+    first = generate_csmith(1, 7, tmp_path / "a")
+    again = generate_csmith(1, 7, tmp_path / "b")
+    assert first[0].read_text() == again[0].read_text(), "a seed gives the same program"
+    pairs = build_corpus(first, tmp_path / "corpus.jsonl", opts=("-O0",))
+    assert len(pairs) > 20 and all(p.source == str(first[0]) for p in pairs)
