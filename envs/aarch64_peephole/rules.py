@@ -36,6 +36,7 @@ between do not end the scan window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from optarena.envs.aarch64_peephole.block import Instruction, canonical
@@ -183,24 +184,7 @@ def _zero_store(inst: Instruction) -> bool:
 
 def zero_store_sites(block: list[Instruction]) -> list[Rewrite]:
     """Every legal merge of two narrow zero stores into one wider zero store."""
-    sites = []
-    for i, first in enumerate(block):
-        if not _zero_store(first):
-            continue
-        base = canonical(first.memory.base)  # type: ignore[union-attr]
-        for j in range(i + 1, min(len(block), i + 1 + SCAN_LIMIT)):
-            second = block[j]
-            if second.ends_window:
-                break
-            if _zero_store(second) and second.size == first.size and \
-                    canonical(second.memory.base) == base:  # type: ignore[union-attr]
-                rewrite = _merge_zero(block, i, j)
-                if rewrite is not None:
-                    sites.append(rewrite)
-                    break
-            if base in second.writes():
-                break
-    return sites
+    return _scan(block, _zero_store, lambda a, b: a.size == b.size, _merge_zero)
 
 
 def _merge_zero(block: list[Instruction], i: int, j: int) -> Rewrite | None:
@@ -217,12 +201,10 @@ def _merge_zero(block: list[Instruction], i: int, j: int) -> Rewrite | None:
         mnemonic = unscaled
     else:
         return None
-    if _blocked(block, j, i) is None:
-        keep, drop = i, j
-    elif _blocked(block, i, j) is None:
-        keep, drop = j, i
-    else:
+    placement = _placement(block, i, j)
+    if placement is None:
         return None
+    keep, drop = placement
     base = first.memory.base  # type: ignore[union-attr]
     address = f"[{base}, #{offset}]" if offset else f"[{base}]"
     merged = Instruction(mnemonic, ("xzr" if wide == 8 else "wzr", address))
@@ -233,28 +215,42 @@ def _merge_zero(block: list[Instruction], i: int, j: int) -> Rewrite | None:
 
 def pair_sites(block: list[Instruction]) -> list[Rewrite]:
     """Every legal load/store pairing in the block, the first partner of each access."""
+    return _scan(block, _pairable, lambda a, b: _pair_opcode(a) == _pair_opcode(b), _merge)
+
+
+def _scan(block: list[Instruction], candidate: Callable[[Instruction], bool],
+          matches: Callable[[Instruction, Instruction], bool],
+          merge: Callable[[list[Instruction], int, int], Rewrite | None]) -> list[Rewrite]:
+    """For each candidate access, the first later partner on the same base that merges legally,
+    within the scan window (LLVM's forward search)."""
     sites = []
     for i, first in enumerate(block):
-        if not _pairable(first):
+        if not candidate(first):
             continue
-        memory = first.memory
-        assert memory is not None
-        base = canonical(memory.base)
-        if first.access == "load" and canonical(first.data_registers[0]) == base:
-            continue  # the second access would use the loaded base
+        base = canonical(first.memory.base)  # type: ignore[union-attr]
         for j in range(i + 1, min(len(block), i + 1 + SCAN_LIMIT)):
             second = block[j]
             if second.ends_window:
                 break
-            if _pairable(second) and _pair_opcode(second) == _pair_opcode(first) and \
+            if candidate(second) and matches(first, second) and \
                     canonical(second.memory.base) == base:  # type: ignore[union-attr]
-                rewrite = _merge(block, i, j)
+                rewrite = merge(block, i, j)
                 if rewrite is not None:
                     sites.append(rewrite)
                     break
             if base in second.writes():
                 break
     return sites
+
+
+def _placement(block: list[Instruction], i: int, j: int) -> tuple[int, int] | None:
+    """``(kept, removed)``: the second access moves up to the first or, failing that, the first
+    moves down to the second; None when neither can move."""
+    if _blocked(block, j, i) is None:
+        return i, j
+    if _blocked(block, i, j) is None:
+        return j, i
+    return None
 
 
 def _merge(block: list[Instruction], i: int, j: int) -> Rewrite | None:
@@ -267,15 +263,14 @@ def _merge(block: list[Instruction], i: int, j: int) -> Rewrite | None:
     offset = min(fo, so)
     if offset % size or not -64 <= offset // size <= 63:
         return None
-    if first.access == "load" and canonical(first.data_registers[0]) == \
-            canonical(second.data_registers[0]):
+    if first.access == "load" and (
+            canonical(first.data_registers[0]) in (canonical(second.data_registers[0]),
+                                                   canonical(first.memory.base))):  # type: ignore[union-attr]
+        return None  # two loads into one register, or the second would use the loaded base
+    placement = _placement(block, i, j)
+    if placement is None:
         return None
-    if _blocked(block, j, i) is None:
-        keep, drop = i, j  # the second moves up
-    elif _blocked(block, i, j) is None:
-        keep, drop = j, i  # the first moves down
-    else:
-        return None
+    keep, drop = placement
     mnemonic = {"load": "ldp", "store": "stp"}[first.access or ""]
     if first.mnemonic in ("ldrsw", "ldursw"):
         mnemonic = "ldpsw"
