@@ -2,6 +2,10 @@
 
 An agent is run as ``agent.run(env, budget, seed) -> SearchResult``. ``budget`` counts the
 environment's real measurements (``env.unwrapped.num_measurements``); cache hits are free.
+
+Every environment reports ``info["score"]`` (lower is better: latency in seconds, llvm-mca cycles)
+and ``info["improvement"]`` (the reference score over the current one: speedup over the
+unscheduled program, starting cycles over current cycles), and ``info["state"]``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ class CurvePoint:
 
     measurements: int
     wall_s: float
-    best_latency_s: float
-    best_speedup: float
+    best_score: float
+    best_improvement: float
 
 
 @dataclass
@@ -40,8 +44,10 @@ class SearchResult:
     agent: str
     seed: int
     budget: int
-    best_latency_s: float = math.inf
-    best_speedup: float = 0.0
+    best_score: float = math.inf
+    """Lowest score reached: latency in seconds, or cycles."""
+    best_improvement: float = 0.0
+    """Its improvement: speedup over the unscheduled program, or starting over final cycles."""
     best_state: dict[str, Any] | None = None
     best_actions: list[int] = field(default_factory=list)
     curve: list[CurvePoint] = field(default_factory=list)
@@ -75,15 +81,15 @@ class Tracker:
     def observe(self, info: dict[str, Any], actions: list[int]) -> None:
         """Record the state just reached (its ``info``) and the actions that led to it."""
         result = self.result
-        latency = float(info["latency_s"])
-        if latency < result.best_latency_s:
-            result.best_latency_s = latency
-            result.best_speedup = float(info["speedup"])
+        score = float(info["score"])
+        if score < result.best_score:
+            result.best_score = score
+            result.best_improvement = float(info["improvement"])
             result.best_state = info["state"]
             result.best_actions = list(actions)
         if not result.curve or result.curve[-1].measurements != self.used:
             result.curve.append(CurvePoint(self.used, time.perf_counter() - self.start,
-                                           result.best_latency_s, result.best_speedup))
+                                           result.best_score, result.best_improvement))
 
     def finish(self) -> SearchResult:
         result = self.result

@@ -76,16 +76,16 @@ def _tune(config: TuneConfig, console: Console) -> int:
         for seed in config.seeds:
             agent = agents.make(config.agent, **config.agent_config)
             result = agent.run(env, config.budget, seed)
-            speedups.append(result.best_speedup)
+            speedups.append(result.best_improvement)
             console.print(
-                f"{config.agent} seed {seed}: best {result.best_latency_s * 1e3:.3f} ms = "
-                f"[bold green]{result.best_speedup:.2f}x[/bold green] over unscheduled, "
+                f"{config.agent} seed {seed}: best {result.best_score * 1e3:.3f} ms = "
+                f"[bold green]{result.best_improvement:.2f}x[/bold green] over unscheduled, "
                 f"{result.usage.measurements} measurements, {result.wall_s:.1f} s"
             )
             if config.export_dir is not None and result.best_state is not None:
                 exported = export_schedule(
                     inner.space, ScheduleState.from_json(result.best_state),
-                    result.best_latency_s, config.export_dir / f"seed{seed}")
+                    result.best_score, config.export_dir / f"seed{seed}")
                 console.print(f"  exported to {exported.database}")
     finally:
         env.close()

@@ -146,3 +146,15 @@ def test_csmith_programs_with_fixed_seeds_build_a_corpus(tmp_path: Path):
     assert first[0].read_text() == again[0].read_text(), "a seed gives the same program"
     pairs = build_corpus(first, tmp_path / "corpus.jsonl", opts=("-O0",))
     assert len(pairs) > 20 and all(p.source == str(first[0]) for p in pairs)
+
+
+def test_repeating_a_rewrite_is_not_a_new_measurement(env):
+    block = _changed_blocks()[0]
+    _, info = env.reset(options={"block": block})
+    action = int(np.flatnonzero(info["action_mask"])[0])
+    _, _, _, _, first = env.step(action)
+    count = env.unwrapped.num_measurements
+    env.reset(options={"block": block})
+    _, _, _, _, again = env.step(action)
+    assert env.unwrapped.num_measurements == count
+    assert (again["score"] == first["score"] and first["improvement"] >= 1.0) or first["score"] > 0

@@ -17,6 +17,10 @@ block's starting cycles. Every accepted rewrite is first verified against the ep
 original block by the equivalence checker; an unverified rewrite changes nothing and earns 0.
 
 **Episode end.** ``terminated`` when no legal rewrite is left; ``truncated`` after ``max_steps``.
+
+**Measurements.** ``num_measurements`` counts new candidate blocks verified and scored and new
+starting blocks scored; repeating one is free. ``info["score"]`` is the current cycles and
+``info["improvement"]`` the starting cycles over the current ones.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from optarena.envs.aarch64_peephole.block import Instruction, format_block, parse_block
-from optarena.envs.aarch64_peephole.check import EquivalenceChecker
+from optarena.envs.aarch64_peephole.check import CheckResult, EquivalenceChecker
 from optarena.envs.aarch64_peephole.corpus import SHIPPED_CORPUS, BlockPair, load_corpus
 from optarena.envs.aarch64_peephole.rules import (
     Rewrite,
@@ -82,7 +86,12 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.block: list[Instruction] = []
         self.start_cycles = self.cycles_now = 0
         self._steps = 0
-        self.num_verifications = self.failed_verifications = 0
+        self._verified: dict[tuple[str, str], CheckResult] = {}
+        self._scored_starts: set[str] = set()
+        self.num_measurements = 0
+        """New candidate blocks verified and scored, plus new starting blocks scored (cache hits
+        are free): the unit of sample efficiency, as in the tensor environment."""
+        self.failed_verifications = 0
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -97,7 +106,11 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         else:
             self.entry = self.blocks[int(self.np_random.integers(len(self.blocks)))]
         self.block = parse_block(self.entry.input)
-        self.start_cycles = self.cycles_now = self.cycles(format_block(self.block))
+        start = format_block(self.block)
+        if start not in self._scored_starts:
+            self._scored_starts.add(start)
+            self.num_measurements += 1
+        self.start_cycles = self.cycles_now = self.cycles(start)
         self._steps = 0
         return self._observation(), self._info()
 
@@ -150,10 +163,13 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                 ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         assert self.entry is not None
         text = format_block(candidate)
-        self.num_verifications += 1
-        result = self.checker.check(self.entry.input, text)
+        key = (self.entry.input, text)
+        result = self._verified.get(key)
+        if result is None:
+            result = self._verified[key] = self.checker.check(self.entry.input, text)
+            self.num_measurements += 1
+            self.failed_verifications += not result.equivalent
         if not result.equivalent:
-            self.failed_verifications += 1
             failure = result.failure
             assert failure is not None
             return self._finish(0.0, f"{what} not verified ({failure.kind}): {failure.detail}",
@@ -205,7 +221,10 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "start_cycles": self.start_cycles,
             "oracle_cycles": oracle,
             "action_mask": self.action_masks(),
-            "num_verifications": self.num_verifications,
+            "num_measurements": self.num_measurements,
+            "score": self.cycles_now,
+            "improvement": self.start_cycles / self.cycles_now,
+            "state": {"block": self.entry.id, "asm": format_block(self.block)},
         }
 
 

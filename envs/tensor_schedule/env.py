@@ -371,6 +371,8 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         info: dict[str, Any] = {
             "latency_s": self._latency,
             "speedup": self.speedup(self._latency),
+            "score": self._latency,
+            "improvement": self.speedup(self._latency),
             "baseline_latency_s": self.baseline_latency,
             "num_measurements": self.num_measurements,
             "action_mask": self.action_masks() if mask is None else mask,
