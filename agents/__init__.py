@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.agents.base import Agent, CurvePoint, SearchResult, Usage
+from optarena.agents.greedy import Greedy, GreedyConfig
 from optarena.agents.random_search import RandomSearch, RandomSearchConfig
 
 _REGISTRY: dict[str, tuple[type, type]] = {
     "random": (RandomSearch, RandomSearchConfig),
+    "greedy": (Greedy, GreedyConfig),
 }
 
 

@@ -2,7 +2,7 @@
 
 Each round resets the environment with a fresh seed (a new random sample of the design space),
 then walks ``walk_length`` uniformly chosen legal actions, measuring every program on the way,
-until the measurement budget is spent.
+until the measurement budget is spent (or ``max_stalls`` rounds in a row measured nothing new).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from optarena.agents.base import SearchResult, Tracker
 class RandomSearchConfig:
     walk_length: int = 4
     """Random legal steps taken from each fresh sample (0: pure sampling)."""
+    max_stalls: int = 50
+    """Stop after this many rounds in a row that measured nothing new (all cached)."""
 
 
 class RandomSearch:
@@ -32,7 +34,9 @@ class RandomSearch:
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
-        while tracker.used < budget:
+        stalls = 0
+        while tracker.used < budget and stalls < self.config.max_stalls:
+            before = tracker.used
             _, info = env.reset(seed=int(rng.integers(2**31)))
             tracker.observe(info, [])
             actions: list[int] = []
@@ -47,4 +51,5 @@ class RandomSearch:
                 tracker.observe(info, actions)
                 if terminated or truncated:
                     break
+            stalls = stalls + 1 if tracker.used == before else 0
         return tracker.finish()

@@ -18,7 +18,7 @@ def test_workloads_command_lists_every_rc_layer(capsys, monkeypatch):
 
 
 def test_unknown_agent_is_a_clear_error():
-    with pytest.raises(ValueError, match="available: random"):
+    with pytest.raises(ValueError, match="available: greedy, random"):
         agents.make("alphazero")
 
 
@@ -64,3 +64,38 @@ def test_random_search_runs_on_the_peephole_env():
     scores = [p.best_score for p in result.curve]
     assert scores == sorted(scores, reverse=True)
     assert result.best_improvement >= 1.0 and "asm" in result.best_state
+
+
+def test_greedy_on_the_peephole_env_matches_the_oracle_on_a_block():
+    env = gym.make("optarena/AArch64Peephole-v0")
+    inner = env.unwrapped
+    block = "loads_stores/O1/dot4/0"
+    result = agents.make("greedy").run(_one_block(env, block), budget=40, seed=0)
+    assert result.usage.measurements <= 40
+    _, info = env.reset(options={"block": block})
+    assert result.best_score <= info["oracle_cycles"] < info["start_cycles"]
+    assert inner.failed_verifications == 0
+
+
+def test_greedy_on_matmul_respects_the_budget_and_improves(matmul_env):
+    result = agents.make("greedy").run(matmul_env, budget=12, seed=1)
+    assert result.usage.measurements <= 12
+    assert result.curve[-1].best_improvement >= result.curve[0].best_improvement
+    assert result.best_actions or result.usage.measurements == 12
+
+
+def test_set_state_refuses_unverified_blocks():
+    env = gym.make("optarena/AArch64Peephole-v0").unwrapped
+    env.reset(options={"block": "loads_stores/O1/dot4/0"})
+    with pytest.raises(ValueError, match="verified"):
+        env.set_state({"block": "loads_stores/O1/dot4/0", "asm": "nop\n"})
+
+
+def _one_block(env, block):
+    """The environment, always reset to one block (the greedy agent resets with seeds)."""
+
+    class OneBlock(gym.Wrapper):
+        def reset(self, *, seed=None, options=None):
+            return self.env.reset(seed=seed, options={"block": block})
+
+    return OneBlock(env)

@@ -154,6 +154,27 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def describe_actions(self) -> list[dict[str, Any]]:
         return [{"id": a, "rule": s.rule, "text": s.text} for a, s in sorted(self._sites().items())]
 
+    # ------------------------------------------------------------------ tree search
+
+    def get_state(self) -> dict[str, str]:
+        """The current block and its corpus id (JSON-able; give it back to :meth:`set_state`)."""
+        assert self.entry is not None, "call reset() first"
+        return {"block": self.entry.id, "asm": format_block(self.block)}
+
+    def set_state(self, state: dict[str, str]) -> dict[str, Any]:
+        """Return to a block this environment produced (the start or a verified rewrite)."""
+        entry = self.by_id.get(state["block"])
+        if entry is None:
+            raise ValueError(f"unknown block {state['block']!r}")
+        asm = format_block(parse_block(state["asm"]))
+        verified = self._verified.get((entry.input, asm))
+        if asm != format_block(parse_block(entry.input)) and not (verified and verified.equivalent):
+            raise ValueError("set_state takes only blocks this environment has verified")
+        self.entry, self.block = entry, parse_block(asm)
+        self.start_cycles = self.cycles(format_block(parse_block(entry.input)))
+        self.cycles_now = self.cycles(asm)
+        return self._info()
+
     # ------------------------------------------------------------------ scoring
 
     def cycles(self, asm: str) -> int:
