@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -77,6 +78,16 @@ class Tracker:
     def used(self) -> int:
         """Measurements made since the search started."""
         return self.env.num_measurements - self.offset
+
+    def rounds(self, max_stalls: int) -> Iterator[int]:
+        """Yield round numbers until the budget is spent, or until ``max_stalls`` rounds in a row
+        measured nothing new (everything reachable is cached: the budget would never fill)."""
+        stalls, number = 0, 0
+        while self.used < self.result.budget and stalls < max_stalls:
+            before = self.used
+            yield number
+            number += 1
+            stalls = stalls + 1 if self.used == before else 0
 
     def observe(self, info: dict[str, Any], actions: list[int]) -> None:
         """Record the state just reached (its ``info``) and the actions that led to it."""

@@ -37,9 +37,7 @@ class Greedy:
         rng = np.random.default_rng(seed)
         inner = env.unwrapped
         tracker = Tracker(self.name, env, budget, seed)
-        stalls = 0
-        while tracker.used < budget and stalls < self.config.max_stalls:
-            before = tracker.used
+        for _ in tracker.rounds(self.config.max_stalls):
             _, info = env.reset(seed=int(rng.integers(2**31)))
             tracker.observe(info, [])
             path: list[int] = []
@@ -61,5 +59,4 @@ class Greedy:
                 _, action, state = best
                 path.append(action)
                 info = inner.set_state(state)
-            stalls = stalls + 1 if tracker.used == before else 0
         return tracker.finish()

@@ -34,9 +34,7 @@ class RandomSearch:
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
-        stalls = 0
-        while tracker.used < budget and stalls < self.config.max_stalls:
-            before = tracker.used
+        for _ in tracker.rounds(self.config.max_stalls):
             _, info = env.reset(seed=int(rng.integers(2**31)))
             tracker.observe(info, [])
             actions: list[int] = []
@@ -51,5 +49,4 @@ class RandomSearch:
                 tracker.observe(info, actions)
                 if terminated or truncated:
                     break
-            stalls = stalls + 1 if tracker.used == before else 0
         return tracker.finish()
