@@ -34,14 +34,12 @@ import tvm
 from optarena.envs.tensor_schedule.measure import MeasureConfig, Measurer
 from optarena.envs.tensor_schedule.space import DesignSpace, import_cpu_tensor_intrinsics
 from optarena.envs.tensor_schedule.target import host_target
-from optarena.envs.tensor_schedule.workload import get_workload
+from optarena.envs.tensor_schedule.workload import get_workload, tvm_structural_hash
 
 
 def distinct_candidates(space: DesignSpace, count: int, seed: int) -> list[tvm.IRModule]:
     rng = np.random.default_rng(seed)
     mods: dict[int, tvm.IRModule] = {}
-    from optarena.envs.tensor_schedule.workload import tvm_structural_hash
-
     while len(mods) < count:
         mod = space.schedule(space.sample(rng)).mod
         mods.setdefault(tvm_structural_hash(mod), mod)

@@ -56,12 +56,8 @@ class Instruction:
 
     @classmethod
     def parse(cls, line: str) -> Instruction:
-        text = line.split("//")[0].strip()
-        mnemonic, _, rest = text.partition(" ")
-        if "\t" in mnemonic:
-            mnemonic, _, tail = mnemonic.partition("\t")
-            rest = tail + " " + rest
-        return cls(mnemonic.strip().lower(), split_operands(rest.strip()))
+        mnemonic, *rest = line.split("//")[0].split(None, 1)
+        return cls(mnemonic.lower(), split_operands(rest[0].strip() if rest else ""))
 
     def __str__(self) -> str:
         return f"\t{self.mnemonic}\t{', '.join(self.operands)}" if self.operands \

@@ -166,12 +166,12 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         entry = self.by_id.get(state["block"])
         if entry is None:
             raise ValueError(f"unknown block {state['block']!r}")
-        asm = format_block(parse_block(state["asm"]))
+        asm, start = format_block(parse_block(state["asm"])), format_block(parse_block(entry.input))
         verified = self._verified.get((entry.input, asm))
-        if asm != format_block(parse_block(entry.input)) and not (verified and verified.equivalent):
+        if asm != start and not (verified and verified.equivalent):
             raise ValueError("set_state takes only blocks this environment has verified")
         self.entry, self.block = entry, parse_block(asm)
-        self.start_cycles = self.cycles(format_block(parse_block(entry.input)))
+        self.start_cycles = self.cycles(start)
         self.cycles_now = self.cycles(asm)
         return self._info()
 

@@ -50,10 +50,9 @@ class _Device:
 
     def __init__(self, target: tvm.target.Target, rpc: RPCConfig | None) -> None:
         self.target = target
-        self.rpc = rpc
         self.session: Any = None
-        self.tmp = tempfile.TemporaryDirectory(prefix="optarena-rpc-")
         if rpc is not None:
+            self.tmp = tempfile.TemporaryDirectory(prefix="optarena-rpc-")
             self.session = tvm.rpc.connect_tracker(rpc.tracker_host, rpc.tracker_port).request(
                 rpc.key, session_timeout=int(rpc.session_timeout_s)
             )
