@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.agents.base import Agent, CurvePoint, SearchResult, Usage
+from optarena.agents.evolutionary import Evolutionary, EvolutionaryConfig
 from optarena.agents.greedy import Greedy, GreedyConfig
+from optarena.agents.llm_mcts import LLMMCTS, LLMMCTSConfig
+from optarena.agents.mcts import MCTS, MCTSConfig
+from optarena.agents.metaschedule import MetaSchedule, MetaScheduleConfig
+from optarena.agents.ppo import PPO, PPOConfig
 from optarena.agents.random_search import RandomSearch, RandomSearchConfig
 
 _REGISTRY: dict[str, tuple[type, type]] = {
     "random": (RandomSearch, RandomSearchConfig),
     "greedy": (Greedy, GreedyConfig),
+    "evolutionary": (Evolutionary, EvolutionaryConfig),
+    "mcts": (MCTS, MCTSConfig),
+    "llm-mcts": (LLMMCTS, LLMMCTSConfig),
+    "metaschedule": (MetaSchedule, MetaScheduleConfig),
+    "ppo": (PPO, PPOConfig),
 }
 
 

@@ -6,13 +6,21 @@ environment's real measurements (``env.unwrapped.num_measurements``); cache hits
 Every environment reports ``info["score"]`` (lower is better: latency in seconds, llvm-mca cycles)
 and ``info["improvement"]`` (the reference score over the current one: speedup over the
 unscheduled program, starting cycles over current cycles), and ``info["state"]``.
+
+Search agents that branch (greedy, evolutionary, MCTS) use the tree-search methods both
+environments share: ``get_state()``; ``set_state(state)``, which measures a state not measured
+before and raises ``ValueError`` for one that cannot be measured; ``legal_mask(state)``;
+``transition(state, action)``, the successor state or why the action is illegal, measuring
+nothing; and, for cost-model settings, ``estimate(states)``, predicted scores counted in
+``num_cost_model_calls``. Tensor-schedule environments also offer ``crossover(a, b, rng)``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -31,11 +39,28 @@ class CurvePoint:
 
 @dataclass
 class Usage:
+    """What a search consumed."""
+
     measurements: int = 0
     cost_model_calls: int = 0
     llm_calls: int = 0
+    """Completions requested from the endpoint (replies served from the disk cache included)."""
+    llm_cached: int = 0
+    """Of those, answered from the disk cache."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     tokens: int = 0
+    llm_cost_usd: float = 0.0
+    llm_seconds: float = 0.0
+    """Time spent waiting for replies (the cached replies' original time included)."""
+    proposals: int = 0
+    """Expansions that asked the LLM for an action."""
     fallbacks: int = 0
+    """Of those, answered by a uniform legal action (unparseable, illegal or no answer)."""
+
+    @property
+    def fallback_rate(self) -> float:
+        return self.fallbacks / self.proposals if self.proposals else 0.0
 
 
 @dataclass
@@ -54,6 +79,8 @@ class SearchResult:
     curve: list[CurvePoint] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     wall_s: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+    """Agent-specific settings and findings worth recording with the result."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,19 +92,46 @@ class Agent(Protocol):
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult: ...
 
 
-class Tracker:
-    """Keeps the best-so-far curve of one search (one point per new measurement)."""
+def state_key(state: Any) -> Hashable:
+    """A hashable key for an environment state (schedule states are hashable, blocks are dicts)."""
+    return json.dumps(state, sort_keys=True) if isinstance(state, dict) else state
 
-    def __init__(self, agent: str, env: gym.Env, budget: int, seed: int) -> None:
+
+def log_gain(reference: float, score: float) -> float:
+    """``log(reference / score)``: positive when ``score`` is better (lower) than ``reference``."""
+    return math.log(reference / score)
+
+
+class Tracker:
+    """Keeps the best-so-far curve of one search (one point per new measurement).
+
+    ``envs`` are more copies of the environment whose measurements count against the same budget
+    (vectorized training).
+    """
+
+    def __init__(self, agent: str, env: gym.Env, budget: int, seed: int,
+                 envs: Sequence[gym.Env] = ()) -> None:
         self.env = env.unwrapped
+        self.envs = [self.env, *(e.unwrapped for e in envs)]
         self.start = time.perf_counter()
-        self.offset = self.env.num_measurements
+        self.offset = self._total()
+        self.cost_offset = self._cost_model_calls()
         self.result = SearchResult(agent=agent, seed=seed, budget=budget)
+
+    def _total(self) -> int:
+        return sum(e.num_measurements for e in self.envs)
+
+    def _cost_model_calls(self) -> int:
+        return sum(getattr(e, "num_cost_model_calls", 0) for e in self.envs)
 
     @property
     def used(self) -> int:
         """Measurements made since the search started."""
-        return self.env.num_measurements - self.offset
+        return self._total() - self.offset
+
+    @property
+    def left(self) -> int:
+        return self.result.budget - self.used
 
     def rounds(self, max_stalls: int) -> Iterator[int]:
         """Yield round numbers until the budget is spent, or until ``max_stalls`` rounds in a row
@@ -106,5 +160,5 @@ class Tracker:
         result = self.result
         result.wall_s = time.perf_counter() - self.start
         result.usage.measurements = self.used
-        result.usage.cost_model_calls = getattr(self.env, "num_cost_model_calls", 0)
+        result.usage.cost_model_calls = self._cost_model_calls() - self.cost_offset
         return result

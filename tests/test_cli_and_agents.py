@@ -1,4 +1,5 @@
 import gymnasium as gym
+import numpy as np
 import pytest
 
 from optarena import agents
@@ -18,7 +19,7 @@ def test_workloads_command_lists_every_rc_layer(capsys, monkeypatch):
 
 
 def test_unknown_agent_is_a_clear_error():
-    with pytest.raises(ValueError, match="available: greedy, random"):
+    with pytest.raises(ValueError, match="available: evolutionary, greedy, llm-mcts, mcts, metaschedule, ppo, random"):
         agents.make("alphazero")
 
 
@@ -67,10 +68,10 @@ def test_random_search_runs_on_the_peephole_env():
 
 
 def test_greedy_on_the_peephole_env_matches_the_oracle_on_a_block():
-    env = gym.make("optarena/AArch64Peephole-v0")
-    inner = env.unwrapped
     block = "loads_stores/O1/dot4/0"
-    result = agents.make("greedy").run(_one_block(env, block), budget=40, seed=0)
+    env = gym.make("optarena/AArch64Peephole-v0", block=block)
+    inner = env.unwrapped
+    result = agents.make("greedy").run(env, budget=40, seed=0)
     assert result.usage.measurements <= 40
     _, info = env.reset(options={"block": block})
     assert result.best_score <= info["oracle_cycles"] < info["start_cycles"]
@@ -84,18 +85,19 @@ def test_greedy_on_matmul_respects_the_budget_and_improves(matmul_env):
     assert result.best_actions or result.usage.measurements == 12
 
 
-def test_set_state_refuses_unverified_blocks():
+def test_set_state_verifies_new_blocks_and_refuses_inequivalent_ones():
     env = gym.make("optarena/AArch64Peephole-v0").unwrapped
     env.reset(options={"block": "loads_stores/O1/dot4/0"})
-    with pytest.raises(ValueError, match="verified"):
+    before, count = env.get_state(), env.num_measurements
+    with pytest.raises(ValueError, match="not equivalent"):
         env.set_state({"block": "loads_stores/O1/dot4/0", "asm": "nop\n"})
-
-
-def _one_block(env, block):
-    """The environment, always reset to one block (the greedy agent resets with seeds)."""
-
-    class OneBlock(gym.Wrapper):
-        def reset(self, *, seed=None, options=None):
-            return self.env.reset(seed=seed, options={"block": block})
-
-    return OneBlock(env)
+    assert env.get_state() == before and env.num_measurements == count + 1
+    action = int(np.flatnonzero(env.action_masks())[0])
+    child = env.transition(before, action)
+    assert isinstance(child, dict) and env.num_measurements == count + 1
+    info = env.set_state(child)
+    assert env.get_state() == child and info["cycles"] < info["start_cycles"]
+    assert env.num_measurements == count + 2
+    env.set_state(before)
+    env.set_state(child)
+    assert env.num_measurements == count + 2

@@ -1,7 +1,8 @@
 """``optarena/AArch64Peephole-v0``: apply peephole rewrites to an AArch64 block; cycles are the score.
 
-**State.** One basic block of the corpus (``reset(options={"block": ID})``, else drawn with the
-seed), parsed into instructions; ``info["asm"]`` prints it back as valid assembly.
+**State.** One basic block of the corpus, parsed into instructions; ``info["asm"]`` prints it back
+as valid assembly. The block is ``reset(options={"block": ID})``, else the environment's
+``block=ID`` (one problem for a search agent: every reset starts from it), else drawn with the seed.
 
 **Actions.** ``Discrete(4 * max_instructions)``: action ``r * max_instructions + i`` applies rule
 ``r`` at instruction ``i``: ``0`` pairs the load/store at ``i`` with its partner (``ldp``/``stp``),
@@ -59,6 +60,7 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         corpus: str | Path | None = None,
         mcpu: str = "neoverse-n1",
         *,
+        block: str | None = None,
         iterations: int = 100,
         max_steps: int = 32,
         max_instructions: int = 64,
@@ -71,6 +73,9 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if not self.blocks:
             raise ValueError(f"no block of at most {max_instructions} instructions in the corpus")
         self.by_id = {b.id: b for b in self.blocks}
+        if block is not None and block not in self.by_id:
+            raise ValueError(f"unknown block {block!r} (or longer than {max_instructions} instructions)")
+        self.fixed_block = block
         self.mcpu, self.iterations, self.max_steps = mcpu, iterations, max_steps
         self.max_instructions = max_instructions
         self.toolchain = toolchain or Toolchain()
@@ -92,6 +97,7 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         """New candidate blocks verified and scored, plus new starting blocks scored (cache hits
         are free): the unit of sample efficiency, as in the tensor environment."""
         self.failed_verifications = 0
+        self.num_cost_model_calls = 0
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -99,10 +105,11 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
-        if "block" in options:
-            if options["block"] not in self.by_id:
-                raise ValueError(f"unknown block {options['block']!r}")
-            self.entry = self.by_id[options["block"]]
+        block = options.get("block", self.fixed_block)
+        if block is not None:
+            if block not in self.by_id:
+                raise ValueError(f"unknown block {block!r}")
+            self.entry = self.by_id[block]
         else:
             self.entry = self.blocks[int(self.np_random.integers(len(self.blocks)))]
         self.block = parse_block(self.entry.input)
@@ -135,24 +142,50 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     # ------------------------------------------------------------------ actions
 
-    def _sites(self) -> dict[int, Rewrite]:
+    def _sites(self, block: list[Instruction] | None = None) -> dict[int, Rewrite]:
+        """Legal rewrites of ``block`` (default: the current one) by action id."""
+        block = self.block if block is None else block
         sites: dict[int, Rewrite] = {}
-        for site in pair_sites(self.block):
+        for site in pair_sites(block):
             sites[site.anchor] = site
-        for site in fold_sites(self.block):
+        for site in fold_sites(block):
             rule = RULES.index("fold_after" if site.second > site.first else "fold_before")
             sites[rule * self.max_instructions + site.anchor] = site
-        for site in zero_store_sites(self.block):
+        for site in zero_store_sites(block):
             sites[RULES.index("zero_store") * self.max_instructions + site.anchor] = site
         return {a: s for a, s in sites.items() if s.anchor < self.max_instructions}
 
     def action_masks(self) -> np.ndarray:
+        return self.legal_mask()
+
+    def legal_mask(self, state: dict[str, str] | None = None) -> np.ndarray:
+        """Legal actions of ``state`` (default: the current one), as 0/1 int8."""
+        block = None if state is None else parse_block(state["asm"])
         mask = np.zeros(len(RULES) * self.max_instructions, dtype=np.int8)
-        mask[list(self._sites())] = 1
+        mask[list(self._sites(block))] = 1
         return mask
 
-    def describe_actions(self) -> list[dict[str, Any]]:
-        return [{"id": a, "rule": s.rule, "text": s.text} for a, s in sorted(self._sites().items())]
+    def describe_actions(self, state: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The legal rewrites of ``state`` (default: the current one) as ``{"id", "rule", "text"}``."""
+        sites = self._sites(None if state is None else parse_block(state["asm"]))
+        return [{"id": a, "rule": s.rule, "text": s.text} for a, s in sorted(sites.items())]
+
+    # ------------------------------------------------------------------ prompts
+
+    prompt_family = "aarch64_peephole"
+    """Which prompt templates describe this environment to an LLM."""
+
+    @staticmethod
+    def program_text(state: dict[str, str], full: bool = False) -> str:
+        """The state for a prompt: the block's assembly (already compact)."""
+        return state["asm"]
+
+    def target_text(self) -> str:
+        return f"AArch64 {self.mcpu} (llvm-mca cycles for {self.iterations} iterations)"
+
+    @staticmethod
+    def format_score(score: float) -> str:
+        return f"{score:.0f} cycles"
 
     # ------------------------------------------------------------------ tree search
 
@@ -162,18 +195,40 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return {"block": self.entry.id, "asm": format_block(self.block)}
 
     def set_state(self, state: dict[str, str]) -> dict[str, Any]:
-        """Return to a block this environment produced (the start or a verified rewrite)."""
+        """Jump to a rewrite of a corpus block (e.g. from :meth:`transition`). A block not seen
+        before is verified against the original first (one measurement); an inequivalent one
+        raises ``ValueError`` and changes nothing."""
         entry = self.by_id.get(state["block"])
         if entry is None:
             raise ValueError(f"unknown block {state['block']!r}")
         asm, start = format_block(parse_block(state["asm"])), format_block(parse_block(entry.input))
-        verified = self._verified.get((entry.input, asm))
-        if asm != start and not (verified and verified.equivalent):
-            raise ValueError("set_state takes only blocks this environment has verified")
+        if asm != start:
+            result = self._verify(entry, asm)
+            if not result.equivalent:
+                assert result.failure is not None
+                raise ValueError(f"not equivalent to block {entry.id} "
+                                 f"({result.failure.kind}): {result.failure.detail}")
         self.entry, self.block = entry, parse_block(asm)
         self.start_cycles = self.cycles(start)
         self.cycles_now = self.cycles(asm)
         return self._info()
+
+    def transition(self, state: dict[str, str], action: int) -> dict[str, str] | str:
+        """The block ``action`` rewrites ``state`` into, or why it is illegal; verifies and
+        measures nothing (:meth:`set_state` does)."""
+        site = self._sites(parse_block(state["asm"])).get(int(action))
+        if site is None:
+            return f"action {int(action)} is not a legal rewrite here"
+        return {"block": state["block"], "asm": format_block(site.apply(parse_block(state["asm"])))}
+
+    has_cost_model = True
+    """:meth:`estimate` is always available."""
+
+    def estimate(self, states: list[dict[str, str]]) -> np.ndarray:
+        """llvm-mca cycles of unverified blocks: the cheap cost model of tree search, counted in
+        ``num_cost_model_calls``, not in ``num_measurements``."""
+        self.num_cost_model_calls += len(states)
+        return np.array([self.cycles(s["asm"]) for s in states], dtype=float)
 
     # ------------------------------------------------------------------ scoring
 
@@ -184,12 +239,7 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                 ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         assert self.entry is not None
         text = format_block(candidate)
-        key = (self.entry.input, text)
-        result = self._verified.get(key)
-        if result is None:
-            result = self._verified[key] = self.checker.check(self.entry.input, text)
-            self.num_measurements += 1
-            self.failed_verifications += not result.equivalent
+        result = self._verify(self.entry, text)
         if not result.equivalent:
             failure = result.failure
             assert failure is not None
@@ -202,6 +252,16 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         reward = (self.cycles_now - cycles) / self.start_cycles
         self.block, self.cycles_now = candidate, cycles
         return self._finish(reward, None)
+
+    def _verify(self, entry: BlockPair, asm: str) -> CheckResult:
+        """Check ``asm`` against the entry's original block (a measurement unless cached)."""
+        key = (entry.input, asm)
+        result = self._verified.get(key)
+        if result is None:
+            result = self._verified[key] = self.checker.check(entry.input, asm)
+            self.num_measurements += 1
+            self.failed_verifications += not result.equivalent
+        return result
 
     def _finish(self, reward: float, invalid: str | None, failure: str | None = None
                 ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:

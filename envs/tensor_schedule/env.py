@@ -214,6 +214,22 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return [{"id": a.id, "knob": knobs[a.knob].label, "old": a.old, "new": a.new,
                  "text": a.text} for a in self.legal_actions(state)]
 
+    # ------------------------------------------------------------------ prompts
+
+    prompt_family = "tensor_schedule"
+    """Which prompt templates describe this environment to an LLM."""
+
+    def program_text(self, state: ScheduleState, full: bool = False) -> str:
+        """The state for a prompt: its TVMScript (``full``) or one line per decision (compact)."""
+        return self.space.schedule(state).mod.script() if full else self.space.summary(state)
+
+    def target_text(self) -> str:
+        return f"{self.target} on {_cpu_model()} ({self.workload.name})"
+
+    @staticmethod
+    def format_score(score: float) -> str:
+        return f"{score * 1e3:.4g} ms"
+
     # ------------------------------------------------------------------ tree search
 
     def get_state(self) -> ScheduleState:
@@ -246,6 +262,18 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             return f"{decoded.text}: MetaSchedule applies the same decisions (no change)"
         return successor
 
+    def crossover(self, a: ScheduleState, b: ScheduleState,
+                  rng: np.random.Generator) -> ScheduleState | str:
+        """A child of two states of one sketch, each knob taken from either parent uniformly, or
+        why there is none (different sketches, invalid program); measures nothing."""
+        if a.sketch != b.sketch:
+            return f"sketches {a.sketch} and {b.sketch} differ: no crossover"
+        values = tuple(x if rng.random() < 0.5 else y for x, y in zip(a.values, b.values, strict=True))
+        try:
+            return self.space.canonical(ScheduleState(a.sketch, values))
+        except InvalidSchedule as err:
+            return f"crossover gives no valid program: {err}"
+
     def evaluate(self, state: ScheduleState) -> MeasureResult:
         """Measure a state's program (a cache hit if its program was measured before)."""
         try:
@@ -272,6 +300,11 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     @property
     def num_measurements(self) -> int:
         return self.measurer.num_measurements
+
+    @property
+    def has_cost_model(self) -> bool:
+        """Whether :meth:`estimate` is available (``surrogate=True``)."""
+        return self.surrogate is not None
 
     @property
     def num_cost_model_calls(self) -> int:

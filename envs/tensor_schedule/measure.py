@@ -105,8 +105,12 @@ class Measurer:
     config: MeasureConfig = field(default_factory=MeasureConfig)
     rpc: RPCConfig | None = None
     num_measurements: int = 0
-    """Real measurements made (cache hits excluded, failures included)."""
+    """Real measurements made (cache hits and the unscheduled baseline excluded, failures
+    included)."""
     cache: dict[int, MeasureResult] = field(default_factory=dict)
+    recorded: dict[int, MeasureResult] = field(default_factory=dict)
+    """Results to give instead of measuring (still counted): replays a run from another
+    measurer's ``cache``, so that a search can be repeated with the same latencies."""
     _worker: _Worker | None = None
 
     def measure(self, mod: tvm.IRModule, *, baseline: bool = False) -> MeasureResult:
@@ -115,9 +119,9 @@ class Measurer:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        result = self._run(mod, self.config.baseline_timeout_s if baseline
-                           else self.config.timeout_s)
-        self.num_measurements += 1
+        result = self.recorded.get(key) or self._run(
+            mod, self.config.baseline_timeout_s if baseline else self.config.timeout_s)
+        self.num_measurements += not baseline
         self.cache[key] = result
         return result
 
@@ -213,8 +217,9 @@ class Surrogate:
     It is trained on every successful measurement the environment makes and predicts a latency
     for unmeasured schedules. XGBModel scores are throughputs normalized by the best measured
     program, so the estimate is ``best latency / score``. Until ``warmup`` measurements exist,
-    MetaSchedule's model answers with random scores (as stock MetaSchedule does for its first
-    samples); :attr:`ready` says whether the estimate is informed.
+    the scores are random, as stock MetaSchedule's are for its first samples, but drawn from a
+    seeded generator (MetaSchedule draws from NumPy's global one); :attr:`ready` says whether
+    the estimate is informed.
     """
 
     def __init__(self, context: Any, *, warmup: int = 8, seed: int = 43) -> None:
@@ -229,6 +234,7 @@ class Surrogate:
         )
         self.num_samples = 0
         self.num_calls = 0
+        self.rng = np.random.default_rng(seed)
         self.best_latency: float | None = None
 
     @property
@@ -251,6 +257,9 @@ class Surrogate:
     def estimate(self, schedules: list[Any]) -> np.ndarray:
         """Estimated latency in seconds of each schedule."""
         self.num_calls += len(schedules)
-        scores = np.asarray(self.model.predict(self.context, self._candidates(schedules)))
+        if not self.ready:  # MetaSchedule's model draws from the unseeded global NumPy RNG here
+            scores = self.rng.uniform(0, 1, len(schedules))
+        else:
+            scores = np.asarray(self.model.predict(self.context, self._candidates(schedules)))
         best = self.best_latency if self.best_latency is not None else 1.0
         return best / np.maximum(scores, 1e-6)

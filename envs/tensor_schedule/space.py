@@ -302,6 +302,27 @@ class DesignSpace:
         except (RuntimeError, ValueError, TypeError) as err:
             return InvalidSchedule(f"trace does not replay: {_first_line(err)}")
         canonical = self._read_values(state.sketch, sch)
+        failure = self._postprocess(sch)
+        return failure or (sch, canonical)
+
+    def replay_json(self, trace: object) -> Schedule:
+        """A trace in MetaSchedule's JSON form (e.g. from its database) replayed on the workload
+        without its recorded postprocessing, then postprocessed as :meth:`schedule` does.
+        Raises :class:`InvalidSchedule`."""
+        sch = Schedule(self.workload.mod, debug_mask=0)
+        try:
+            Trace.apply_json_to_schedule(trace, sch)
+            replayed = Schedule(self.workload.mod, debug_mask=0)
+            sch.trace.apply_to_schedule(replayed, remove_postproc=True)
+        except (RuntimeError, ValueError, TypeError) as err:
+            raise InvalidSchedule(f"trace does not replay: {_first_line(err)}") from err
+        failure = self._postprocess(replayed)
+        if failure is not None:
+            raise failure
+        return replayed
+
+    def _postprocess(self, sch: Schedule) -> InvalidSchedule | None:
+        """Run the postprocessors on ``sch`` in place; the failure, if one rejects it."""
         sch.enter_postproc()
         for postproc in self.postprocs:
             try:
@@ -310,7 +331,7 @@ class DesignSpace:
                 return InvalidSchedule(f"{postproc.legacy_repr()} failed: {_first_line(err)}")
             if not ok:
                 return InvalidSchedule(f"rejected by {postproc.legacy_repr()}")
-        return sch, canonical
+        return None
 
     def _read_values(self, sketch: int, sch: Schedule, upto: int | None = None) -> ScheduleState:
         """The knob values held by a replayed schedule's trace (only the knobs up to instruction

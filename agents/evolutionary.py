@@ -1,0 +1,147 @@
+"""Evolutionary search, after MetaSchedule's ``EvolutionarySearch``.
+
+A population of the best measured states evolves in generations:
+
+1. **Seed.** ``init_samples`` resets with fresh seeds (random samples of the design space; on an
+   environment with one fixed start, the start) are measured and form the first population.
+2. **Breed.** ``children`` unmeasured candidates are made from parents drawn from the population
+   (better parents are drawn more often: weights ``1 / rank``): with probability
+   ``crossover_prob``, and where the environment offers ``crossover``, a child of two parents;
+   otherwise ``mutation_steps`` uniformly chosen legal actions applied to one parent.
+3. **Select.** With ``cost_model``, candidates are ranked by the environment's ``estimate`` and each
+   of the ``measure_per_generation`` slots takes the best remaining one, or with probability
+   ``epsilon`` a random one (MetaSchedule's epsilon-greedy); without it, all are taken at random.
+4. **Measure** the selected ones (``set_state``), keep the ``population`` best, repeat until the
+   budget is spent or ``max_stalls`` generations in a row measured nothing new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from optarena.agents.base import SearchResult, Tracker, state_key
+
+
+@dataclass
+class EvolutionaryConfig:
+    population: int = 16
+    """Measured states kept as parents (the best ones)."""
+    init_samples: int = 8
+    """Random samples measured to seed the population."""
+    children: int = 64
+    """Unmeasured candidates bred per generation."""
+    mutation_steps: int = 1
+    """Legal actions applied by one mutation."""
+    crossover_prob: float = 0.2
+    """Chance that a child comes from crossover (where the environment supports it)."""
+    measure_per_generation: int = 8
+    """Candidates measured per generation."""
+    cost_model: bool = False
+    """Rank candidates with the environment's ``estimate`` (the XGB surrogate; llvm-mca unverified)."""
+    epsilon: float = 0.05
+    """With ``cost_model``: chance that a slot takes a random candidate instead of the best."""
+    max_stalls: int = 5
+    """Stop after this many generations in a row that measured nothing new."""
+
+
+class Evolutionary:
+    """Mutation, crossover and (optionally) cost-model-filtered selection of what to measure."""
+
+    name = "evolutionary"
+
+    def __init__(self, config: EvolutionaryConfig | None = None) -> None:
+        self.config = config or EvolutionaryConfig()
+
+    def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
+        config, inner = self.config, env.unwrapped
+        if config.cost_model and not getattr(inner, "has_cost_model", False):
+            raise ValueError(f"{type(inner).__name__} has no cost model here "
+                             "(a tensor-schedule environment needs surrogate=True)")
+        rng = np.random.default_rng(seed)
+        tracker = Tracker(self.name, env, budget, seed)
+        population: list[tuple[float, Any]] = []  # (score, state), best first
+        seen: set[Any] = set()
+
+        for _ in range(config.init_samples):
+            if tracker.used >= budget:
+                break
+            _, info = env.reset(seed=int(rng.integers(2**31)))
+            seen.add(state_key(inner.get_state()))
+            tracker.observe(info, [])
+            population.append((float(info["score"]), inner.get_state()))
+
+        for _ in tracker.rounds(config.max_stalls):
+            population = _best_unique(population, config.population)
+            candidates = self._breed(inner, population, seen, rng)
+            for state in self._select(inner, candidates, rng):
+                if tracker.used >= budget:
+                    break
+                seen.add(state_key(state))
+                try:
+                    info = inner.set_state(state)
+                except ValueError:  # the program failed: counted, not kept
+                    continue
+                tracker.observe(info, [])
+                population.append((float(info["score"]), inner.get_state()))
+        return tracker.finish()
+
+    def _breed(self, inner: Any, population: list[tuple[float, Any]], seen: set[Any],
+               rng: np.random.Generator) -> list[Any]:
+        """Up to ``children`` new, distinct, unmeasured candidates."""
+        config = self.config
+        weights = 1.0 / np.arange(1, len(population) + 1)
+        weights /= weights.sum()
+        children: dict[Any, Any] = {}
+        for _ in range(4 * config.children):
+            if len(children) >= config.children:
+                break
+            parent = population[int(rng.choice(len(population), p=weights))][1]
+            if hasattr(inner, "crossover") and len(population) > 1 \
+                    and rng.random() < config.crossover_prob:
+                other = population[int(rng.choice(len(population), p=weights))][1]
+                child = inner.crossover(parent, other, rng)
+            else:
+                child = _mutate(inner, parent, config.mutation_steps, rng)
+            if isinstance(child, str):
+                continue
+            key = state_key(child)
+            if key not in seen and key not in children:
+                children[key] = child
+        return list(children.values())
+
+    def _select(self, inner: Any, candidates: list[Any], rng: np.random.Generator) -> list[Any]:
+        """The candidates to measure this generation, in order."""
+        config = self.config
+        if not config.cost_model or not candidates:
+            order = rng.permutation(len(candidates))
+            return [candidates[i] for i in order[: config.measure_per_generation]]
+        ranked = [candidates[i] for i in np.argsort(inner.estimate(candidates), kind="stable")]
+        chosen = []
+        while ranked and len(chosen) < config.measure_per_generation:
+            pick = int(rng.integers(len(ranked))) if rng.random() < config.epsilon else 0
+            chosen.append(ranked.pop(pick))
+        return chosen
+
+
+def _mutate(inner: Any, state: Any, steps: int, rng: np.random.Generator) -> Any:
+    """``steps`` uniformly chosen legal actions applied to ``state``, or why that failed."""
+    for _ in range(steps):
+        legal = np.flatnonzero(inner.legal_mask(state))
+        if len(legal) == 0:
+            return "no legal action"
+        state = inner.transition(state, int(rng.choice(legal)))
+        if isinstance(state, str):
+            return state
+    return state
+
+
+def _best_unique(population: list[tuple[float, Any]], size: int) -> list[tuple[float, Any]]:
+    """The ``size`` best distinct states, best first."""
+    unique: dict[Any, tuple[float, Any]] = {}
+    for score, state in sorted(population, key=lambda item: item[0]):
+        unique.setdefault(state_key(state), (score, state))
+    return list(unique.values())[:size]

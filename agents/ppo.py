@@ -1,0 +1,156 @@
+"""PPO with invalid-action masking: sb3-contrib's ``MaskablePPO``, trained within a measurement
+budget.
+
+``run(env, budget, seed)`` trains a ``MultiInputPolicy`` on ``n_envs`` copies of the environment
+(``gym.make(env.spec)``; a ``DummyVecEnv`` steps them one after the other, so measurements never
+overlap in time). Every measurement made while training counts against the budget, summed over
+the copies (each copy has its own measurement cache). A wrapper around each copy records the
+states reached in the search result and, once the budget is spent, stops touching its
+environment (it repeats the last observation as a truncated step), so the budget is never
+exceeded; training stops at the budget or after ``max_timesteps`` steps (cache hits are free, so
+steps can outnumber measurements).
+
+``save(path)`` / :meth:`PPO.load` keep the policy; :meth:`PPO.evaluate` runs it (with masks) on
+an environment for a budget and reports the same :class:`~optarena.agents.base.SearchResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from optarena.agents.base import SearchResult, Tracker
+
+
+@dataclass
+class PPOConfig:
+    n_envs: int = 2
+    """Copies of the environment (vectorized; needs ``env.spec``, i.e. ``gym.make``)."""
+    n_steps: int = 16
+    """Steps per copy between updates."""
+    batch_size: int = 16
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.9
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.01
+    max_timesteps: int = 4096
+    """Training steps at most (all copies together)."""
+    deterministic: bool = False
+    """:meth:`PPO.evaluate`: take the most likely action instead of sampling."""
+    max_stalls: int = 10
+    """:meth:`PPO.evaluate`: stop after this many episodes in a row that measured nothing new."""
+    save_path: str | None = None
+    """Save the trained policy here (a ``.zip``)."""
+
+
+class _Recorded(gym.Wrapper):
+    """Feeds every state reached to the tracker; stops stepping the environment at the budget."""
+
+    def __init__(self, env: gym.Env, tracker: Tracker) -> None:
+        super().__init__(env)
+        self.tracker = tracker
+        self.actions: list[int] = []
+        self.last: tuple[Any, dict[str, Any]] | None = None
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if self.last is not None and self.tracker.left <= 0:
+            return self.last
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.actions = []
+        self.tracker.observe(info, self.actions)
+        self.last = (obs, info)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        if self.last is not None and self.tracker.left <= 0:
+            return self.last[0], 0.0, False, True, self.last[1]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if "invalid_action" not in info:
+            self.actions.append(int(action))
+        self.tracker.observe(info, self.actions)
+        self.last = (obs, info)
+        return obs, float(reward), terminated, truncated, info
+
+
+class PPO:
+    """sb3-contrib ``MaskablePPO`` as an agent."""
+
+    name = "ppo"
+
+    def __init__(self, config: PPOConfig | None = None) -> None:
+        self.config = config or PPOConfig()
+        self.model: Any = None
+
+    def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
+        from sb3_contrib import MaskablePPO
+        from stable_baselines3.common.callbacks import BaseCallback
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        config = self.config
+        if config.n_envs > 1 and env.spec is None:
+            raise ValueError("n_envs > 1 needs an environment made with gym.make (env.spec)")
+        copies = [gym.make(env.spec) for _ in range(config.n_envs - 1)]  # type: ignore[arg-type]
+        tracker = Tracker(self.name, env, budget, seed, envs=copies)
+        vec_env = DummyVecEnv([lambda e=e: _Recorded(e, tracker) for e in [env, *copies]])  # type: ignore[misc]
+        vec_env.seed(seed)
+
+        class StopAtBudget(BaseCallback):
+            def _on_step(self) -> bool:
+                return tracker.left > 0
+
+        try:
+            self.model = MaskablePPO(
+                "MultiInputPolicy", vec_env, n_steps=config.n_steps, batch_size=config.batch_size,
+                n_epochs=config.n_epochs, learning_rate=config.learning_rate, gamma=config.gamma,
+                gae_lambda=config.gae_lambda, ent_coef=config.ent_coef, seed=seed, device="cpu")
+            self.model.learn(total_timesteps=config.max_timesteps, callback=StopAtBudget())
+        finally:
+            for copy in copies:
+                copy.close()
+        if config.save_path:
+            self.save(config.save_path)
+        result = tracker.finish()
+        result.details = {"ppo": asdict(config), "timesteps": int(self.model.num_timesteps),
+                          "updates": int(self.model._n_updates) // config.n_epochs}
+        return result
+
+    def save(self, path: str | Path) -> None:
+        if self.model is None:
+            raise RuntimeError("nothing to save: train with run() or load() first")
+        self.model.save(str(path))
+
+    @classmethod
+    def load(cls, path: str | Path, config: PPOConfig | None = None) -> PPO:
+        from sb3_contrib import MaskablePPO
+
+        agent = cls(config)
+        agent.model = MaskablePPO.load(str(path), device="cpu")
+        return agent
+
+    def evaluate(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
+        """Episodes of the trained policy (masked), each from ``reset`` with a new seed, until
+        the budget is spent or ``max_stalls`` episodes in a row measured nothing new."""
+        if self.model is None:
+            raise RuntimeError("no policy: train with run() or load() first")
+        rng = np.random.default_rng(seed)
+        tracker = Tracker(f"{self.name}-eval", env, budget, seed)
+        for _ in tracker.rounds(self.config.max_stalls):
+            obs, info = env.reset(seed=int(rng.integers(2**31)))
+            tracker.observe(info, [])
+            actions: list[int] = []
+            done = False
+            while not done and tracker.left > 0 and info["action_mask"].any():
+                action, _ = self.model.predict(obs, action_masks=info["action_mask"].astype(bool),
+                                               deterministic=self.config.deterministic)
+                obs, _, terminated, truncated, info = env.step(int(action))
+                if "invalid_action" not in info:
+                    actions.append(int(action))
+                tracker.observe(info, actions)
+                done = terminated or truncated
+        return tracker.finish()

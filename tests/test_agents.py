@@ -1,0 +1,255 @@
+"""Every agent under the one contract: budget, monotone curve, a speedup found, determinism."""
+
+import math
+
+import gymnasium as gym
+import pytest
+
+from optarena import agents
+from optarena.agents.llm_mcts import LLMMCTS, LLMMCTSConfig, parse_proposal
+from optarena.agents.ppo import PPO, PPOConfig
+from optarena.llm.client import Completion, LLMConfig, LLMRequestFailed, LLMUnavailable
+
+from .conftest import FAST_MEASURE
+
+BLOCK = "loads_stores/O1/dot4/0"
+"""A corpus block with three profitable rewrites (LLVM's oracle saves 34% of its cycles)."""
+
+
+class ScriptedClient:
+    """Stands in for the endpoint in unit tests: answers from a script, in order, then repeats
+    the last answer; an exception in the script is raised instead."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.prompts = []
+
+    def complete(self, messages, schema=None, seed=None):
+        self.prompts.append(messages[-1]["content"])
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return Completion(answer, prompt_tokens=100, completion_tokens=10, seconds=0.5, cached=False)
+
+    def cost_usd(self, completion):
+        return 1e-6 * completion.prompt_tokens
+
+
+def first_legal_answer(client_box):
+    """A client that always proposes the first action id the prompt lists."""
+
+    class FirstListed(ScriptedClient):
+        def complete(self, messages, schema=None, seed=None):
+            self.prompts.append(messages[-1]["content"])
+            listed = schema["properties"]["actions"]["items"]["enum"]
+            return Completion(f'{{"actions": [{listed[0]}]}}', 100, 10, 0.5, cached=False)
+
+    client_box.append(FirstListed([""]))
+    return client_box[-1]
+
+
+def make_agent(name):
+    if name == "llm-mcts":
+        return LLMMCTS(LLMMCTSConfig(), client=first_legal_answer([]))
+    config = {"ppo": {"n_envs": 2, "n_steps": 8, "batch_size": 8, "max_timesteps": 256},
+              "evolutionary": {"init_samples": 2, "measure_per_generation": 4}}.get(name, {})
+    return agents.make(name, **config)
+
+
+def assert_contract(result, budget):
+    assert 0 < result.usage.measurements <= budget
+    measured = [p.measurements for p in result.curve]
+    scores = [p.best_score for p in result.curve]
+    assert measured == sorted(set(measured)) and measured[-1] <= budget
+    assert scores == sorted(scores, reverse=True)
+    assert result.best_score == scores[-1] and math.isfinite(result.best_score)
+
+
+PEEPHOLE_AGENTS = ["random", "greedy", "evolutionary", "mcts", "llm-mcts", "ppo"]
+
+
+@pytest.mark.parametrize("name", PEEPHOLE_AGENTS)
+def test_agents_on_a_peephole_block_keep_the_contract_and_are_deterministic(name):
+    results = []
+    for _ in range(2):
+        env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
+        results.append(make_agent(name).run(env, budget=12, seed=5))
+        assert env.unwrapped.failed_verifications == 0
+    first, second = results
+    assert_contract(first, 12)
+    assert first.best_improvement > 1.2  # at least two of the three rewrites
+    assert [(p.measurements, p.best_score) for p in first.curve] == \
+        [(p.measurements, p.best_score) for p in second.curve]
+    assert (first.best_state, first.best_actions) == (second.best_state, second.best_actions)
+
+
+@pytest.mark.parametrize("name", ["random", "greedy", "evolutionary", "mcts", "llm-mcts", "ppo"])
+def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, cache_dir):
+    result = run_on_workload(name, "matmul-128", cache_dir)
+    assert_contract(result, 64)
+    assert result.best_improvement > 1.0  # over the unscheduled program
+    if name != "ppo":  # a learner spends its first samples exploring; searches must improve
+        assert result.best_improvement > result.curve[0].best_improvement
+
+
+def run_on_workload(name, workload, cache_dir, budget=64):
+    env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=FAST_MEASURE,
+                   cache_dir=cache_dir, info_program=False)
+    try:
+        return make_agent(name).run(env, budget=budget, seed=0)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(("name", "config"), [
+    ("evolutionary", {"cost_model": True, "init_samples": 3, "measure_per_generation": 3}),
+    ("mcts", {"rollout": "cost_model"}),
+    ("llm-mcts", {"rollout": "cost_model"}),
+    ("random", {}),
+])
+def test_same_seed_and_latencies_give_the_same_search_under_the_cost_model(name, config, cache_dir):
+    """Run once measuring for real, then again replaying those latencies: same decisions."""
+    runs, recorded = [], {}
+    for _ in range(2):
+        env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
+                       cache_dir=cache_dir, info_program=False, surrogate=True, surrogate_warmup=4)
+        env.unwrapped.measurer.recorded = recorded
+        agent = (LLMMCTS(LLMMCTSConfig(**config), client=first_legal_answer([]))
+                 if name == "llm-mcts" else agents.make(name, **config))
+        try:
+            runs.append(agent.run(env, budget=12, seed=7))
+            recorded = dict(env.unwrapped.measurer.cache)
+        finally:
+            env.close()
+    first, second = runs
+    assert_contract(first, 12)
+    if config:
+        assert first.usage.cost_model_calls > 0
+    assert [(p.measurements, p.best_score) for p in first.curve] == \
+        [(p.measurements, p.best_score) for p in second.curve]
+    assert (first.best_state, first.best_actions) == (second.best_state, second.best_actions)
+
+
+def test_cost_model_settings_need_a_cost_model(matmul_env):
+    for name, config in [("mcts", {"rollout": "cost_model"}), ("evolutionary", {"cost_model": True})]:
+        with pytest.raises(ValueError, match="surrogate=True"):
+            agents.make(name, **config).run(matmul_env, budget=4, seed=0)
+
+
+# ------------------------------------------------------------------ LLM proposals
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"actions": [7, 3, 7, 99]}', [7, 3]),
+    ('Sure! ```json\n{"actions": [3]}\n```', [3]),
+    ("I would apply [12, 7] first", [12, 7]),
+    ('{"actions": ["7", true, 3.0]}', []),
+    ('{"actions": [99]} or maybe [7]', []),
+    ("apply the tiling to C.i", []),
+    ("", []),
+])
+def test_proposals_are_parsed_strictly_into_legal_ids(text, expected):
+    assert parse_proposal(text, {3, 7, 12}) == expected
+
+
+def test_unusable_answers_fall_back_to_uniform_actions_and_are_counted():
+    script = ["no idea", '{"actions": [100000]}', LLMRequestFailed("timed out"), "[-1]"]
+    client = ScriptedClient(script)
+    agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, max_stalls=3), client=client)
+    env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
+    result = agent.run(env, budget=5, seed=0)
+    usage = result.usage
+    assert usage.proposals == len(client.prompts) >= 4
+    assert usage.fallbacks == usage.proposals and usage.fallback_rate == 1.0
+    assert usage.llm_calls == usage.proposals - 1  # the failed request is not a call answered
+    assert usage.tokens == 110 * usage.llm_calls
+    assert usage.llm_cost_usd == pytest.approx(1e-4 * usage.llm_calls)
+    assert result.best_improvement > 1.0  # the fallbacks still search
+
+
+def test_the_prompt_shows_the_program_path_target_and_legal_ids():
+    client = first_legal_answer([])
+    agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, branching=1), client=client)
+    env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
+    agent.run(env, budget=4, seed=0)
+    prompt = client.prompts[2]  # the third expansion: current, parent and grandparent exist
+    assert "neoverse-n1" in prompt and "grandparent:" in prompt and "parent: after" in prompt
+    assert "cycles" in prompt and "ldr" in prompt
+    for line in prompt.split("Legal rewrites (id: change):\n")[1].split("\n\n")[0].splitlines():
+        action, text = line.split(": ", 1)
+        assert int(action) in range(env.action_space.n) and text
+
+
+def test_an_unreachable_endpoint_fails_before_the_search_starts(matmul_env):
+    before = matmul_env.unwrapped.num_measurements
+    agent = agents.make("llm-mcts", llm={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0})
+    with pytest.raises(LLMUnavailable, match=r"cannot reach the LLM endpoint http://127.0.0.1:9/v1"):
+        agent.run(matmul_env, budget=8, seed=0)
+    assert matmul_env.unwrapped.num_measurements == before
+
+
+def test_a_missing_api_key_and_a_missing_replay_are_clear_errors(monkeypatch, tmp_path):
+    monkeypatch.delenv("OPTARENA_TEST_KEY", raising=False)
+    env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
+    agent = agents.make("llm-mcts", llm={"api_key_env": "OPTARENA_TEST_KEY"})
+    with pytest.raises(LLMUnavailable, match=r"\$OPTARENA_TEST_KEY is not set"):
+        agent.run(env, budget=4, seed=0)
+    replay = agents.make("llm-mcts", llm=LLMConfig(replay_only=True, cache_dir=tmp_path))
+    with pytest.raises(LLMUnavailable, match="no cached reply"):
+        replay.run(env, budget=4, seed=0)
+
+
+# ------------------------------------------------------------------ PPO
+
+
+def test_maskable_ppo_trains_saves_loads_and_evaluates_on_the_peephole_env(tmp_path):
+    env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
+    path = tmp_path / "policy.zip"
+    config = PPOConfig(n_envs=2, n_steps=4, batch_size=8, max_timesteps=64, save_path=str(path))
+    trained = PPO(config).run(env, budget=16, seed=0)
+    assert_contract(trained, 16)
+    assert trained.details["updates"] >= 1 and path.exists()
+    loaded = PPO.load(path, config)
+    obs, info = env.reset()
+    for _ in range(20):  # the loaded policy only ever picks legal rewrites
+        action, _ = loaded.model.predict(obs, action_masks=info["action_mask"].astype(bool))
+        assert info["action_mask"][int(action)] == 1
+    evaluated = loaded.evaluate(gym.make("optarena/AArch64Peephole-v0", block=BLOCK), budget=6, seed=1)
+    assert_contract(evaluated, 6)
+    assert evaluated.best_improvement > 1.0
+
+
+def test_ppo_never_exceeds_the_budget_with_several_copies():
+    env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
+    result = PPO(PPOConfig(n_envs=3, n_steps=8, batch_size=8, max_timesteps=512)).run(env, 7, 0)
+    assert result.usage.measurements == 7
+
+
+# ------------------------------------------------------------------ stock MetaSchedule
+
+
+def test_stock_metaschedule_counts_its_trials_and_is_timed_like_the_others(matmul_env):
+    result = agents.make("metaschedule").run(matmul_env, budget=16, seed=0)
+    assert_contract(result, 16)
+    assert result.usage.measurements == 16 and result.best_improvement > 1.0
+    assert result.details["metaschedule"]["num_trials_per_iter"] == 64
+    assert "trace" in result.best_state
+
+
+def test_metaschedule_refuses_the_peephole_env():
+    with pytest.raises(ValueError, match="tensor-schedule"):
+        agents.make("metaschedule").run(gym.make("optarena/AArch64Peephole-v0"), budget=4, seed=0)
+
+
+# ------------------------------------------------------------------ a Reasoning-Compiler layer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["random", "greedy", "evolutionary", "mcts", "llm-mcts", "ppo",
+                                  "metaschedule"])
+def test_agents_find_a_speedup_on_a_reasoning_compiler_layer(name, cache_dir):
+    result = run_on_workload(name, "flux-conv:size=8", cache_dir)
+    assert_contract(result, 64)
+    assert result.best_improvement > 1.0
+    if name not in ("metaschedule", "ppo"):
+        assert result.best_improvement > result.curve[0].best_improvement
