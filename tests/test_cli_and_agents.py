@@ -19,7 +19,8 @@ def test_workloads_command_lists_every_rc_layer(capsys, monkeypatch):
 
 
 def test_unknown_agent_is_a_clear_error():
-    with pytest.raises(ValueError, match="available: evolutionary, greedy, llm-mcts, mcts, metaschedule, ppo, random"):
+    names = "evolutionary, greedy, llm-mcts, mcts, metaschedule, ppo, random"
+    with pytest.raises(ValueError, match=f"available: {names}"):
         agents.make("alphazero")
 
 
