@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import gymnasium as gym
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,6 @@ class Usage:
     """Of those, answered from the disk cache."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    tokens: int = 0
     llm_cost_usd: float = 0.0
     llm_seconds: float = 0.0
     """Time spent waiting for replies (the cached replies' original time included)."""
@@ -57,6 +57,10 @@ class Usage:
     """Expansions that asked the LLM for an action."""
     fallbacks: int = 0
     """Of those, answered by a uniform legal action (unparseable, illegal or no answer)."""
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
     @property
     def fallback_rate(self) -> float:
@@ -83,7 +87,9 @@ class SearchResult:
     """Agent-specific settings and findings worth recording with the result."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["usage"].update(tokens=self.usage.tokens, fallback_rate=self.usage.fallback_rate)
+        return data
 
 
 class Agent(Protocol):
@@ -95,6 +101,25 @@ class Agent(Protocol):
 def state_key(state: Any) -> Hashable:
     """A hashable key for an environment state (schedule states are hashable, blocks are dicts)."""
     return json.dumps(state, sort_keys=True) if isinstance(state, dict) else state
+
+
+def random_walk(inner: Any, state: Any, steps: int, rng: np.random.Generator
+                ) -> tuple[Any, list[int]]:
+    """Up to ``steps`` uniformly chosen legal actions from ``state`` through ``transition``
+    (measures nothing); stops early where no action is legal or one fails. Returns the state
+    reached and the actions taken."""
+    actions: list[int] = []
+    for _ in range(steps):
+        legal = np.flatnonzero(inner.legal_mask(state))
+        if len(legal) == 0:
+            break
+        action = int(rng.choice(legal))
+        successor = inner.transition(state, action)
+        if isinstance(successor, str):
+            break
+        state = successor
+        actions.append(action)
+    return state, actions
 
 
 def log_gain(reference: float, score: float) -> float:

@@ -7,7 +7,8 @@ A population of the best measured states evolves in generations:
 2. **Breed.** ``children`` unmeasured candidates are made from parents drawn from the population
    (better parents are drawn more often: weights ``1 / rank``): with probability
    ``crossover_prob``, and where the environment offers ``crossover``, a child of two parents;
-   otherwise ``mutation_steps`` uniformly chosen legal actions applied to one parent.
+   otherwise up to ``mutation_steps`` uniformly chosen legal actions applied to one parent
+   (a walk that reaches a dead end early keeps the steps it took).
 3. **Select.** With ``cost_model``, candidates are ranked by the environment's ``estimate`` and each
    of the ``measure_per_generation`` slots takes the best remaining one, or with probability
    ``epsilon`` a random one (MetaSchedule's epsilon-greedy); without it, all are taken at random.
@@ -23,7 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from optarena.agents.base import SearchResult, Tracker, state_key
+from optarena.agents.base import SearchResult, Tracker, random_walk, state_key
 
 
 @dataclass
@@ -105,7 +106,9 @@ class Evolutionary:
                 other = population[int(rng.choice(len(population), p=weights))][1]
                 child = inner.crossover(parent, other, rng)
             else:
-                child = _mutate(inner, parent, config.mutation_steps, rng)
+                child, walked = random_walk(inner, parent, config.mutation_steps, rng)
+                if not walked:
+                    continue
             if isinstance(child, str):
                 continue
             key = state_key(child)
@@ -125,18 +128,6 @@ class Evolutionary:
             pick = int(rng.integers(len(ranked))) if rng.random() < config.epsilon else 0
             chosen.append(ranked.pop(pick))
         return chosen
-
-
-def _mutate(inner: Any, state: Any, steps: int, rng: np.random.Generator) -> Any:
-    """``steps`` uniformly chosen legal actions applied to ``state``, or why that failed."""
-    for _ in range(steps):
-        legal = np.flatnonzero(inner.legal_mask(state))
-        if len(legal) == 0:
-            return "no legal action"
-        state = inner.transition(state, int(rng.choice(legal)))
-        if isinstance(state, str):
-            return state
-    return state
 
 
 def _best_unique(population: list[tuple[float, Any]], size: int) -> list[tuple[float, Any]]:

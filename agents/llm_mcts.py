@@ -129,18 +129,17 @@ class LLMMCTS(MCTS):
             completion = self.client.complete(messages, schema, seed=self.seed)
         except LLMRequestFailed:
             usage.fallbacks += 1
-            return int(rng.choice(node.untried))
+            return super().propose(env, node, rng, usage)
         usage.llm_calls += 1
         usage.llm_cached += completion.cached
         usage.prompt_tokens += completion.prompt_tokens
         usage.completion_tokens += completion.completion_tokens
-        usage.tokens += completion.prompt_tokens + completion.completion_tokens
         usage.llm_cost_usd += self.client.cost_usd(completion)
         usage.llm_seconds += completion.seconds
         proposed = parse_proposal(completion.text, set(node.untried))
         if not proposed:
             usage.fallbacks += 1
-            return int(rng.choice(node.untried))
+            return super().propose(env, node, rng, usage)
         return proposed[0]
 
     def messages(self, env: gym.Env, node: Node, listed: list[int]) -> list[dict[str, str]]:

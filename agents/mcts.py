@@ -31,7 +31,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
-from optarena.agents.base import SearchResult, Tracker, Usage, log_gain
+from optarena.agents.base import SearchResult, Tracker, Usage, log_gain, random_walk
 
 
 @dataclass
@@ -124,8 +124,7 @@ class MCTS:
                 tracker: Tracker) -> Node | None:
         """Measure one new child of ``node``; ``None`` if no untried action works."""
         inner = env.unwrapped
-        while node.untried and len(node.children) < self.config.branching \
-                and tracker.used < tracker.result.budget:
+        while node.untried and len(node.children) < self.config.branching and tracker.left > 0:
             action = self.propose(env, node, rng, tracker.result.usage)
             node.untried.remove(action)
             state = inner.transition(node.state, action)
@@ -147,18 +146,9 @@ class MCTS:
                  tracker: Tracker) -> float:
         """The gain of a random walk's end state from ``child`` (the child's own if it fails)."""
         inner = env.unwrapped
-        state, actions = child.state, child.actions()
-        for _ in range(self.config.rollout_depth):
-            legal = np.flatnonzero(inner.legal_mask(state))
-            if len(legal) == 0:
-                break
-            action = int(rng.choice(legal))
-            successor = inner.transition(state, action)
-            if isinstance(successor, str):
-                break
-            state = successor
-            actions.append(action)
-        if state is child.state:
+        state, walked = random_walk(inner, child.state, self.config.rollout_depth, rng)
+        actions = [*child.actions(), *walked]
+        if not walked:
             return child.gain
         if self.config.rollout == "cost_model":
             return log_gain(root.score, float(inner.estimate([state])[0]))

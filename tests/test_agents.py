@@ -35,22 +35,21 @@ class ScriptedClient:
         return 1e-6 * completion.prompt_tokens
 
 
-def first_legal_answer(client_box):
+class FirstListed(ScriptedClient):
     """A client that always proposes the first action id the prompt lists."""
 
-    class FirstListed(ScriptedClient):
-        def complete(self, messages, schema=None, seed=None):
-            self.prompts.append(messages[-1]["content"])
-            listed = schema["properties"]["actions"]["items"]["enum"]
-            return Completion(f'{{"actions": [{listed[0]}]}}', 100, 10, 0.5, cached=False)
+    def __init__(self):
+        super().__init__([""])
 
-    client_box.append(FirstListed([""]))
-    return client_box[-1]
+    def complete(self, messages, schema=None, seed=None):
+        self.prompts.append(messages[-1]["content"])
+        listed = schema["properties"]["actions"]["items"]["enum"]
+        return Completion(f'{{"actions": [{listed[0]}]}}', 100, 10, 0.5, cached=False)
 
 
 def make_agent(name):
     if name == "llm-mcts":
-        return LLMMCTS(LLMMCTSConfig(), client=first_legal_answer([]))
+        return LLMMCTS(LLMMCTSConfig(), client=FirstListed())
     config = {"ppo": {"n_envs": 2, "n_steps": 8, "batch_size": 8, "max_timesteps": 256},
               "evolutionary": {"init_samples": 2, "measure_per_generation": 4}}.get(name, {})
     return agents.make(name, **config)
@@ -114,7 +113,7 @@ def test_same_seed_and_latencies_give_the_same_search_under_the_cost_model(name,
         env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
                        cache_dir=cache_dir, info_program=False, surrogate=True, surrogate_warmup=4)
         env.unwrapped.measurer.recorded = recorded
-        agent = (LLMMCTS(LLMMCTSConfig(**config), client=first_legal_answer([]))
+        agent = (LLMMCTS(LLMMCTSConfig(**config), client=FirstListed())
                  if name == "llm-mcts" else agents.make(name, **config))
         try:
             runs.append(agent.run(env, budget=12, seed=7))
@@ -168,7 +167,7 @@ def test_unusable_answers_fall_back_to_uniform_actions_and_are_counted():
 
 
 def test_the_prompt_shows_the_program_path_target_and_legal_ids():
-    client = first_legal_answer([])
+    client = FirstListed()
     agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, branching=1), client=client)
     env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
     agent.run(env, budget=4, seed=0)

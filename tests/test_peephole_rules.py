@@ -130,11 +130,8 @@ def test_base_updates_fold_and_verify(case, checker):
     from optarena.envs.aarch64_peephole.rules import fold_sites
 
     asm, merged = FOLD_LEGAL[case]
-    block = parse_block(asm)
-    sites = fold_sites(block)
-    assert len(sites) == 1 and sites[0].rule in ("pre_index", "post_index")
-    assert str(sites[0].replacement).split() == merged.replace(",", ", ").split()
-    assert checker.check(asm, format_block(sites[0].apply(block))).equivalent
+    site = _only_site_verified(fold_sites, asm, merged, checker)
+    assert site.rule in ("pre_index", "post_index")
 
 
 @pytest.mark.parametrize("case", sorted(FOLD_ILLEGAL))
@@ -165,11 +162,7 @@ def test_zero_stores_merge_and_verify(case, checker):
     from optarena.envs.aarch64_peephole.rules import zero_store_sites
 
     asm, merged = ZERO_LEGAL[case]
-    block = parse_block(asm)
-    sites = zero_store_sites(block)
-    assert len(sites) == 1
-    assert str(sites[0].replacement).split() == merged.replace(",", ", ").split()
-    assert checker.check(asm, format_block(sites[0].apply(block))).equivalent
+    _only_site_verified(zero_store_sites, asm, merged, checker)
 
 
 @pytest.mark.parametrize("case", sorted(ZERO_ILLEGAL))
@@ -177,3 +170,13 @@ def test_illegal_zero_stores_do_not_merge(case):
     from optarena.envs.aarch64_peephole.rules import zero_store_sites
 
     assert zero_store_sites(parse_block(ZERO_ILLEGAL[case])) == []
+
+
+def _only_site_verified(find_sites, asm, merged, checker):
+    """The one site ``find_sites`` finds in ``asm``: it merges into ``merged`` and verifies."""
+    block = parse_block(asm)
+    sites = find_sites(block)
+    assert len(sites) == 1
+    assert str(sites[0].replacement).split() == merged.replace(",", ", ").split()
+    assert checker.check(asm, format_block(sites[0].apply(block))).equivalent
+    return sites[0]

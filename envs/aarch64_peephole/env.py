@@ -201,14 +201,15 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         entry = self.by_id.get(state["block"])
         if entry is None:
             raise ValueError(f"unknown block {state['block']!r}")
-        asm, start = format_block(parse_block(state["asm"])), format_block(parse_block(entry.input))
+        block = parse_block(state["asm"])
+        asm, start = format_block(block), format_block(parse_block(entry.input))
         if asm != start:
             result = self._verify(entry, asm)
             if not result.equivalent:
                 assert result.failure is not None
                 raise ValueError(f"not equivalent to block {entry.id} "
                                  f"({result.failure.kind}): {result.failure.detail}")
-        self.entry, self.block = entry, parse_block(asm)
+        self.entry, self.block = entry, block
         self.start_cycles = self.cycles(start)
         self.cycles_now = self.cycles(asm)
         return self._info()
@@ -216,10 +217,11 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def transition(self, state: dict[str, str], action: int) -> dict[str, str] | str:
         """The block ``action`` rewrites ``state`` into, or why it is illegal; verifies and
         measures nothing (:meth:`set_state` does)."""
-        site = self._sites(parse_block(state["asm"])).get(int(action))
+        block = parse_block(state["asm"])
+        site = self._sites(block).get(int(action))
         if site is None:
             return f"action {int(action)} is not a legal rewrite here"
-        return {"block": state["block"], "asm": format_block(site.apply(parse_block(state["asm"])))}
+        return {"block": state["block"], "asm": format_block(site.apply(block))}
 
     has_cost_model = True
     """:meth:`estimate` is always available."""
