@@ -1,9 +1,11 @@
 """The ``optarena`` command.
 
 * ``optarena workloads`` -- the registered workloads with their shapes, FLOPs and sources.
-* ``optarena tune --config configs/quickstart.yaml`` -- one agent on one workload for a budget of
+* ``optarena tune --config configs/tune.yaml`` -- one agent on one workload for a budget of
   measurements; prints the speedup found over the unscheduled program and exports the best
   schedule (TVMScript + MetaSchedule database).
+* ``optarena compare --config configs/quickstart.yaml --out DIR`` -- race agents (resumable), then
+  ``optarena report DIR``; ``optarena submit``, ``verify`` and ``leaderboard`` for verified results.
 * ``optarena peephole build-corpus SRC... --out DIR`` and ``optarena peephole score PRED.jsonl``.
 """
 
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-from optarena.experiments import peephole_cli
+from optarena.experiments import arena_cli, peephole_cli
 
 
 class TuneConfig(BaseModel):
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("workloads", help="list the registered workloads")
+    arena_cli.add_commands(commands)
     tune = commands.add_parser("tune", help="run one agent on one workload")
     tune.add_argument("--config", type=Path, help="YAML file with TuneConfig fields")
     tune.add_argument("--workload", help="overrides the config")
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return _workloads(console)
     if args.command == "peephole":
         return peephole_cli.run(args, console)
+    if args.command != "tune":
+        return arena_cli.run(args, console)
     values: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}
     for key in ("workload", "agent", "budget", "seeds", "export_dir"):
         if getattr(args, key) is not None:

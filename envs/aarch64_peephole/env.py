@@ -26,6 +26,7 @@ starting blocks scored; repeating one is free. ``info["score"]`` is the current 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,22 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         ``num_cost_model_calls``, not in ``num_measurements``."""
         self.num_cost_model_calls += len(states)
         return np.array([self.cycles(s["asm"]) for s in states], dtype=float)
+
+    # ------------------------------------------------------------------ provenance
+
+    def problem(self, block: str | None = None) -> dict[str, Any]:
+        """What scores are measured on, for results and submissions: the block (``block``, else
+        the fixed or current one) and the SHA-256 of its text, llvm-mca's CPU, iterations and
+        version, and the reference score (the block's starting cycles)."""
+        entry = self.by_id[block or self.fixed_block or (self.entry.id if self.entry else "")]
+        start = format_block(parse_block(entry.input))
+        return {
+            "workload": entry.id,
+            "workload_hash": hashlib.sha256(entry.input.encode()).hexdigest()[:16],
+            "target": {"mcpu": self.mcpu, "iterations": self.iterations,
+                       "llvm_mca": self.toolchain.version()},
+            "reference_score": self.cycles(start),
+        }
 
     # ------------------------------------------------------------------ scoring
 

@@ -54,6 +54,14 @@ class Toolchain:
                               f"(apt-get install {package.split()[0]}) or configure its path")
         return path
 
+    @functools.lru_cache(maxsize=1)  # noqa: B019 - the toolchain is frozen and long-lived
+    def version(self) -> str:
+        """llvm-mca's version line (results record which cost model scored them)."""
+        done = subprocess.run([self.require(self.llvm_mca), "--version"], capture_output=True,
+                              text=True, check=False)
+        found = re.search(r"LLVM version ([\w.]+)", done.stdout)
+        return found.group(1) if found else done.stdout.strip().splitlines()[0]
+
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the toolchain is frozen and long-lived
     def assemble(self, asm: str) -> bytes:
         """Machine code of the ``.text`` section; raises :class:`AssembleError` with the message."""

@@ -310,6 +310,21 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def num_cost_model_calls(self) -> int:
         return 0 if self.surrogate is None else self.surrogate.num_calls
 
+    # ------------------------------------------------------------------ provenance
+
+    def problem(self) -> dict[str, Any]:
+        """What scores of this environment are measured on, for results and submissions: the
+        workload and its structural hash, the target and CPU, the timing settings and the
+        reference score (the unscheduled latency)."""
+        return {
+            "workload": self.workload.name,
+            "workload_hash": self.workload.structural_hash,
+            "target": json.loads(str(self.target)),
+            "cpu": _cpu_model(),
+            "measure": self.measurer.config.model_dump(),
+            "reference_score": self.baseline_latency,
+        }
+
     # ------------------------------------------------------------------ baseline and speedup
 
     @property

@@ -1,0 +1,311 @@
+"""Experiments: configs, resumable compare runs (killed for real), reports, submissions and
+their verification against tampering. Runs use real environments (llvm-mca, the emulator, TVM)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from optarena.experiments import submission
+from optarena.experiments.compare import compare
+from optarena.experiments.report import Estimate, group, leaderboard, samples_to_reach, write_report
+from optarena.experiments.runs import CompareConfig, append_record, read_records
+
+from .conftest import FAST_MEASURE
+
+BLOCK = "loads_stores/O1/dot4/0"
+OTHER_BLOCK = "loads_stores/O1/dot2/0"
+
+PEEPHOLE_CONFIG = {
+    "name": "peephole-test",
+    "environments": [{"env": "aarch64_peephole", "workloads": [BLOCK]}],
+    "agents": [{"agent": "random"}, {"agent": "greedy"}, {"agent": "mcts"}],
+    "seeds": [0, 1],
+    "budget": 6,
+}
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment variables for ``optarena`` subprocesses: a private cache directory."""
+    return {**os.environ, "OPTARENA_CACHE_DIR": str(tmp_path_factory.mktemp("cli-cache"))}
+
+
+def _optarena(*args: str, env: dict[str, str], timeout: float = 600
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "optarena.experiments.cli", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+# ---------------------------------------------------------------------- configs and records
+
+
+def test_config_expands_to_runs_whose_ids_follow_their_settings():
+    config = CompareConfig(**PEEPHOLE_CONFIG)
+    runs = config.runs()
+    assert len(runs) == 6 and len({r.run_id for r in runs}) == 6
+    assert [r.seed for r in runs] == [0, 0, 0, 1, 1, 1]  # every agent at seed 0 first
+    again = CompareConfig(**PEEPHOLE_CONFIG).runs()
+    assert [r.run_id for r in again] == [r.run_id for r in runs]
+    longer = CompareConfig(**{**PEEPHOLE_CONFIG, "budget": 7}).runs()
+    assert not {r.run_id for r in longer} & {r.run_id for r in runs}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"environments": [{"env": "nope", "workloads": ["x"]}]}, "unknown env"),
+    ({"agents": [{"agent": "random"}, {"agent": "random"}]}, "unique"),
+    ({"environments": [{"env": "aarch64_peephole", "workloads": [BLOCK],
+                        "kwargs": {"block": BLOCK}}]}, "workloads"),
+    ({"budget": 0}, "greater than or equal"),
+    ({"typo": 1}, "Extra inputs"),
+])
+def test_bad_configs_are_refused_with_the_reason(change, message):
+    with pytest.raises(ValidationError, match=message):
+        CompareConfig(**{**PEEPHOLE_CONFIG, **change})
+
+
+def test_a_torn_last_line_is_skipped_and_the_next_record_starts_a_new_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_record(path, {"run_id": "a"})
+    with path.open("a") as handle:
+        handle.write('{"run_id": "b", "resu')  # the writer was killed mid-line
+    assert [r["run_id"] for r in read_records(path)] == ["a"]
+    append_record(path, {"run_id": "c"})
+    assert [r["run_id"] for r in read_records(path)] == ["a", "c"]
+
+
+# ---------------------------------------------------------------------- compare: kill and resume
+
+
+def test_a_killed_compare_resumes_to_the_same_finished_runs(tmp_path, cli_env):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(PEEPHOLE_CONFIG))
+    out = tmp_path / "out"
+    expected = {r.run_id for r in CompareConfig(**PEEPHOLE_CONFIG).runs()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "optarena.experiments.cli", "compare", "--config",
+         str(config_path), "--out", str(out)],
+        env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 300
+    while len(read_records(results)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = results.read_text()
+    finished_before = {r["run_id"] for r in read_records(results)}
+    assert 2 <= len(finished_before) < len(expected), "kill the run halfway"
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, "a run's process outlived the killed experiment"
+
+    resumed = _optarena("compare", "--config", str(config_path), "--out", str(out), env=cli_env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    records = read_records(results)
+    ids = [r["run_id"] for r in records]
+    assert set(ids) == expected and len(ids) == len(expected)  # none lost, none run twice
+    assert results.read_text().startswith(before)  # what was recorded stays as it was
+    assert f"{len(finished_before)} already" in resumed.stdout
+    for record in records:
+        assert record["result"]["usage"]["measurements"] <= 6
+        assert record["problem"]["workload"] == BLOCK and record["versions"]["optarena"]
+        assert record["machine"]["cores"] >= 1
+    report = (out / "report.md").read_text()
+    for label in ("random", "greedy", "mcts"):
+        assert f"| {label} | 2 |" in report
+    assert (out / "curves_loads_stores_O1_dot4_0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    again = _optarena("compare", "--config", str(config_path), "--out", str(out), env=cli_env)
+    assert "0 to go" in again.stdout and len(read_records(results)) == len(expected)
+    changed = _optarena("compare", "--config", str(config_path), "--out", str(out),
+                        "--budget", "9", env=cli_env)
+    assert changed.returncode != 0 and "another config" in changed.stderr
+
+
+def test_a_failing_run_is_recorded_as_a_failure_and_the_others_finish(tmp_path):
+    config = CompareConfig(**{**PEEPHOLE_CONFIG, "seeds": [0], "workers": 2, "agents": [
+        {"agent": "random"},
+        {"agent": "llm-mcts", "config": {"llm": {"base_url": "http://127.0.0.1:9/v1"}}}]})
+    outcome = compare(config, tmp_path)
+    assert len(outcome.finished) == 1 and len(outcome.failed) == 1
+    (failure,) = outcome.failed.values()
+    assert "LLMUnavailable" in failure
+    assert [r["spec"]["agent"] for r in read_records(tmp_path / "failures.jsonl")] == ["llm-mcts"]
+    assert "Failed runs" in write_report(tmp_path).read_text()
+
+
+# ---------------------------------------------------------------------- report statistics
+
+
+def _record(label: str, agent: str, seed: int, curve: list[tuple[int, float]], **usage: int) -> dict:
+    return {
+        "run_id": f"{label}-{seed}", "env_id": "optarena/TensorSchedule-v0",
+        "spec": {"workload": "w", "budget": 10, "label": label, "agent": agent, "seed": seed},
+        "result": {"best_improvement": curve[-1][1], "wall_s": 1.0,
+                   "curve": [{"measurements": m, "best_improvement": v} for m, v in curve],
+                   "usage": {"llm_calls": 0, "tokens": 0, "proposals": 0, "fallbacks": 0, **usage}},
+    }
+
+
+def test_estimates_use_a_student_t_interval():
+    estimate = Estimate.of([1.0, 2.0, 3.0])
+    assert estimate.mean == 2.0 and estimate.n == 3
+    assert estimate.half_width == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert math.isnan(Estimate.of([5.0]).half_width) and Estimate.of([5.0]).text() == "5.00"
+
+
+def test_leaderboard_columns_follow_their_definitions():
+    records = [
+        _record("evo", "evolutionary", 0, [(1, 1.0), (5, 2.0)]),
+        _record("evo", "evolutionary", 1, [(1, 1.0), (5, 2.0)]),
+        _record("ms", "metaschedule", 0, [(1, 1.0), (8, 3.0)]),
+        _record("ms", "metaschedule", 1, [(1, 1.0), (8, 3.0)]),
+        _record("llm", "llm-mcts", 0, [(1, 1.5), (2, 4.0)], llm_calls=4, tokens=400, proposals=4,
+                fallbacks=1),
+        _record("llm", "llm-mcts", 1, [(1, 1.5), (3, 3.0), (4, 4.0)], llm_calls=6, tokens=600,
+                proposals=6, fallbacks=0),
+    ]
+    assert samples_to_reach(records[4], 3.0) == 2.0
+    assert math.isnan(samples_to_reach(records[0], 3.0))
+    (rows,) = group(records).values()
+    table = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
+             for line in leaderboard(rows)[2:]}
+    assert table["llm"][0] == "1"  # best mean first
+    assert table["llm"][3] == "4.00x ± 0.00"
+    assert table["llm"][4] == "2.5 (2/2)"  # MS best (3.0) reached after 2 and 3 measurements
+    assert table["evo"][4] == "— (0/2)"
+    # efficiency: (4.0 / 3 samples) / (2.0 / 5 samples) = 3.33; evolutionary is the unit
+    assert table["llm"][6] == "3.33" and table["evo"][6] == "1.00"
+    assert table["llm"][8:11] == ["5.0", "500", "0.10"]  # calls, tokens per run, 1/10 fallbacks
+    assert table["ms"][8] == "—"
+
+
+# ---------------------------------------------------------------------- submissions
+
+
+@pytest.fixture(scope="module")
+def peephole_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("peephole-results")
+    config = CompareConfig(**{**PEEPHOLE_CONFIG, "seeds": [0], "agents": [{"agent": "greedy"}],
+                              "budget": 12})
+    assert not compare(config, out).failed
+    return out
+
+
+@pytest.fixture
+def genuine(peephole_results: Path) -> dict:
+    (record,) = read_records(peephole_results / "results.jsonl")
+    return submission.make_submission(peephole_results, record["run_id"], "tester")
+
+
+def test_a_genuine_peephole_submission_is_accepted_and_cycles_must_match_exactly(genuine):
+    assert genuine["claimed"]["improvement"] > 1.2 and "ldp" in genuine["solution"]["state"]["asm"]
+    verdict = submission.verify(genuine)
+    assert verdict.accepted, verdict.reason
+    assert verdict.score == genuine["claimed"]["score"]
+
+
+def _claim(sub: dict, score: float) -> dict:
+    """``sub`` claiming ``score``, with a consistent improvement (a careful tamperer)."""
+    claimed = {**sub["claimed"], "score": score,
+               "improvement": sub["claimed"]["reference_score"] / score}
+    return {**sub, "claimed": claimed}
+
+
+def test_tampered_peephole_submissions_are_rejected(genuine):
+    state = genuine["solution"]["state"]
+    fewer_cycles = _claim(genuine, genuine["claimed"]["score"] - 1)
+    assert "worse than claimed" in submission.verify(fewer_cycles).reason
+    inflated = {**genuine, "claimed": {**genuine["claimed"], "improvement": 9.0}}
+    assert "does not follow" in submission.verify(inflated).reason
+    # an offset changed by hand: assembles, but reads other memory
+    wrong = state["asm"].replace("#16]", "#24]", 1)
+    assert wrong != state["asm"]
+    inequivalent = {**genuine, "solution": {**genuine["solution"], "state": {**state, "asm": wrong}}}
+    verdict = submission.verify(inequivalent)
+    assert not verdict.accepted and "not equivalent" in verdict.reason
+    other_hash = {**genuine, "workload_hash": "0" * 16}
+    assert "another workload" in submission.verify(other_hash).reason
+    other_block = {**genuine, "solution": {**genuine["solution"],
+                                           "state": {**state, "block": OTHER_BLOCK}}}
+    assert "rewrites block" in submission.verify(other_block).reason
+
+
+def test_verify_and_leaderboard_commands(genuine, tmp_path, cli_env):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(genuine))
+    bad.write_text(json.dumps(_claim(genuine, genuine["claimed"]["score"] * 0.5)))
+    accepted = _optarena("verify", str(good), env=cli_env)
+    assert accepted.returncode == 0 and accepted.stdout.startswith("ACCEPT")
+    rejected = _optarena("verify", str(bad), env=cli_env)
+    assert rejected.returncode == 1 and rejected.stdout.startswith("REJECT")
+    board = tmp_path / "LEADERBOARD.md"
+    done = _optarena("leaderboard", str(good), str(bad), "-o", str(board), env=cli_env)
+    assert done.returncode == 0, done.stderr
+    text = board.read_text()
+    assert "| 1 | tester | greedy | " in text
+    assert "## Rejected" in text and "bad.json" in text and "good.json" not in text
+
+
+@pytest.fixture(scope="module")
+def tensor_results(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("tensor-results")
+    config = CompareConfig(
+        environments=[{"env": "tensor_schedule", "workloads": ["matmul-128"],
+                       "kwargs": {"measure": FAST_MEASURE, "cache_dir": str(cache_dir)}}],
+        agents=[{"agent": "mcts"}], seeds=[0], budget=8)
+    assert not compare(config, out).failed
+    return out
+
+
+def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_results, tmp_path):
+    (record,) = read_records(tensor_results / "results.jsonl")
+    genuine = submission.make_submission(tensor_results, record["run_id"])
+    assert genuine["workload_hash"] == record["problem"]["workload_hash"]
+    verdict = submission.verify(genuine)
+    assert verdict.accepted, verdict.reason
+    assert verdict.improvement > 2 and np.isfinite(verdict.score)
+
+    faster = _claim(genuine, genuine["claimed"]["score"] / 3)
+    assert "worse than claimed" in submission.verify(faster).reason
+    from optarena.envs.tensor_schedule.workload import get_workload
+
+    # the decisions of matmul-128 under the name and the true hash of matmul-256: they replay
+    # (MetaSchedule snaps tile factors) into a correct but slower program than the claim
+    moved = {**genuine, "workload": "matmul-256",
+             "workload_hash": get_workload("matmul-256").structural_hash}
+    verdict = submission.verify(moved)
+    assert not verdict.accepted
+    assert "does not apply" in verdict.reason or "worse than claimed" in verdict.reason
+    renamed = {**genuine, "workload": "matmul-256"}
+    assert "another workload" in submission.verify(renamed).reason
+    unchecked = {**genuine, "env_kwargs": {**genuine["env_kwargs"],
+                                           "measure": {**FAST_MEASURE, "check": False}}}
+    assert submission._env_kwargs(unchecked)["measure"]["check"] is True
+
+
+@pytest.mark.slow
+def test_a_metaschedule_trace_submission_is_verified(tmp_path, cache_dir):
+    config = CompareConfig(
+        environments=[{"env": "tensor_schedule", "workloads": ["matmul-128"],
+                       "kwargs": {"measure": FAST_MEASURE, "cache_dir": str(cache_dir)}}],
+        agents=[{"agent": "metaschedule"}], seeds=[0], budget=8)
+    assert not compare(config, tmp_path).failed
+    (record,) = read_records(tmp_path / "results.jsonl")
+    genuine = submission.make_submission(tmp_path, record["run_id"])
+    assert "trace" in genuine["solution"]["state"]
+    verdict = submission.verify(genuine)
+    assert verdict.accepted, verdict.reason
+    assert not submission.verify(_claim(genuine, genuine["claimed"]["score"] / 3)).accepted
