@@ -62,6 +62,15 @@ class Usage:
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def add_completion(self, completion: Any, cost_usd: float) -> None:
+        """Count one answered request (an :class:`~optarena.llm.client.Completion`)."""
+        self.llm_calls += 1
+        self.llm_cached += completion.cached
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        self.llm_cost_usd += cost_usd
+        self.llm_seconds += completion.seconds
+
     @property
     def fallback_rate(self) -> float:
         return self.fallbacks / self.proposals if self.proposals else 0.0

@@ -130,12 +130,7 @@ class LLMMCTS(MCTS):
         except LLMRequestFailed:
             usage.fallbacks += 1
             return super().propose(env, node, rng, usage)
-        usage.llm_calls += 1
-        usage.llm_cached += completion.cached
-        usage.prompt_tokens += completion.prompt_tokens
-        usage.completion_tokens += completion.completion_tokens
-        usage.llm_cost_usd += self.client.cost_usd(completion)
-        usage.llm_seconds += completion.seconds
+        usage.add_completion(completion, self.client.cost_usd(completion))
         proposed = parse_proposal(completion.text, set(node.untried))
         if not proposed:
             usage.fallbacks += 1

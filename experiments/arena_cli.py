@@ -21,6 +21,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--force", action="store_true", help="add to a DIR of another config")
     report = commands.add_parser("report", help="write DIR/report.md and DIR/curves_*.png")
     report.add_argument("out", type=Path)
+    report.add_argument("--checkpoints", help="e.g. 16,32,64 (default: the config's)")
     submit = commands.add_parser("submit", help="a run's best result as a submission file")
     submit.add_argument("out", type=Path, help="results directory")
     submit.add_argument("--run", required=True, help="run_id of a results.jsonl line")
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.command == "compare":
         return _compare(args, console)
     if args.command == "report":
-        console.print(f"report: {write_report(args.out)}")
+        marks = [int(m) for m in args.checkpoints.split(",")] if args.checkpoints else None
+        console.print(f"report: {write_report(args.out, marks)}")
         return 0
     if args.command == "submit":
         data = submission.make_submission(args.out, args.run, args.submitter)

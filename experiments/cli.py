@@ -7,6 +7,7 @@
 * ``optarena compare --config configs/quickstart.yaml --out DIR`` -- race agents (resumable), then
   ``optarena report DIR``; ``optarena submit``, ``verify`` and ``leaderboard`` for verified results.
 * ``optarena peephole build-corpus SRC... --out DIR`` and ``optarena peephole score PRED.jsonl``.
+* ``optarena llm models | serve --model NAME | check --base-url URL --model NAME``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-from optarena.experiments import arena_cli, peephole_cli
+from optarena.experiments import arena_cli, llm_cli, peephole_cli
 
 
 class TuneConfig(BaseModel):
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("workloads", help="list the registered workloads")
     arena_cli.add_commands(commands)
+    llm_cli.add_commands(commands)
     tune = commands.add_parser("tune", help="run one agent on one workload")
     tune.add_argument("--config", type=Path, help="YAML file with TuneConfig fields")
     tune.add_argument("--workload", help="overrides the config")
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return _workloads(console)
     if args.command == "peephole":
         return peephole_cli.run(args, console)
+    if args.command == "llm":
+        return llm_cli.run(args, console)
     if args.command != "tune":
         return arena_cli.run(args, console)
     values: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}

@@ -27,6 +27,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from optarena.experiments.rewrites import run_rewrites
 from optarena.experiments.runs import CompareConfig, RunSpec, append_record, execute, read_records
 
 RESULTS = "results.jsonl"
@@ -84,7 +85,7 @@ def _check_config(config: CompareConfig, out: Path, force: bool) -> None:
     path = out / CONFIG
     text = yaml.safe_dump(config.model_dump(), sort_keys=False)
     previous = CompareConfig(**yaml.safe_load(path.read_text())) if path.exists() else None
-    scheduling = {"workers", "run_timeout_s"}  # how runs go, not what they are
+    scheduling = {"workers", "run_timeout_s", "checkpoints"}  # not what the runs are
     if (previous is not None and not force
             and previous.model_dump(exclude=scheduling) != config.model_dump(exclude=scheduling)):
         raise ValueError(f"{out} holds results of another config ({path}); use another --out, "
@@ -104,8 +105,18 @@ def compare(config: CompareConfig, out: Path, console: Console | None = None,
     pending = [s for s in specs if s.run_id not in done]
     console.print(f"[bold]{config.name}[/bold]: {len(specs)} runs, {len(outcome.skipped)} already "
                   f"in {out / RESULTS}, {len(pending)} to go, {config.workers} at a time")
-    if not pending:
-        return outcome
+    if pending:
+        _race(config, out, pending, outcome, console)
+    if config.rewrites is not None:
+        failure = run_rewrites(config.rewrites, out, console)
+        if failure is not None:
+            outcome.failed["rewrites"] = failure
+    return outcome
+
+
+def _race(config: CompareConfig, out: Path, pending: list[RunSpec], outcome: Outcome,
+          console: Console) -> None:
+    """Run ``pending`` in worker processes, ``config.workers`` at a time, recording each."""
     context = mp.get_context("spawn")
     messages = context.Queue()
     running: dict[str, tuple[BaseProcess, float, RunSpec]] = {}
@@ -162,5 +173,4 @@ def compare(config: CompareConfig, out: Path, console: Console | None = None,
                     process.kill()
                     settle(run_id, f"killed after run_timeout_s={config.run_timeout_s:g} s", None)
             bar.update(samples_task, completed=sum(measured.values()))
-    return outcome
 

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from optarena.experiments.runs import read_records
+from optarena.experiments.rewrites import REWRITES, rewrite_table
+from optarena.experiments.runs import CompareConfig, read_records
 
 REPORT = "report.md"
 
@@ -162,6 +163,18 @@ def leaderboard(rows: list[Row]) -> list[str]:
     return lines
 
 
+def checkpoint_table(rows: list[Row], budget: int, checkpoints: list[int]) -> list[str]:
+    """Best improvement within each checkpoint's number of measurements (mean ± 95% CI)."""
+    marks = [m for m in checkpoints if 1 <= m <= budget]
+    lines = ["| agent | " + " | ".join(f"best within {m}" for m in marks) + " |",
+             "|---|" + "---|" * len(marks)]
+    for row in rows:
+        curves = np.array([best_curve(r, budget) for r in row.runs])
+        cells = [Estimate.of(curves[:, m - 1]).text(2, "x") for m in marks]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def plot_curves(rows: list[Row], budget: int, title: str, path: Path,
                 reference: float | None = None) -> None:
     """Best improvement against measurements: mean over seeds with a 95% CI band per agent."""
@@ -199,8 +212,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
-def write_report(out: Path) -> Path:
-    """Write ``report.md`` and the curve PNGs of the experiment in ``out``; returns the report."""
+def write_report(out: Path, checkpoints: list[int] | None = None) -> Path:
+    """Write ``report.md`` and the curve PNGs of the experiment in ``out``; returns the report.
+    ``checkpoints`` (default: those of ``out/config.yaml``) add a table of the best found within
+    so many measurements."""
+    config = CompareConfig.load(out / "config.yaml") if (out / "config.yaml").exists() else None
+    if checkpoints is None and config is not None:
+        checkpoints = config.checkpoints
     records = read_records(out / "results.jsonl")
     if not records:
         raise ValueError(f"no finished runs in {out / 'results.jsonl'}")
@@ -222,11 +240,20 @@ def write_report(out: Path) -> Path:
                   f"Workload hash `{problem['workload_hash']}`, target `{json.dumps(problem['target'])}`, "
                   f"reference score {problem['reference_score']:.6g}.", ""]
         lines += leaderboard(rows)
+        if checkpoints:
+            lines += ["", *checkpoint_table(rows, budget, checkpoints)]
         metaschedule = _reference(rows, "metaschedule")
         picture = out / f"curves_{_slug(workload)}.png"
         plot_curves(rows, budget, f"{workload} ({env_id})", picture,
                     metaschedule.best.mean if metaschedule else None)
         lines += ["", f"![curves]({picture.name})", ""]
+    if (out / REWRITES).exists():
+        mcpu = config.rewrites.mcpu if config is not None and config.rewrites else "neoverse-n1"
+        lines += ["## LLM free-form rewrites of peephole blocks", "",
+                  "The LLM rewrites each block with the load/store pairing peephole; answers are "
+                  "scored as in Fang & Mukhanov (2024) against LLVM's output (BLEU, exact match), "
+                  f"by llvm-mc (syntax), by the equivalence checker (IO) and by llvm-mca ({mcpu}).",
+                  "", *rewrite_table(out, mcpu), ""]
     unresolved = {k: v for k, v in failures.items() if k not in finished}
     if unresolved:
         lines += ["## Failed runs (tried again on the next `optarena compare`)", ""]

@@ -71,6 +71,19 @@ class AgentConfig(BaseModel):
         return self.label or self.agent
 
 
+class RewriteTask(BaseModel):
+    """LLM free-form rewrites of peephole corpus blocks, scored with the peephole metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: dict[str, Any] = Field(default_factory=dict, description="the endpoint (LLMConfig)")
+    blocks: list[str] | None = Field(None, description="block ids; none: every corpus block "
+                                     "that LLVM's pairing changes")
+    limit: int | None = Field(None, ge=1, description="at most this many blocks")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    mcpu: str = "neoverse-n1"
+
+
 class CompareConfig(BaseModel):
     """A head-to-head experiment, as read from YAML."""
 
@@ -82,8 +95,11 @@ class CompareConfig(BaseModel):
     agents: list[AgentConfig] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget: int = Field(ge=1, description="real measurements per run")
+    checkpoints: list[int] = Field(default_factory=list, description="the report also gives "
+                                   "the best found within these numbers of measurements")
     workers: int = Field(1, ge=1, description="runs measured at once (1: timings undisturbed)")
     run_timeout_s: float = Field(3600.0, gt=0, description="a run still going is killed")
+    rewrites: RewriteTask | None = None
 
     @model_validator(mode="after")
     def _unique_labels(self) -> CompareConfig:

@@ -20,7 +20,14 @@ from pydantic import ValidationError
 
 from optarena.experiments import submission
 from optarena.experiments.compare import compare
-from optarena.experiments.report import Estimate, group, leaderboard, samples_to_reach, write_report
+from optarena.experiments.report import (
+    Estimate,
+    checkpoint_table,
+    group,
+    leaderboard,
+    samples_to_reach,
+    write_report,
+)
 from optarena.experiments.runs import CompareConfig, append_record, read_records
 
 from .conftest import FAST_MEASURE
@@ -190,6 +197,9 @@ def test_leaderboard_columns_follow_their_definitions():
     assert table["llm"][6] == "3.33" and table["evo"][6] == "1.00"
     assert table["llm"][8:11] == ["5.0", "500", "0.10"]  # calls, tokens per run, 1/10 fallbacks
     assert table["ms"][8] == "—"
+    within = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+              for line in checkpoint_table(rows, 10, [1, 3, 50])[2:]}
+    assert within["llm"] == ["1.50x ± 0.00", f"{(4.0 + 3.0) / 2:.2f}x ± {12.706205 * 0.5:.2f}"]
 
 
 # ---------------------------------------------------------------------- submissions

