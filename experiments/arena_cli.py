@@ -63,7 +63,11 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         if not config.environments:
             raise SystemExit(f"none of {wanted} is a workload of {args.config}")
     config = CompareConfig.model_validate(config.model_dump())
-    outcome = compare(config, args.out, console, force=args.force)
+    try:
+        outcome = compare(config, args.out, console, force=args.force)
+    except ValueError as err:
+        console.print(f"[red]compare[/red]: {err}", highlight=False)
+        return 2
     console.print(f"{len(outcome.finished)} runs finished, {len(outcome.skipped)} were already "
                   f"done, {len(outcome.failed)} failed")
     if (args.out / "results.jsonl").exists():

@@ -134,14 +134,13 @@ def _race(config: CompareConfig, out: Path, pending: list[RunSpec], outcome: Out
             if record is not None:
                 append_record(out / RESULTS, record)
                 outcome.finished.append(run_id)
-                measured[run_id] = spec.budget
             else:
                 assert failure is not None
                 append_record(out / FAILURES, {"run_id": run_id, "spec": spec.model_dump(),
                                                "error": failure, "time": time.time()})
                 outcome.failed[run_id] = failure
-                measured[run_id] = spec.budget
                 console.print(f"[red]run {run_id} failed[/red]: {failure.splitlines()[0]}")
+            measured[run_id] = spec.budget
             bar.advance(runs_task)
 
         while pending or running:

@@ -138,7 +138,7 @@ def test_a_killed_compare_resumes_to_the_same_finished_runs(tmp_path, cli_env):
     assert "0 to go" in again.stdout and len(read_records(results)) == len(expected)
     changed = _optarena("compare", "--config", str(config_path), "--out", str(out),
                         "--budget", "9", env=cli_env)
-    assert changed.returncode != 0 and "another config" in changed.stderr
+    assert changed.returncode == 2 and "another config" in changed.stdout
 
 
 def test_a_failing_run_is_recorded_as_a_failure_and_the_others_finish(tmp_path):
@@ -151,6 +151,15 @@ def test_a_failing_run_is_recorded_as_a_failure_and_the_others_finish(tmp_path):
     assert "LLMUnavailable" in failure
     assert [r["spec"]["agent"] for r in read_records(tmp_path / "failures.jsonl")] == ["llm-mcts"]
     assert "Failed runs" in write_report(tmp_path).read_text()
+
+
+def test_a_run_past_its_timeout_is_killed_and_recorded(tmp_path):
+    config = CompareConfig(**{**PEEPHOLE_CONFIG, "seeds": [0], "agents": [{"agent": "ppo"}],
+                              "run_timeout_s": 1.0})
+    outcome = compare(config, tmp_path)
+    assert not outcome.finished
+    assert "killed after run_timeout_s=1" in next(iter(outcome.failed.values()))
+    assert not (tmp_path / "results.jsonl").exists()
 
 
 # ---------------------------------------------------------------------- report statistics
