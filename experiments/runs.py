@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Any
 import gymnasium as gym
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from optarena import agents
 
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "tensor_schedule": ("optarena/TensorSchedule-v0", "workload"),
@@ -181,9 +184,6 @@ def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> dic
     ``progress`` is called from a helper thread with the measurements made so far (about once a
     second) while the agent runs.
     """
-    import threading
-
-    from optarena import agents
 
     started = time.time()
     env = spec.make_env()
