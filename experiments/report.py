@@ -225,8 +225,8 @@ def write_report(out: Path, checkpoints: list[int] | None = None) -> Path:
     failures = {r["run_id"]: r["error"] for r in read_records(out / "failures.jsonl")}
     finished = {r["run_id"] for r in records}
     first = records[0]
-    lines = [f"# optarena report: {out.name}", "",
-             f"{len(records)} finished runs from `{out / 'results.jsonl'}`. "
+    lines = [f"# optarena report: {config.name if config else out.name}", "",
+             f"{len(records)} finished runs in `results.jsonl`. "
              f"Machine: {first['machine']['cpu']}, {first['machine']['cores']} cores. "
              f"optarena {first['versions'].get('optarena')}, TVM "
              f"{first['versions'].get('apache-tvm')}, Python {first['versions']['python']}.", "",
