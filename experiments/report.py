@@ -27,6 +27,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +85,18 @@ def samples_to_reach(record: dict[str, Any], level: float) -> float:
 
 @dataclass
 class Row:
-    """One agent's line of a workload's leaderboard."""
+    """One agent's line of a workload's leaderboard (its estimates are computed once, after
+    :func:`group` has gathered the runs)."""
 
     label: str
     agent: str
     runs: list[dict[str, Any]]
 
-    @property
+    @cached_property
     def best(self) -> Estimate:
         return Estimate.of([r["result"]["best_improvement"] for r in self.runs])
 
-    @property
+    @cached_property
     def to_own_best(self) -> Estimate:
         return Estimate.of([samples_to_reach(r, r["result"]["best_improvement"]) for r in self.runs])
 

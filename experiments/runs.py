@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from optarena import agents
+from optarena.envs.host import cpu_model
 
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "tensor_schedule": ("optarena/TensorSchedule-v0", "workload"),
@@ -167,14 +168,7 @@ def software_versions() -> dict[str, str | None]:
 
 def machine_info() -> dict[str, Any]:
     """The CPU model, usable cores and platform a result was measured on."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "platform": platform.platform(),
+    return {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "platform": platform.platform(),
             "hostname": platform.node()}
 
 

@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from optarena.envs.host import cache_root
+
 
 def default_llm_cache() -> Path:
-    base = os.environ.get("OPTARENA_CACHE_DIR", Path.home() / ".cache" / "optarena")
-    return Path(base) / "llm"
+    return cache_root() / "llm"
 
 
 class LLMConfig(BaseModel):

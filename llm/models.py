@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from optarena.envs.host import cache_root
+
 
 @dataclass(frozen=True)
 class LocalModel:
@@ -56,8 +58,7 @@ class ModelUnavailable(RuntimeError):
 
 
 def default_model_dir() -> Path:
-    base = os.environ.get("OPTARENA_CACHE_DIR", Path.home() / ".cache" / "optarena")
-    return Path(base) / "models"
+    return cache_root() / "models"
 
 
 def _part_path(package: str, relative: str, model: LocalModel) -> Path:

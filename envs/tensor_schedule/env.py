@@ -34,7 +34,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from optarena.envs.host import cache_root, cpu_model
 from optarena.envs.tensor_schedule.measure import (
     MeasureConfig,
     Measurer,
@@ -61,10 +61,6 @@ from optarena.envs.tensor_schedule.workload import get_workload
 FEATURE_BOUND = 64.0
 LOG_SPEEDUP_BOUND = 20.0
 _RESET_TRIES = 32
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("OPTARENA_CACHE_DIR", Path.home() / ".cache" / "optarena"))
 
 
 class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
@@ -113,7 +109,7 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.measurer = Measurer(self.workload, self.target, config, rpc_config)
         self.surrogate = (Surrogate(self.space.context, warmup=surrogate_warmup)
                           if surrogate else None)
-        self.cache_dir = (default_cache_dir() if cache_dir == "default"
+        self.cache_dir = (cache_root() if cache_dir == "default"
                           else Path(cache_dir) if cache_dir else None)
         from tvm.s_tir import meta_schedule as ms
 
@@ -224,7 +220,7 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return self.space.schedule(state).mod.script() if full else self.space.summary(state)
 
     def target_text(self) -> str:
-        return f"{self.target} on {_cpu_model()} ({self.workload.name})"
+        return f"{self.target} on {cpu_model()} ({self.workload.name})"
 
     @staticmethod
     def format_score(score: float) -> str:
@@ -320,7 +316,7 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "workload": self.workload.name,
             "workload_hash": self.workload.structural_hash,
             "target": json.loads(str(self.target)),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "measure": self.measurer.config.model_dump(),
             "reference_score": self.baseline_latency,
         }
@@ -341,7 +337,7 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         config = self.measurer.config
         where = "local" if self.measurer.rpc is None else f"rpc:{self.measurer.rpc.key}"
         return "|".join([
-            self.workload.structural_hash, str(self.target), where, _cpu_model(),
+            self.workload.structural_hash, str(self.target), where, cpu_model(),
             f"{config.number},{config.repeat},{config.min_repeat_ms}",
         ])
 
@@ -431,12 +427,3 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if self.info_program:
             info["tvmscript"] = schedule.mod.script()
         return info
-
-
-def _cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
