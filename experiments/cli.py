@@ -8,6 +8,7 @@
   ``optarena report DIR``; ``optarena submit``, ``verify`` and ``leaderboard`` for verified results.
 * ``optarena peephole build-corpus SRC... --out DIR`` and ``optarena peephole score PRED.jsonl``.
 * ``optarena llm models | serve --model NAME | check --base-url URL --model NAME``.
+* ``optarena setup compiler-gym`` -- CompilerGym for ``optarena/LlvmPassOrder-v0``, offline.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-from optarena.experiments import arena_cli, llm_cli, peephole_cli
+from optarena.experiments import arena_cli, llm_cli, peephole_cli, setup_cli
 
 
 class TuneConfig(BaseModel):
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="overrides the config's seeds (repeatable)")
     tune.add_argument("--export-dir", type=Path, help="overrides the config")
     peephole_cli.add_commands(commands)
+    setup_cli.add_commands(commands)
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "workloads":
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return peephole_cli.run(args, console)
     if args.command == "llm":
         return llm_cli.run(args, console)
+    if args.command == "setup":
+        return setup_cli.run(args, console)
     if args.command != "tune":
         return arena_cli.run(args, console)
     values: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}

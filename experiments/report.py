@@ -7,8 +7,9 @@ confidence band, one line per agent).
 Definitions (per workload and budget, over the seeds of an agent):
 
 * **best** -- the improvement at the budget: speedup over the unscheduled program for tensor
-  programs, starting cycles over final cycles for peephole blocks; mean and the half-width of a
-  95% Student-t confidence interval.
+  programs, starting cycles over final cycles for peephole blocks, the unoptimized program's
+  score over the optimized one's for pass ordering; mean and the half-width of a 95% Student-t
+  confidence interval.
 * **to MS best** -- measurements until a run first matched the mean best of stock MetaSchedule
   (``agent: metaschedule``) at the same budget; mean over the runs that matched it, and how many
   did.
@@ -232,8 +233,9 @@ def write_report(out: Path, checkpoints: list[int] | None = None) -> Path:
              f"Machine: {first['machine']['cpu']}, {first['machine']['cores']} cores. "
              f"optarena {first['versions'].get('optarena')}, TVM "
              f"{first['versions'].get('apache-tvm')}, Python {first['versions']['python']}.", "",
-             "Improvement is the speedup over the unscheduled program (tensor programs) or the "
-             "starting over the final llvm-mca cycles (peephole blocks). Columns are defined in "
+             "Improvement is the speedup over the unscheduled program (tensor programs), the "
+             "starting over the final llvm-mca cycles (peephole blocks), or the unoptimized "
+             "program's score over the optimized one's (pass ordering). Columns are defined in "
              "`optarena.experiments.report`; ± is the half-width of a 95% t-interval over seeds.",
              ""]
     for (env_id, workload, budget), rows in group(records).items():
@@ -241,6 +243,9 @@ def write_report(out: Path, checkpoints: list[int] | None = None) -> Path:
         lines += [f"## {workload} ({env_id}, budget {budget})", "",
                   f"Workload hash `{problem['workload_hash']}`, target `{json.dumps(problem['target'])}`, "
                   f"reference score {problem['reference_score']:.6g}.", ""]
+        if problem.get("o3_score"):
+            lines[-1:-1] = [f"`opt -O3` scores {problem['o3_score']:.6g}: an improvement of "
+                            f"{problem['reference_score'] / problem['o3_score']:.3f}x.", ""]
         lines += leaderboard(rows)
         if checkpoints:
             lines += ["", *checkpoint_table(rows, budget, checkpoints)]

@@ -34,6 +34,7 @@ from optarena.envs.host import cpu_model
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "tensor_schedule": ("optarena/TensorSchedule-v0", "workload"),
     "aarch64_peephole": ("optarena/AArch64Peephole-v0", "block"),
+    "llvm_pass_order": ("optarena/LlvmPassOrder-v0", "benchmark"),
 }
 """Environment kind -> (gymnasium id, the constructor argument that names the workload)."""
 

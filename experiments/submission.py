@@ -30,9 +30,17 @@ from typing import Any
 from optarena.experiments.runs import ENVIRONMENTS, machine_info, make_env, read_records
 
 FORMAT = "optarena-submission/1"
-DEFAULT_TOLERANCE = {"tensor_schedule": 0.25, "aarch64_peephole": 0.0}
+DEFAULT_TOLERANCE = {"tensor_schedule": 0.25, "aarch64_peephole": 0.0, "llvm_pass_order": 0.25}
 """How much worse than claimed a re-measured score may be: timing noise for latencies; llvm-mca
-is deterministic."""
+is deterministic (pass ordering scored in cycles, IR instructions or code size: 0)."""
+
+
+def default_tolerance(submission: dict[str, Any]) -> float:
+    """:data:`DEFAULT_TOLERANCE` of the submission's environment and metric."""
+    kind = submission["env"]
+    if kind == "llvm_pass_order" and submission["env_kwargs"].get("reward", "runtime") != "runtime":
+        return 0.0
+    return DEFAULT_TOLERANCE[kind]
 
 
 def make_submission(out: Path, run_id: str, submitter: str | None = None) -> dict[str, Any]:
@@ -92,15 +100,19 @@ def _env_kwargs(submission: dict[str, Any]) -> dict[str, Any]:
         measure["tolerance"] = min(float(measure.get("tolerance", 1e-3)), 1e-3)
         kwargs["measure"] = measure
         kwargs["target"] = submission["target"]
+    if submission["env"] == "llvm_pass_order":
+        kwargs["check"] = True
     return kwargs
 
 
 def _remeasure(inner: Any, kind: str, state: dict[str, Any], attempts: int) -> float | str:
     """The score of the solution ``state`` (tensor programs: the best of ``attempts`` fresh
     timings, as the claim is the best of a search's), or why it cannot be measured."""
-    if kind == "aarch64_peephole":
-        if state.get("block") != inner.fixed_block:
-            return f"the solution rewrites block {state.get('block')!r}, not {inner.fixed_block!r}"
+    if kind in ("aarch64_peephole", "llvm_pass_order"):
+        key, fixed = (("block", inner.fixed_block) if kind == "aarch64_peephole"
+                      else ("benchmark", inner.fixed_benchmark))
+        if state.get(key) != fixed:
+            return f"the solution is for {key} {state.get(key)!r}, not {fixed!r}"
         try:
             return float(inner.set_state(state)["score"])
         except (ValueError, KeyError) as err:
@@ -131,7 +143,7 @@ def verify(submission: dict[str, Any], tolerance: float | None = None,
     kind = submission.get("env")
     if kind not in ENVIRONMENTS or ENVIRONMENTS[kind][0] != submission.get("env_id"):
         return Verdict(False, f"unknown environment {kind!r} / {submission.get('env_id')!r}")
-    tolerance = DEFAULT_TOLERANCE[kind] if tolerance is None else tolerance
+    tolerance = default_tolerance(submission) if tolerance is None else tolerance
     claimed = submission["claimed"]
     score, improvement = float(claimed["score"]), float(claimed["improvement"])
     if not score > 0 or not math.isclose(improvement, claimed["reference_score"] / score,

@@ -259,7 +259,7 @@ def test_tampered_peephole_submissions_are_rejected(genuine):
     assert "another workload" in submission.verify(other_hash).reason
     other_block = {**genuine, "solution": {**genuine["solution"],
                                            "state": {**state, "block": OTHER_BLOCK}}}
-    assert "rewrites block" in submission.verify(other_block).reason
+    assert "is for block" in submission.verify(other_block).reason
 
 
 def test_verify_and_leaderboard_commands(genuine, tmp_path, cli_env):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
 import tvm
 from tvm.target import codegen
+
+from optarena.envs.host import host_cpu_flags
 
 # LLVM feature name -> /proc/cpuinfo flag, for the features whose absence raises SIGILL.
 _LLVM_TO_PROC_FLAG: dict[str, str] = {
@@ -71,16 +72,6 @@ _X86_FALLBACKS: tuple[str, ...] = (
     "x86-64-v2",
     "x86-64",
 )
-
-
-def host_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU feature flags the operating system reports (empty where there is no cpuinfo)."""
-    if not cpuinfo.exists():
-        return frozenset()
-    for line in cpuinfo.read_text().splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
 
 
 def missing_features(mcpu: str, flags: frozenset[str]) -> list[str]:

@@ -1,0 +1,1 @@
+"""``optarena/LlvmPassOrder-v0``: LLVM pass ordering through CompilerGym (see :mod:`.env`)."""

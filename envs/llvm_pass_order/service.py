@@ -1,0 +1,116 @@
+"""The CompilerGym side of ``optarena/LlvmPassOrder-v0``: a script run by CompilerGym's own Python.
+
+CompilerGym 0.2.5 needs ``numpy<2``, ``protobuf==3.20.3`` and the old ``gym`` API, which the rest of
+the suite cannot share, so it lives in its own virtual environment (``optarena setup
+compiler-gym``) and this script is the only code that imports it. It imports nothing from
+optarena and reads one JSON request per line on stdin, answering one JSON line each:
+
+* ``{"op": "reset", "benchmark": B}`` -- ``B`` is ``{"uri": "generator://csmith-v0/7"}`` or
+  ``{"file": PATH}`` (C, ``.ll`` or ``.bc``). Answers the pass names (the action list) and the
+  IR's SHA-1.
+* ``{"op": "apply", "passes": [NAME, ...], "out": PATH, "observations": [NAME, ...]}`` -- the
+  benchmark after these passes: a state that extends the current one is reached by stepping the
+  rest, any other by a reset and one ``multistep``. Writes the bitcode to ``out`` and answers the
+  IR's SHA-1, whether the last pass changed anything and the named observations.
+* ``{"op": "close"}``.
+
+A failure answers ``{"ok": false, "error": TEXT}``; the script keeps serving. Anything CompilerGym
+prints goes to stderr: stdout carries the protocol only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from typing import Any
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class Service:
+    """One ``llvm-v0`` environment and the benchmark and passes it is at."""
+
+    def __init__(self) -> None:
+        import compiler_gym  # noqa: F401 - registers llvm-v0 with gym
+        import gym
+
+        self.gym = gym
+        self.env: Any = None
+        self.benchmark: Any = None
+        self.applied: list[str] = []
+
+    def reset(self, benchmark: dict[str, Any]) -> dict[str, Any]:
+        from compiler_gym.envs.llvm import make_benchmark
+
+        if "file" in benchmark:
+            self.benchmark = make_benchmark(benchmark["file"], copt=benchmark.get("copt"))
+        else:
+            self.benchmark = benchmark["uri"]
+        if self.env is None:
+            self.env = self.gym.make("llvm-v0", disable_env_checker=True, benchmark=self.benchmark)
+        self.env.reset(benchmark=self.benchmark)
+        self.applied = []
+        return {"uri": str(self.env.benchmark.uri), "actions": list(self.env.action_space.names),
+                "ir_sha1": self.env.observation["IrSha1"]}
+
+    def apply(self, passes: list[str], out: str, observations: list[str]) -> dict[str, Any]:
+        if self.env is None:
+            raise RuntimeError("reset a benchmark first")
+        names = self.env.action_space.names
+        unknown = [p for p in passes if p not in names]
+        if unknown:
+            raise ValueError(f"unknown passes {unknown}")
+        if passes[: len(self.applied)] != self.applied:
+            self.env.reset(benchmark=self.benchmark)
+            self.applied = []
+        rest = [names.index(p) for p in passes[len(self.applied):]]  # Python ints, as CompilerGym wants
+        no_effect = False
+        if rest:
+            self.applied = list(passes)  # set first: a failed step leaves an unknown state
+            _, _, done, info = self.env.multistep(rest)
+            if done or info.get("error_details"):
+                self.applied = ["<failed>"]
+                raise RuntimeError(f"CompilerGym: {info.get('error_details') or 'episode ended'}")
+            no_effect = bool(info.get("action_had_no_effect"))
+        shutil.copyfile(self.env.observation["BitcodeFile"], out)
+        return {"ir_sha1": self.env.observation["IrSha1"], "no_effect": no_effect,
+                "observations": {n: _jsonable(self.env.observation[n]) for n in observations}}
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+
+
+def main() -> None:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints of CompilerGym and gym go to stderr
+    service = Service()
+    operations = {"reset": service.reset, "apply": service.apply}
+    protocol.write(json.dumps({"ok": True, "ready": True}) + "\n")
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            op = request.pop("op")
+            if op == "close":
+                break
+            try:
+                if op not in operations:
+                    raise ValueError(f"unknown op {op!r}")
+                reply = {"ok": True, **operations[op](**request)}
+            except Exception as err:
+                reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+            protocol.write(json.dumps(reply) + "\n")
+    finally:
+        service.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""What ``optarena/LlvmPassOrder-v0`` optimizes: a program, named by a short benchmark spec.
+
+* ``suite:NAME`` -- a C program shipped with optarena (``benchmarks/NAME.c``; each has a ``main``
+  that prints a checksum, so its run time can be measured and its output checked);
+* ``csmith:SEED`` and ``llvm-stress:SEED`` -- CompilerGym's program generators
+  (``generator://csmith-v0/SEED``: random C with a ``main``; ``generator://llvm-stress-v0/SEED``:
+  random IR functions, no ``main``);
+* a path to a user's ``.c``, ``.ll`` or ``.bc`` file;
+* any other ``generator://`` URI. CompilerGym's ``benchmark://`` datasets (cBench, ...) are
+  downloads and are refused: this suite runs offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SUITE = Path(__file__).with_name("benchmarks")
+GENERATORS = {"csmith": "generator://csmith-v0", "llvm-stress": "generator://llvm-stress-v0"}
+FILE_SUFFIXES = (".c", ".ll", ".bc")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A program to optimize: ``spec`` as given, and how CompilerGym loads it (``request``)."""
+
+    spec: str
+    request: dict[str, Any]
+    """``{"uri": URI}`` or ``{"file": PATH}``, as the service's ``reset`` takes it."""
+
+
+def suite_names() -> list[str]:
+    """The shipped C programs."""
+    return sorted(p.stem for p in SUITE.glob("*.c"))
+
+
+def parse_benchmark(spec: str) -> Benchmark:
+    """The :class:`Benchmark` a spec names; ``ValueError`` saying what is accepted otherwise."""
+    kind, _, rest = spec.partition(":")
+    if kind == "suite":
+        if rest not in suite_names():
+            raise ValueError(f"unknown suite program {rest!r}; available: {suite_names()}")
+        return Benchmark(spec, {"file": str(SUITE / f"{rest}.c")})
+    if kind in GENERATORS:
+        if not rest.isdigit():
+            raise ValueError(f"{kind}: needs a non-negative integer seed, e.g. {kind}:0")
+        return Benchmark(spec, {"uri": f"{GENERATORS[kind]}/{rest}"})
+    if spec.startswith("generator://"):
+        return Benchmark(spec, {"uri": spec})
+    if spec.startswith("benchmark://"):
+        raise ValueError(f"{spec}: CompilerGym's benchmark:// datasets are downloads, which this "
+                         "suite does not make; use suite:NAME, csmith:SEED, llvm-stress:SEED or "
+                         "a .c/.ll/.bc file")
+    path = Path(spec).expanduser()
+    if path.suffix in FILE_SUFFIXES:
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return Benchmark(spec, {"file": str(path.resolve())})
+    raise ValueError(f"unknown benchmark {spec!r}: use suite:NAME ({', '.join(suite_names())}), "
+                     "csmith:SEED, llvm-stress:SEED, a generator:// URI or a .c/.ll/.bc file")
