@@ -44,6 +44,7 @@ from optarena.envs.aarch64_peephole.rules import (
     zero_store_sites,
 )
 from optarena.envs.aarch64_peephole.toolchain import AssembleError, Toolchain
+from optarena.envs.outcome import mark_invalid
 
 RULES = ("pair", "fold_after", "fold_before", "zero_store")
 MNEMONICS = ("ldr", "ldur", "str", "stur", "ldp", "stp", "ldrsw", "ldpsw", "add", "sub", "mov",
@@ -284,11 +285,7 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def _finish(self, reward: float, invalid: str | None, failure: str | None = None
                 ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        info = self._info()
-        if invalid is not None:
-            info["invalid_action"] = invalid
-        if failure is not None:
-            info["failure"] = failure
+        info = mark_invalid(self._info(), invalid, failure)
         terminated = not info["action_mask"].any()
         return self._observation(), reward, terminated, self._steps >= self.max_steps, info
 

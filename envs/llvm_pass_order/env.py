@@ -58,6 +58,7 @@ from optarena.envs.llvm_pass_order.space import (
     pass_mask,
 )
 from optarena.envs.llvm_pass_order.workload import Benchmark, parse_benchmark
+from optarena.envs.outcome import mark_invalid
 
 State = dict[str, Any]
 """``{"benchmark": SPEC, "passes": [NAME, ...]}``: JSON-able, for tree search and results."""
@@ -370,11 +371,7 @@ class LlvmPassOrderEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def _finish(self, reward: float, invalid: str | None, failure: str | None = None
                 ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        info = self._info()
-        if invalid is not None:
-            info["invalid_action"] = invalid
-        if failure is not None:
-            info["failure"] = failure
+        info = mark_invalid(self._info(), invalid, failure)
         return self._observation(), reward, False, self._steps >= self.max_steps, info
 
     def _observation(self) -> dict[str, np.ndarray]:
