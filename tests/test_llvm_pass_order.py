@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import psutil
 import pytest
 from gymnasium.utils.env_checker import check_env
 
@@ -177,8 +178,10 @@ def test_a_killed_service_is_restarted_and_the_episode_goes_on(crc32_env):
 def test_a_program_that_hangs_has_no_runtime_but_still_has_cycles(tmp_path):
     source = tmp_path / "spin.c"
     source.write_text("int main(void) { volatile int x = 1; while (x) {} return 0; }\n")
+    started = {p.pid for p in psutil.Process().children(recursive=True)}
     with pytest.raises(ValueError, match="no main that runs"):
         gym.make("optarena/LlvmPassOrder-v0", benchmark=str(source), run_timeout_s=1)
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= started  # no leftovers
     env = gym.make("optarena/LlvmPassOrder-v0", benchmark=str(source), reward="cycles",
                    run_timeout_s=1)
     try:

@@ -133,13 +133,17 @@ class LlvmPassOrderEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._loaded: str | None = None
         """The benchmark the service is at."""
         self.pass_names: list[str] = []
-        self.program = self._load(benchmark)
         self.fixed_benchmark = benchmark
-        self.action_space = spaces.Discrete(len(self.pass_names))
-        self.mask = pass_mask(self.pass_names, passes)
         self.passes: list[str] = []
-        self.current: Evaluated = self._reference(self.program)
         self._steps = 0
+        try:
+            self.program = self._load(benchmark)
+            self.mask = pass_mask(self.pass_names, passes)
+            self.current: Evaluated = self._reference(self.program)
+        except BaseException:
+            self.close()  # the service and the scratch folder do not outlive a failed start
+            raise
+        self.action_space = spaces.Discrete(len(self.pass_names))
 
     # ------------------------------------------------------------------ gymnasium API
 
