@@ -47,6 +47,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         config.workers = args.workers
     if args.budget is not None:
         config.budget = args.budget
+    whole = CompareConfig.model_validate(config.model_dump())  # what DIR records; the rest selects
     if args.seeds:
         config.seeds = [int(s) for s in args.seeds.split(",")]
     if args.agents:
@@ -64,7 +65,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
             raise SystemExit(f"none of {wanted} is a workload of {args.config}")
     config = CompareConfig.model_validate(config.model_dump())
     try:
-        outcome = compare(config, args.out, console, force=args.force)
+        outcome = compare(config, args.out, console, force=args.force, recorded=whole)
     except ValueError as err:
         console.print(f"[red]compare[/red]: {err}", highlight=False)
         return 2

@@ -94,11 +94,13 @@ def _check_config(config: CompareConfig, out: Path, force: bool) -> None:
 
 
 def compare(config: CompareConfig, out: Path, console: Console | None = None,
-            force: bool = False) -> Outcome:
-    """Run the config's unfinished runs into ``out`` (see the module docstring)."""
+            force: bool = False, recorded: CompareConfig | None = None) -> Outcome:
+    """Run the config's unfinished runs into ``out`` (see the module docstring). ``recorded`` is
+    the config ``DIR/config.yaml`` records and checks, when ``config`` selects part of it (the
+    command's ``--seeds``, ``--agents`` and ``--workloads``); default ``config``."""
     console = console or Console()
     (out / LOGS).mkdir(parents=True, exist_ok=True)
-    _check_config(config, out, force)
+    _check_config(recorded or config, out, force)
     done = finished_ids(out)
     specs = config.runs()
     outcome = Outcome(skipped=[s.run_id for s in specs if s.run_id in done])

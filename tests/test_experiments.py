@@ -139,6 +139,11 @@ def test_a_killed_compare_resumes_to_the_same_finished_runs(tmp_path, cli_env):
     changed = _optarena("compare", "--config", str(config_path), "--out", str(out),
                         "--budget", "9", env=cli_env)
     assert changed.returncode == 2 and "another config" in changed.stdout
+    recorded = (out / "config.yaml").read_text()
+    part = _optarena("compare", "--config", str(config_path), "--out", str(out), "--agents",
+                     "mcts", "--seeds", "0", env=cli_env)  # a selection of the same config
+    assert part.returncode == 0 and "0 to go" in part.stdout, part.stdout
+    assert (out / "config.yaml").read_text() == recorded  # the directory still records it whole
 
 
 def test_a_failing_run_is_recorded_as_a_failure_and_the_others_finish(tmp_path):
