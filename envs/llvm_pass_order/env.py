@@ -228,9 +228,7 @@ class LlvmPassOrderEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         lines = [f"passes applied: {' '.join(state['passes']) or '(none)'}"]
         if isinstance(evaluated, Evaluated):
             if full:
-                done = subprocess.run(["llvm-dis-14", str(evaluated.bitcode), "-o", "-"],
-                                      capture_output=True, text=True, check=False)
-                return lines[0] + "\n" + done.stdout[:6000]
+                return lines[0] + "\n" + self.measurer.disassemble(evaluated.bitcode)[:6000]
             common = sorted(evaluated.opcodes.items(), key=lambda kv: -kv[1])[:8]
             lines.append(f"IR: {evaluated.ir_instructions} instructions; "
                          + ", ".join(f"{name} {count}" for name, count in common))
@@ -351,7 +349,7 @@ class LlvmPassOrderEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                         sha, int(observations["IrInstructionCount"]),
                         {k.removesuffix("Count"): int(v) for k, v in
                          observations["InstCountDict"].items()
-                         if k.endswith("Count") and k[0].isupper() and v},
+                         if k.endswith("Count") and not k.startswith("Total") and v},
                         bitcode)
                 except MeasureError as err:
                     self._evaluated[(spec, sha)] = err

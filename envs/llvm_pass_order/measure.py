@@ -166,6 +166,7 @@ class Measurer:
     llc: str = "llc-14"
     llvm_mca: str = "llvm-mca-14"
     clang: str = "clang-14"
+    llvm_dis: str = "llvm-dis-14"
 
     def __post_init__(self) -> None:
         if self.target not in TRIPLES:
@@ -226,6 +227,10 @@ class Measurer:
         if (run.stdout, run.returncode) != (reference.stdout, reference.returncode):
             raise MeasureError("output", f"printed {run.stdout[:80]!r} (exit {run.returncode}), "
                                f"expected {reference.stdout[:80]!r} (exit {reference.returncode})")
+
+    def disassemble(self, bitcode: Path) -> str:
+        """The IR of ``bitcode`` as text."""
+        return self._run([self.llvm_dis, str(bitcode), "-o", "-"], "compile").stdout
 
     def o3(self, bitcode: Path, out: Path, opt: str = "opt-14") -> Path:
         """``opt -O3`` of ``bitcode`` into ``out``: the reference point of the compiler's own
