@@ -184,7 +184,7 @@ class LlvmPassOrderEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     # ------------------------------------------------------------------ actions
 
     def action_masks(self) -> np.ndarray:
-        return self.mask.copy()
+        return self.legal_mask()
 
     def legal_mask(self, state: State | None = None) -> np.ndarray:
         """Allowed passes (every state allows the same ones), as 0/1 int8."""
@@ -300,9 +300,9 @@ class LlvmPassOrderEnv(gym.Env[dict[str, np.ndarray], np.int64]):
                 o3 = SERVICE_METRICS[self.metric][1]
                 program.o3_score = float(self._apply(program, [], [o3])[0]["observations"][o3])
             else:
-                bitcode = self._apply(program, [])[1]
                 o3_bitcode = Path(self._tmp.name) / f"o3-{program.ir_sha1}.bc"
-                program.o3_score = self._score(program, self.measurer.o3(bitcode, o3_bitcode), {})
+                self.measurer.o3(self._reference(program).bitcode, o3_bitcode)
+                program.o3_score = self._score(program, o3_bitcode, {})
         return program.o3_score
 
     def _apply(self, program: Program, passes: list[str], observations: list[str] | None = None
