@@ -18,7 +18,7 @@ the same timing settings (``number``, ``repeat``, ``min_repeat_ms``) by
 
 Wall-clock includes start-up (worker processes, imports): that is what a user waits for. Usage::
 
-    python experiments/bench_measure.py --workload matmul-256 --candidates 32
+    python benchmarks/bench_measure.py --workload matmul-256 --candidates 32
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ steps that made new IR (a measurement: build, check, score) and steps whose IR w
 the service without scoring (``llvm-v0`` step, IR and observations, bitcode written). Prints
 median times and the ratios to the anchor.
 
-    python experiments/bench_llvm.py [--steps 40] [--benchmarks suite:crc32=runtime,csmith:1=cycles]
+    python benchmarks/bench_llvm.py [--steps 40] [--benchmarks suite:crc32=runtime,csmith:1=cycles]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
    oracle's llvm-mca cycle savings it reaches, on the blocks the oracle changes and on all
    blocks, and how many of its rewrites failed verification (must be 0). Usage::
 
-    python experiments/bench_peephole.py [--corpus PATH] [--mcpu neoverse-n1]
+    python benchmarks/bench_peephole.py [--corpus PATH] [--mcpu neoverse-n1]
 """
 
 from __future__ import annotations
