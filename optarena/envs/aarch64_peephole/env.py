@@ -56,6 +56,18 @@ class AArch64PeepholeEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     """Rewrite one basic block at a time; reward is the normalized llvm-mca cycle saving."""
 
     metadata = {"render_modes": ["ansi"]}  # noqa: RUF012 - gymnasium convention
+    problem_kwargs: tuple[str, ...] = ("mcpu", "iterations")
+    """Constructor arguments that define the problem besides the block: llvm-mca's model."""
+
+    @classmethod
+    def measures_time(cls, kwargs: dict[str, Any]) -> bool:
+        """llvm-mca cycles do not depend on the machine's load."""
+        return False
+
+    @classmethod
+    def baseline(cls, kwargs: dict[str, Any]) -> str:
+        """Reports compare agents with the greedy rule (apply every profitable rewrite)."""
+        return "greedy"
 
     def __init__(
         self,

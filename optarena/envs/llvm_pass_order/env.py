@@ -91,6 +91,21 @@ class LlvmPassOrderEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     """Apply one LLVM pass per step; reward is the normalized score saving."""
 
     metadata = {"render_modes": ["ansi"]}  # noqa: RUF012 - gymnasium convention
+    problem_kwargs: tuple[str, ...] = ("reward", "target", "mcpu")
+    """Constructor arguments that define the problem besides the benchmark: the metric and,
+    for cycles, the CPU modelled."""
+
+    @classmethod
+    def measures_time(cls, kwargs: dict[str, Any]) -> bool:
+        """Only the ``runtime`` metric times programs."""
+        return kwargs.get("reward", "runtime") == "runtime"
+
+    @classmethod
+    def baseline(cls, kwargs: dict[str, Any]) -> str:
+        """Reports compare agents with the compiler's own pipeline: ``-Oz`` for code size and
+        IR instructions (CompilerGym's leaderboard), ``-O3`` for run time and cycles."""
+        return "anchor:-Oz" if kwargs.get("reward") in ("ir_instructions", "code_size") \
+            else "anchor:-O3"
     prompt_family = "llvm_pass_order"
     """Which prompt templates describe this environment to an LLM."""
     has_cost_model = False

@@ -67,6 +67,19 @@ class TensorScheduleEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     """Schedule a tensor program; reward is the log latency improvement of each step."""
 
     metadata = {"render_modes": ["ansi"]}  # noqa: RUF012 - gymnasium convention
+    problem_kwargs: tuple[str, ...] = ()
+    """Constructor arguments that define the problem besides the workload (none: the target,
+    the timing and the measuring device are the measurer's to choose)."""
+
+    @classmethod
+    def measures_time(cls, kwargs: dict[str, Any]) -> bool:
+        """Scores are timings: runs need a quiet machine."""
+        return True
+
+    @classmethod
+    def baseline(cls, kwargs: dict[str, Any]) -> str:
+        """Reports compare agents with stock MetaSchedule."""
+        return "metaschedule"
 
     def __init__(
         self,
