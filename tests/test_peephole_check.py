@@ -1,9 +1,13 @@
 """The equivalence checker catches the errors the peephole study reports, and accepts real pairs."""
 
+from collections.abc import Callable, Iterator
+
 import pytest
 
+from optarena.envs.aarch64_peephole.block import Instruction, canonical, format_block, parse_block
 from optarena.envs.aarch64_peephole.check import EquivalenceChecker
-from optarena.envs.aarch64_peephole.toolchain import Toolchain, ToolMissing
+from optarena.envs.aarch64_peephole.corpus import load_corpus
+from optarena.envs.aarch64_peephole.toolchain import AssembleError, Toolchain, ToolMissing
 
 ORIGINAL = """\
 ldr x1, [x0, #8]
@@ -49,6 +53,11 @@ def test_catches_a_dropped_store(checker):
     assert result.failure.kind == "memory"
 
 
+def test_catches_an_extra_store(checker):
+    result = checker.check("str x1, [x0]\n", "stp x1, x2, [x0]\n")
+    assert result.failure.kind == "memory" and result.failure.detail.startswith("[0x")
+
+
 def test_catches_wrong_flags(checker):
     result = checker.check("adds x0, x1, x2\n", "add x0, x1, x2\n")
     assert result.failure.kind == "flags"
@@ -90,7 +99,6 @@ def test_alias_states_cover_every_pair_of_base_registers():
     assert all(r != s for r, s, _ in constraints)
 
 
-
 def test_accepts_llvm_oracle_rewrites(checker, oracle_functions):
     assert set(oracle_functions) == {"copy", "sum4", "swap_pairs", "dot2"}
     changed = 0
@@ -99,3 +107,150 @@ def test_accepts_llvm_oracle_rewrites(checker, oracle_functions):
         result = checker.check(before, after)
         assert result.equivalent, (name, result.failure)
     assert changed >= 3, "the oracle pairs loads and stores in most of these functions"
+
+
+@pytest.mark.parametrize("block", [
+    "ldr x3, [x0]\nstr x2, [x0]\n",  # reads what a previous run would have written
+    "mrs x0, fpsr\nfadd d0, d1, d2\n",  # FPSR's cumulative exception flags
+    "mrs x1, tpidr_el0\nmsr tpidr_el0, x2\n",  # a system register
+    "mov x0, #0x10000000\nldur x1, [x0, #-4]\n",  # half on demand, half in the code's page
+])
+def test_every_run_starts_as_on_a_new_machine(checker, block):
+    assert checker.check(block, block).equivalent
+
+
+def test_each_run_executes_its_own_code(checker):
+    add, sub = "add x0, x1, x2\n", "sub x0, x1, x2\n"
+    assert checker.check(add, add).equivalent
+    assert checker.check(add, sub).failure.kind == "register"
+    assert checker.check(sub, sub).equivalent
+    assert checker.check(sub, add).failure.kind == "register"
+
+
+def test_an_original_that_does_not_run_to_its_end_is_an_error(checker):
+    for _ in range(2):  # the original's runs are kept: the second check must fail the same way
+        with pytest.raises(ValueError, match="does not run to its end"):
+            checker.check("b .+64\n", "nop\n")
+
+
+# ------------------------------------------------------------------ corrupted rewrites
+
+Block = list[Instruction]
+
+
+def _replaced(block: Block, index: int, inst: Instruction) -> Block:
+    return [*block[:index], inst, *block[index + 1:]]
+
+
+def swapped_pairs(block: Block) -> Iterator[Block]:
+    """``ldp x1, x2`` -> ``ldp x2, x1`` (and ``stp``, ``ldpsw``)."""
+    for i, inst in enumerate(block):
+        if inst.mnemonic in ("ldp", "stp", "ldpsw") and inst.operands[0] != inst.operands[1]:
+            operands = (inst.operands[1], inst.operands[0], *inst.operands[2:])
+            yield _replaced(block, i, Instruction(inst.mnemonic, operands))
+
+
+def shifted_offsets(block: Block) -> Iterator[Block]:
+    """One memory access's offset (or post-index update) 8 bytes higher."""
+    for i, inst in enumerate(block):
+        memory = inst.memory
+        if memory is None:
+            continue
+        data = len(inst.data_registers)
+        if memory.mode == "post":
+            operands = (*inst.operands[:data + 1], f"#{memory.offset + 8}")
+        else:
+            address = f"[{memory.base}, #{memory.offset + 8}]" + ("!" if memory.mode == "pre" else "")
+            operands = (*inst.operands[:data], address, *inst.operands[data + 1:])
+        yield _replaced(block, i, Instruction(inst.mnemonic, operands))
+
+
+def dropped_stores(block: Block) -> Iterator[Block]:
+    for i, inst in enumerate(block):
+        if inst.access == "store":
+            yield [*block[:i], *block[i + 1:]]
+
+
+def reordered_accesses(block: Block) -> Iterator[Block]:
+    """An access moved above an earlier one through another base register (not sp), at least one
+    a store, where only memory orders them: no register ties the moved access to the
+    instructions it crosses, and neither base is computed in the block (so they may alias)."""
+    for j, moved in enumerate(block):
+        if moved.memory is None or moved.memory.base == "sp":
+            continue
+        computed = set().union(*(inst.writes() for inst in block[:j]))
+        for i in range(j - 1, -1, -1):
+            crossed = block[i]
+            if ((crossed.reads() | crossed.writes()) & moved.writes()
+                    or crossed.writes() & (moved.reads() | moved.writes()) or crossed.ends_window):
+                break
+            bases = {crossed.memory.base, moved.memory.base} if crossed.memory else set()
+            if (len(bases) == 2 and "sp" not in bases and not {canonical(b) for b in bases} & computed
+                    and "store" in (crossed.access, moved.access)):
+                yield [*block[:i], moved, *block[i:j], *block[j + 1:]]
+
+
+CORRUPTIONS: dict[str, Callable[[Block], Iterator[Block]]] = {
+    "swapped pair registers": swapped_pairs,
+    "offset off by 8": shifted_offsets,
+    "dropped store": dropped_stores,
+    "reordered aliasing accesses": reordered_accesses,
+}
+
+
+@pytest.fixture(scope="module")
+def corrupted() -> dict[str, list[tuple[str, str]]]:
+    """Corruption kind -> ``(corpus input, corrupted input or oracle)`` pairs; only corruptions that
+    assemble (the emulator, not the assembler, must reject them)."""
+    out: dict[str, list[tuple[str, str]]] = {kind: [] for kind in CORRUPTIONS}
+    seen: set[tuple[str, str]] = set()
+    for entry in load_corpus():
+        for text in dict.fromkeys([entry.input, entry.oracle or entry.input]):
+            for kind, corrupt in CORRUPTIONS.items():
+                for block in corrupt(parse_block(text)):
+                    pair = (entry.input, format_block(block))
+                    if pair not in seen:
+                        seen.add(pair)
+                        out[kind].append(pair)
+    tools = Toolchain()
+    for kind, pairs in out.items():
+        codes = tools.assemble_many([rewrite for _, rewrite in pairs])
+        out[kind] = [p for p, code in zip(pairs, codes, strict=True)
+                     if not isinstance(code, AssembleError)]
+    return out
+
+
+def test_every_corrupted_rewrite_is_rejected(checker, corrupted):
+    counts = {kind: len(pairs) for kind, pairs in corrupted.items()}
+    assert sum(counts.values()) >= 500 and min(counts.values()) >= 10, counts
+    for kind, pairs in corrupted.items():
+        results = checker.check_many(pairs)
+        accepted = [rewrite for (_, rewrite), result in zip(pairs, results, strict=True)
+                    if result.equivalent]
+        assert not accepted, f"{len(accepted)} of {len(pairs)} '{kind}' accepted: {accepted[:3]}"
+        assert {r.failure.kind for r in results} <= {"register", "memory"}
+
+
+def test_reordered_accesses_are_caught_by_the_alias_states(corrupted):
+    """Without alias states most reorderings pass: the set really tests them."""
+    blind = EquivalenceChecker(states=8, seed=1, max_alias_states=0)
+    results = blind.check_many(corrupted["reordered aliasing accesses"])
+    assert sum(r.equivalent for r in results) >= len(results) / 2
+
+
+def test_corpus_oracle_rewrites_are_accepted(checker):
+    pairs = [(b.input, b.oracle) for b in load_corpus() if b.oracle is not None]
+    assert sum(original != oracle for original, oracle in pairs) >= 40
+    results = checker.check_many(pairs)
+    assert all(r.equivalent for r in results), [p for p, r in zip(pairs, results, strict=True)
+                                                if not r.equivalent][:3]
+
+
+def test_a_batch_gives_what_single_checks_give(corrupted):
+    pairs = [p for kind in corrupted.values() for p in kind[:6]]
+    pairs += [(b.input, b.oracle) for b in load_corpus()[:10] if b.oracle]
+    pairs.append((ORIGINAL, "ldp x1, x2, [x0, #8\n"))
+    batch = EquivalenceChecker(states=8, seed=3).check_many(pairs)
+    single = [EquivalenceChecker(states=8, seed=3).check(o, r) for o, r in pairs]
+    assert batch == single
+    assert {r.failure.kind for r in batch if r.failure} == {"assemble", "register", "memory"}

@@ -1,25 +1,34 @@
 """Equivalence of two straight-line AArch64 blocks: run both in unicorn and compare.
 
 Both blocks start from the same random machine state: general registers, FP/SIMD registers, NZCV
-and SP. Memory is mapped on demand, page by page, with contents that are a deterministic function
-of the seed, the state and the page, so both runs see the same memory. This is repeated for
-``states`` random states (half draw every pointer near two bases, half spread them over 16 MiB)
-plus one *alias state* per pair of memory operands of the original with different base registers,
-``[r, #a]`` and ``[s, #b]``, in which ``s + b == r + a``: reordering two accesses that may alias is
-caught, not left to chance (at most ``max_alias_states`` of them, drawn with the seed).
+and SP (every other CPU register as in a new engine). Memory is mapped on demand, page by page,
+with contents that are a deterministic function of the seed, the state and the page, so both runs
+see the same memory. This is repeated for ``states`` random states (half draw every pointer near
+two bases, half spread them over 16 MiB) plus one *alias state* per pair of memory operands of the
+original with different base registers, ``[r, #a]`` and ``[s, #b]``, in which ``s + b == r + a``:
+reordering two accesses that may alias is caught, not left to chance (at most
+``max_alias_states`` of them, drawn with the seed).
 
 After both runs the checker compares every general register, SP, every FP/SIMD register, the
 flags and every byte either run wrote. The first difference is reported, classified as in the
 peephole study: ``assemble`` (with the assembler's message), ``register``, ``memory`` (address and
 bytes), ``flags`` or ``crash`` (the rewrite faults, loops or leaves the block where the
 original does not).
+
+**Speed.** One unicorn engine serves every run of a checker: each run restores a saved CPU
+context (the state's registers on top of a new engine's), rewrites the code and unmaps the
+previous run's data pages, so it starts exactly as in a new engine. The original block's final
+states are kept per state (bounded, least recently used first out), so candidate rewrites of the
+same block run only themselves; :meth:`EquivalenceChecker.check_many` also assembles a whole batch
+with one toolchain call.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -34,8 +43,10 @@ from unicorn import (
     UcError,
 )
 from unicorn import arm64_const as regs
+from unicorn.unicorn import UcContext
 
 from optarena.envs.aarch64_peephole.toolchain import AssembleError, Toolchain
+from optarena.envs.lru import LRU
 
 FailureKind = Literal["assemble", "register", "memory", "flags", "crash"]
 
@@ -44,6 +55,13 @@ CODE_BASE = 0x1000_0000
 DATA_BASE = 0x1_0000_0000
 DATA_SPAN = 1 << 24
 X_REGS = [(f"x{i}", getattr(regs, f"UC_ARM64_REG_X{i}")) for i in range(31)]
+Q_REGS = [(f"q{i}", getattr(regs, f"UC_ARM64_REG_Q{i}")) for i in range(32)]
+COMPARED = [*X_REGS, ("sp", regs.UC_ARM64_REG_SP), *Q_REGS, ("nzcv", regs.UC_ARM64_REG_NZCV)]
+"""The registers compared after a run, in the order differences are looked for."""
+CONTEXTS_KEPT = 1024
+"""Initial CPU contexts kept per checker (about 12 KiB each)."""
+PAGES_KEPT = 1024
+"""Initial data page contents kept per checker (4 KiB each)."""
 _MEMORY_OPERAND = re.compile(r"\[\s*(x\d+|sp)\s*(?:,\s*#?(-?(?:0x[0-9a-f]+|\d+)))?\s*\]", re.I)
 Alias = tuple[str, str, int]
 """``(r, s, delta)``: register ``s`` is set to ``r + delta``."""
@@ -59,7 +77,6 @@ def alias_constraints(asm: str) -> list[Alias]:
                        for m in _MEMORY_OPERAND.finditer(asm)})
     return sorted({(r, s, a - b) for (r, a), (s, b) in itertools.permutations(operands, 2)
                    if r != s and "sp" not in (r, s)})
-Q_REGS = [(f"q{i}", getattr(regs, f"UC_ARM64_REG_Q{i}")) for i in range(32)]
 
 
 @dataclass(frozen=True)
@@ -85,73 +102,152 @@ class _Initial:
     nzcv: int
 
 
-class _Run:
-    """One emulation of one block from one initial state."""
+@dataclass(frozen=True)
+class _Final:
+    """Where one run of one block from one state ended."""
 
-    def __init__(self, code: bytes, initial: _Initial, memory_seed: tuple[int, ...]) -> None:
-        self.memory_seed = memory_seed
-        self.written: set[int] = set()
+    registers: tuple[int, ...]
+    """Values of :data:`COMPARED`, in order."""
+    written: dict[int, int]
+    """Every byte the run wrote: address -> final value."""
+    code: bytes
+    """The code the run started with: the code region held it, then zeros to the end of a page."""
+    state: int
+
+
+@dataclass
+class _Original:
+    """An original block: its code, its states (``None`` or an alias) and its runs so far."""
+
+    code: bytes
+    plan: list[Alias | None]
+    finals: dict[int, _Final | str] = field(default_factory=dict)
+    """By state: the final state, or why the block did not run to its end."""
+
+
+def _code_size(code: bytes) -> int:
+    """The size of the code region for ``code``: whole pages, at least one."""
+    return (len(code) + PAGE - 1) // PAGE * PAGE or PAGE
+
+
+class _Machine:
+    """One unicorn engine for every run: a run starts from a saved CPU context, its code written
+    over the code region and no data page mapped (the previous run's are unmapped), so it sees
+    what a new engine would."""
+
+    def __init__(self, seed: int, initial_state: Callable[[int, Alias | None], _Initial]) -> None:
+        self.seed = seed
+        self.initial_state = initial_state
         self.uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-        size = (len(code) + PAGE - 1) // PAGE * PAGE or PAGE
-        self.uc.mem_map(CODE_BASE, size, UC_PROT_ALL)
-        self.uc.mem_write(CODE_BASE, code)
-        self.end = CODE_BASE + len(code)
-        for (_, reg), value in zip(X_REGS, initial.x, strict=True):
-            self.uc.reg_write(reg, value)
-        for (_, reg), value in zip(Q_REGS, initial.q, strict=True):
-            self.uc.reg_write(reg, value)
-        self.uc.reg_write(regs.UC_ARM64_REG_SP, initial.sp)
-        self.uc.reg_write(regs.UC_ARM64_REG_NZCV, initial.nzcv)
         self.uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED, self._map)
         self.uc.hook_add(UC_HOOK_MEM_WRITE, self._record)
+        self.pristine = self.uc.context_save()
+        self.code_size = 0
+        self.pages: set[int] = set()
+        self.written: set[int] = set()
+        self.state = 0
+        self._contexts: LRU[tuple[int, Alias | None], UcContext] = LRU(CONTEXTS_KEPT)
+        self._contents: LRU[tuple[int, int], bytes] = LRU(PAGES_KEPT)
 
-    def page_contents(self, page: int) -> bytes:
-        return np.random.default_rng([*self.memory_seed, page]).bytes(PAGE)
+    def context(self, state: int, alias: Alias | None) -> UcContext:
+        """A new engine's CPU context with the registers of the state (kept)."""
+        context = self._contexts.get((state, alias))
+        if context is None:
+            initial = self.initial_state(state, alias)
+            self.uc.context_restore(self.pristine)
+            self.uc.reg_write_batch([
+                *((reg, value) for (_, reg), value in zip(X_REGS, initial.x, strict=True)),
+                *((reg, value) for (_, reg), value in zip(Q_REGS, initial.q, strict=True)),
+                (regs.UC_ARM64_REG_SP, initial.sp), (regs.UC_ARM64_REG_NZCV, initial.nzcv),
+            ])
+            context = self.uc.context_save()
+            self._contexts.put((state, alias), context)
+        return context
 
-    def ensure_mapped(self, address: int) -> None:
+    def page_contents(self, state: int, page: int) -> bytes:
+        """The initial contents of a data page in a state."""
+        contents = self._contents.get((state, page))
+        if contents is None:
+            contents = np.random.default_rng([self.seed, state, page]).bytes(PAGE)
+            self._contents.put((state, page), contents)
+        return contents
+
+    def byte(self, final: _Final, address: int) -> int:
+        """The byte at ``address`` after the run that ended in ``final``."""
+        if address in final.written:
+            return final.written[address]
+        offset = address - CODE_BASE
+        if 0 <= offset < _code_size(final.code):
+            return final.code[offset] if offset < len(final.code) else 0
         page = address & ~(PAGE - 1)
-        if not any(start <= page < end + 1 for start, end, _ in self.uc.mem_regions()):
-            self.uc.mem_map(page, PAGE, UC_PROT_ALL)
-            self.uc.mem_write(page, self.page_contents(page))
+        return self.page_contents(final.state, page)[address - page]
+
+    def run(self, code: bytes, state: int, alias: Alias | None,
+            max_instructions: int) -> _Final | str:
+        """Emulate ``code`` from the state (registers, memory); where it ended, or why it did not
+        run to the end of the block."""
+        context = self.context(state, alias)
+        for page in self.pages:
+            self.uc.mem_unmap(page, PAGE)
+        self.pages, self.written, self.state = set(), set(), state
+        size = _code_size(code)
+        if size != self.code_size:
+            if self.code_size:
+                self.uc.mem_unmap(CODE_BASE, self.code_size)
+            self.uc.mem_map(CODE_BASE, size, UC_PROT_ALL)
+            self.code_size = size
+        self.uc.mem_write(CODE_BASE, code.ljust(size, b"\0"))  # drops the old code's translations
+        self.uc.context_restore(context)
+        end = CODE_BASE + len(code)
+        try:
+            self.uc.emu_start(CODE_BASE, end, count=max_instructions)
+        except UcError as err:
+            pc = self.uc.reg_read(regs.UC_ARM64_REG_PC)
+            return f"{err} at instruction {(pc - CODE_BASE) // 4}"
+        pc = self.uc.reg_read(regs.UC_ARM64_REG_PC)
+        if pc != end:
+            return f"stopped at pc+{pc - CODE_BASE:#x}, not at the end of the block (branch or loop)"
+        registers = self.uc.reg_read_batch([reg for _, reg in COMPARED])
+        written: dict[int, int] = {}
+        for page, addresses in itertools.groupby(sorted(self.written), lambda a: a & ~(PAGE - 1)):
+            contents = self.uc.mem_read(page, PAGE)
+            written.update((address, contents[address - page]) for address in addresses)
+        return _Final(tuple(registers), written, code, state)
 
     def _map(self, uc: Uc, access: int, address: int, size: int, value: int, data: object) -> bool:
-        for byte in (address, address + size - 1):
-            self.ensure_mapped(byte)
+        for page in {address & ~(PAGE - 1), (address + size - 1) & ~(PAGE - 1)}:
+            if page not in self.pages and not 0 <= page - CODE_BASE < self.code_size:
+                uc.mem_map(page, PAGE, UC_PROT_ALL)
+                uc.mem_write(page, self.page_contents(self.state, page))
+                self.pages.add(page)
         return True
 
     def _record(self, uc: Uc, access: int, address: int, size: int, value: int,
                 data: object) -> None:
         self.written.update(range(address, address + size))
 
-    def run(self, max_instructions: int) -> str | None:
-        """Emulate; return why it did not run to the end of the block, or None."""
-        try:
-            self.uc.emu_start(CODE_BASE, self.end, count=max_instructions)
-        except UcError as err:
-            pc = self.uc.reg_read(regs.UC_ARM64_REG_PC)
-            return f"{err} at instruction {(pc - CODE_BASE) // 4}"
-        pc = self.uc.reg_read(regs.UC_ARM64_REG_PC)
-        if pc != self.end:
-            return f"stopped at pc+{pc - CODE_BASE:#x}, not at the end of the block (branch or loop)"
-        return None
-
-    def byte(self, address: int) -> int:
-        self.ensure_mapped(address)
-        return self.uc.mem_read(address, 1)[0]
-
 
 class EquivalenceChecker:
-    """Decides whether a rewritten block behaves like the original on random states."""
+    """Decides whether a rewritten block behaves like the original on random states.
+
+    The settings are fixed at construction: the runs of up to ``originals_kept`` original blocks
+    are kept and depend on them.
+    """
 
     def __init__(self, toolchain: Toolchain | None = None, *, states: int = 8, seed: int = 0,
-                 max_alias_states: int = 32, max_instructions: int = 10_000) -> None:
+                 max_alias_states: int = 32, max_instructions: int = 10_000,
+                 originals_kept: int = 256) -> None:
         self.toolchain = toolchain or Toolchain()
         self.states = states
         self.seed = seed
         self.max_alias_states = max_alias_states
         self.max_instructions = max_instructions
+        self._machine = _Machine(seed, self.initial_state)
+        self._originals: LRU[str, _Original] = LRU(originals_kept)
 
     def initial_state(self, index: int, alias: Alias | None = None) -> _Initial:
+        """The registers of random state ``index`` (a function of the seed and the index), with
+        the alias applied."""
         rng = np.random.default_rng([self.seed, index])
         if index % 2 == 0:  # aliasing: pointers near two bases
             bases = DATA_BASE + rng.integers(0, DATA_SPAN // 16, size=2) * 16
@@ -166,57 +262,80 @@ class EquivalenceChecker:
             x[int(s[1:])] = (x[int(r[1:])] + delta) & (2**64 - 1)
         return _Initial(x, q, sp, int(rng.integers(16)) << 28)
 
-    def check(self, original: str, rewritten: str) -> CheckResult:
-        """Compare the rewritten block with the original on ``states`` random states.
-
-        Raises ``ValueError`` when the *original* does not assemble or does not run to its end.
-        """
-        try:
-            code_a = self.toolchain.assemble(original)
-        except AssembleError as err:
-            raise ValueError(f"the original block does not assemble: {err.message}") from err
-        try:
-            code_b = self.toolchain.assemble(rewritten)
-        except AssembleError as err:
-            return CheckResult(False, Failure("assemble", err.message))
+    def plan(self, original: str) -> list[Alias | None]:
+        """The states a check of a rewrite of ``original`` runs: ``states`` random ones (None),
+        then the alias states."""
         aliases = alias_constraints(original)
         if len(aliases) > self.max_alias_states:
             rng = np.random.default_rng(self.seed)
             picked = rng.choice(len(aliases), self.max_alias_states, replace=False)
             aliases = [aliases[i] for i in sorted(picked)]
-        plan: list[Alias | None] = [None] * self.states + list(aliases)
-        for index, alias in enumerate(plan):
-            failure = self._compare(code_a, code_b, index, alias)
-            if failure is not None:
-                return CheckResult(False, failure, index + 1)
-        return CheckResult(True, None, len(plan))
+        return [None] * self.states + list(aliases)
 
-    def _compare(self, code_a: bytes, code_b: bytes, index: int,
-                 alias: Alias | None) -> Failure | None:
-        initial = self.initial_state(index, alias)
-        memory_seed = (self.seed, index)
-        a, b = _Run(code_a, initial, memory_seed), _Run(code_b, initial, memory_seed)
-        error_a = a.run(self.max_instructions)
-        if error_a is not None:
-            raise ValueError(f"the original block does not run to its end: {error_a}")
-        error_b = b.run(self.max_instructions)
-        if error_b is not None:
-            return Failure("crash", error_b, index)
-        for name, reg in [*X_REGS, ("sp", regs.UC_ARM64_REG_SP)]:
-            va, vb = a.uc.reg_read(reg), b.uc.reg_read(reg)
-            if va != vb:
-                return Failure("register", f"{name} = {vb:#x}, expected {va:#x}", index)
-        for name, reg in Q_REGS:
-            va, vb = a.uc.reg_read(reg), b.uc.reg_read(reg)
-            if va != vb:
-                return Failure("register", f"{name} = {vb:#034x}, expected {va:#034x}", index)
-        fa, fb = a.uc.reg_read(regs.UC_ARM64_REG_NZCV), b.uc.reg_read(regs.UC_ARM64_REG_NZCV)
-        if fa != fb:
-            return Failure("flags", f"NZCV = {fb >> 28:04b}, expected {fa >> 28:04b}", index)
-        for address in sorted(a.written | b.written):
-            if a.byte(address) != b.byte(address):
+    def check(self, original: str, rewritten: str) -> CheckResult:
+        """Compare the rewritten block with the original on ``states`` random states and the
+        alias states.
+
+        Raises ``ValueError`` when the *original* does not assemble or does not run to its end.
+        """
+        return self.check_many([(original, rewritten)])[0]
+
+    def check_many(self, pairs: Sequence[tuple[str, str]]) -> list[CheckResult]:
+        """:meth:`check` of each ``(original, rewritten)`` pair, the originals possibly different:
+        every block assembled in one toolchain call, each original run once per state however
+        many rewrites of it are checked (and kept for later batches)."""
+        texts = list(dict.fromkeys(text for pair in pairs for text in pair))
+        codes = dict(zip(texts, self.toolchain.assemble_many(texts), strict=True))
+        results = []
+        for original, rewritten in pairs:
+            entry = self._original(original, codes[original])
+            code = codes[rewritten]
+            if isinstance(code, AssembleError):
+                results.append(CheckResult(False, Failure("assemble", code.message)))
+            else:
+                results.append(self._compare(entry, code))
+        return results
+
+    def _original(self, original: str, code: bytes | AssembleError) -> _Original:
+        if isinstance(code, AssembleError):
+            raise ValueError(f"the original block does not assemble: {code.message}")
+        entry = self._originals.get(original)
+        if entry is None:
+            entry = _Original(code, self.plan(original))
+            self._originals.put(original, entry)
+        return entry
+
+    def _compare(self, original: _Original, code: bytes) -> CheckResult:
+        """Run ``code`` state after state until it differs from the original."""
+        for state, alias in enumerate(original.plan):
+            expected = original.finals.get(state)
+            if expected is None:
+                expected = self._machine.run(original.code, state, alias, self.max_instructions)
+                original.finals[state] = expected
+            if isinstance(expected, str):
+                raise ValueError(f"the original block does not run to its end: {expected}")
+            got = self._machine.run(code, state, alias, self.max_instructions)
+            failure = (Failure("crash", got, state) if isinstance(got, str)
+                       else self._difference(expected, got))
+            if failure is not None:
+                return CheckResult(False, failure, state + 1)
+        return CheckResult(True, None, len(original.plan))
+
+    def _difference(self, a: _Final, b: _Final) -> Failure | None:
+        """The first difference of ``b`` from ``a``: registers in :data:`COMPARED` order, then
+        the lowest written byte that differs."""
+        for (name, _), va, vb in zip(COMPARED, a.registers, b.registers, strict=True):
+            if va == vb:
+                continue
+            if name == "nzcv":
+                return Failure("flags", f"NZCV = {vb >> 28:04b}, expected {va >> 28:04b}", a.state)
+            width = "#034x" if name.startswith("q") else "#x"
+            return Failure("register", f"{name} = {vb:{width}}, expected {va:{width}}", a.state)
+        byte = self._machine.byte
+        for address in sorted(a.written.keys() | b.written.keys()):
+            if byte(a, address) != byte(b, address):
                 window = range(address, address + 8)
-                got = bytes(b.byte(x) for x in window).hex(" ")
-                want = bytes(a.byte(x) for x in window).hex(" ")
-                return Failure("memory", f"[{address:#x}] = {got}, expected {want}", index)
+                got = bytes(byte(b, x) for x in window).hex(" ")
+                want = bytes(byte(a, x) for x in window).hex(" ")
+                return Failure("memory", f"[{address:#x}] = {got}, expected {want}", a.state)
         return None

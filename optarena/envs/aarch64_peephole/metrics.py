@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from optarena.envs.aarch64_peephole.block import format_block, parse_block
 from optarena.envs.aarch64_peephole.check import EquivalenceChecker
@@ -69,10 +69,11 @@ class Scores:
 def score(predictions: dict[str, str], corpus: list[BlockPair], *,
           checker: EquivalenceChecker | None = None, toolchain: Toolchain | None = None,
           mcpu: str = "neoverse-n1", iterations: int = 100) -> Scores:
-    """Score ``block id -> predicted asm`` against the corpus entries that have an oracle."""
+    """Score ``block id -> predicted asm`` against the corpus entries that have an oracle.
+    Syntactic accuracy is llvm-mc's verdict, whatever assembler ``toolchain`` names."""
     import sacrebleu
 
-    toolchain = toolchain or Toolchain()
+    toolchain = replace(toolchain or Toolchain(), assembler="llvm-mc")
     checker = checker or EquivalenceChecker(toolchain)
     by_id = {b.id: b for b in corpus if b.oracle is not None}
     scored = [(by_id[i], p) for i, p in predictions.items() if i in by_id]
