@@ -1,70 +1,92 @@
-"""``optarena report DIR``: the leaderboard of an experiment and its sample-efficiency curves.
+"""``optarena report DIR``: the standings of an experiment, its tests and its curves.
 
-Reads ``DIR/results.jsonl`` and writes ``DIR/report.md`` (one table per workload) and
-``DIR/curves_<workload>.png`` (best improvement against measurements: mean over seeds with a 95%
-confidence band, one line per agent).
+Reads ``DIR/results.jsonl`` and writes ``DIR/report.md``, the self-contained ``DIR/report.html``
+(the same content, figures embedded) and ``DIR/curves_<workload>.png``. The statistics are those
+of :mod:`optarena.experiments.stats`.
 
-Definitions (per workload and budget, over the seeds of an agent):
+Each (environment, workload, budget) gets a section; when an environment has several workloads
+at one budget, a summary pools them. Agents are compared with the environment's **baseline**
+(:meth:`optarena.envs.registry.EnvKind.baseline`, or the one given): an agent (stock MetaSchedule
+for tensor programs, greedy for peepholes), or an *anchor*, a fixed score the problem records
+(``-O3`` or ``-Oz`` for pass ordering; improvement = reference score / anchor score).
 
-* **best** -- the improvement at the budget: speedup over the unscheduled program for tensor
-  programs, starting cycles over final cycles for peephole blocks, the unoptimized program's
-  score over the optimized one's for pass ordering; mean and the half-width of a 95% Student-t
-  confidence interval.
-* **to MS best** -- measurements until a run first matched the mean best of stock MetaSchedule
-  (``agent: metaschedule``) at the same budget; mean over the runs that matched it, and how many
-  did.
-* **to own best** -- measurements until a run found its final best.
-* **efficiency gain** -- the Reasoning Compiler's sample efficiency, speedup per sample, with
-  samples counted to the run's own best, relative to evolutionary search (``agent:
-  evolutionary``): ``(mean best / mean to-own-best) / (same for evolutionary)``.
-* **LLM** -- calls and tokens per run (cached replies included), and the fallback rate over all
-  proposals.
+Definitions (per workload and budget, over the runs of an agent):
+
+* **best** -- the improvement at the budget (speedup over the unscheduled program, starting over
+  final llvm-mca cycles, the unoptimized program's score over the optimized one's): geometric
+  mean over seeds, with the 95% Student-t interval of the log improvements, exponentiated.
+* **rank** -- competition ranks with ties (:func:`~optarena.experiments.stats.tied_ranks`): the
+  best agent by geometric mean of those not yet ranked takes the next rank, shared by every other
+  unranked agent that a paired Wilcoxon test (runs paired by (workload, seed), Holm-corrected
+  over the agents compared with it) does not find different at the 5% level.
+* **tests** -- each agent against the baseline: paired two-sided Wilcoxon signed-rank test of
+  log(agent / baseline) by (workload, seed), Holm-corrected over the agents in the table; the
+  geometric mean of the ratios with its log-scale interval.
+* **to baseline** -- measurements until a run first reached the baseline's level (the geometric
+  mean of the baseline agent's best at the budget, or the anchor's improvement): Kaplan--Meier
+  median, runs that never reach it right-censored at the budget (a finished run that stopped
+  early did not reach it within the budget either), and the estimated fraction that reached it.
+* **to own best** -- measurements until a run found its final best: mean and range.
+* **efficiency gain** -- the Reasoning Compiler's sample efficiency, speedup per sample to the
+  own best, relative to evolutionary search: ``(best / to own best) / (same for evolutionary)``.
+* **wall-clock, LLM** -- seconds, LLM calls and tokens per run (means; cached replies included),
+  the fallback rate over all proposals, and the run with the best improvement.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from optarena.experiments.pages import Document, Table, anchor, figure_png
 from optarena.experiments.rewrites import REWRITES, rewrite_table
 from optarena.experiments.runs import CompareConfig, read_records
+from optarena.experiments.stats import (
+    ALPHA,
+    Interval,
+    geometric_mean_interval,
+    holm,
+    log_t_band,
+    paired_ratio_test,
+    tied_ranks,
+    time_to_reach,
+)
 
 REPORT = "report.md"
+REPORT_HTML = "report.html"
+ANCHOR = "anchor:"
+"""Prefix of a baseline that is one of the problem's anchors rather than an agent."""
+BANDS_FROM_SEEDS = 3
+"""Curves of agents with at least this many seeds get a confidence band; with fewer, the band of
+a t-interval is wider than the plot, so the single runs are drawn instead."""
 
+Key = tuple[str, int]
+"""Runs are paired by (workload, seed)."""
 
-@dataclass(frozen=True)
-class Estimate:
-    """A sample mean with the half-width of its 95% confidence interval (``nan`` for n < 2)."""
-
-    mean: float
-    half_width: float
-    n: int
-
-    @classmethod
-    def of(cls, values: list[float] | np.ndarray) -> Estimate:
-        data = np.asarray(values, dtype=float)
-        data = data[~np.isnan(data)]
-        if len(data) == 0:
-            return cls(math.nan, math.nan, 0)
-        if len(data) == 1:
-            return cls(float(data[0]), math.nan, 1)
-        sem = float(np.std(data, ddof=1)) / math.sqrt(len(data))
-        return cls(float(data.mean()), float(stats.t.ppf(0.975, len(data) - 1)) * sem, len(data))
-
-    def text(self, digits: int = 2, unit: str = "") -> str:
-        if math.isnan(self.mean):
-            return "—"
-        body = f"{self.mean:.{digits}f}{unit}"
-        return body if math.isnan(self.half_width) else f"{body} ± {self.half_width:.{digits}f}"
+STATISTICS = (
+    "**Statistics** (`optarena.experiments.stats`). Improvements are ratios, so an agent's best "
+    "is the geometric mean over seeds and its 95% interval is a Student-t interval of the log "
+    "improvements, exponentiated (asymmetric). Each agent is compared with the baseline by a "
+    "paired two-sided Wilcoxon signed-rank test of log(agent / baseline), runs paired by "
+    "(workload, seed): exact null distribution without ties, the exact sign-flip permutation "
+    "distribution with ties (up to 13 pairs), the normal approximation beyond; pairs with equal "
+    "results are dropped. p-values are Holm-corrected over the agents in a table. With n pairs "
+    "the smallest possible p is 2/2^n, so two seeds alone never separate agents: the summaries "
+    "pool an environment's workloads. Ranks have ties: the best unranked agent takes the next "
+    "rank and shares it with every unranked agent not significantly different from it (Holm, 5%). "
+    "Measurements to reach the baseline are Kaplan-Meier estimates, runs that never reach it "
+    "right-censored at the budget: the median, or > budget when fewer than half are estimated "
+    "to reach it, and the estimated fraction reaching it within the budget.")
 
 
 def best_curve(record: dict[str, Any], budget: int) -> np.ndarray:
@@ -76,6 +98,16 @@ def best_curve(record: dict[str, Any], budget: int) -> np.ndarray:
     return values
 
 
+def wall_curve(record: dict[str, Any], times: np.ndarray) -> np.ndarray:
+    """Best improvement at each of ``times`` (seconds since the run started): ``nan`` before its
+    first curve point, the final best after it ended."""
+    curve = record["result"]["curve"]
+    walls = np.array([point["wall_s"] for point in curve])
+    values = np.array([point["best_improvement"] for point in curve])
+    index = np.searchsorted(walls, times, side="right") - 1
+    return np.where(index >= 0, values[np.maximum(index, 0)], np.nan)
+
+
 def samples_to_reach(record: dict[str, Any], level: float) -> float:
     """Measurements until the run's best improvement first reached ``level`` (``nan``: never)."""
     for point in record["result"]["curve"]:
@@ -84,26 +116,37 @@ def samples_to_reach(record: dict[str, Any], level: float) -> float:
     return math.nan
 
 
+def run_key(record: dict[str, Any]) -> Key:
+    """The (workload, seed) a run is paired by."""
+    return record["spec"]["workload"], record["spec"]["seed"]
+
+
 @dataclass
 class Row:
-    """One agent's line of a workload's leaderboard (its estimates are computed once, after
-    :func:`group` has gathered the runs)."""
+    """One agent's runs on a workload (or, in a summary, on several); its estimates are computed
+    once, after :func:`group` has gathered the runs."""
 
     label: str
     agent: str
     runs: list[dict[str, Any]]
 
-    @cached_property
-    def best(self) -> Estimate:
-        return Estimate.of([r["result"]["best_improvement"] for r in self.runs])
+    def improvements(self) -> dict[Key, float]:
+        """Best improvement at the budget per (workload, seed)."""
+        return {run_key(r): r["result"]["best_improvement"] for r in self.runs}
 
     @cached_property
-    def to_own_best(self) -> Estimate:
-        return Estimate.of([samples_to_reach(r, r["result"]["best_improvement"]) for r in self.runs])
+    def best(self) -> Interval:
+        return geometric_mean_interval([r["result"]["best_improvement"] for r in self.runs])
+
+    @cached_property
+    def to_own_best(self) -> list[float]:
+        """Per run, the measurements until it found its final best."""
+        return [samples_to_reach(r, r["result"]["best_improvement"]) for r in self.runs]
 
     def efficiency(self) -> float:
-        """Mean best improvement per sample to the own best."""
-        return self.best.mean / self.to_own_best.mean
+        """Best improvement (geometric mean) per sample to the own best (mean)."""
+        samples = float(np.mean(self.to_own_best))
+        return self.best.center / samples if samples else math.nan
 
     def wall_s(self) -> float:
         return float(np.mean([r["result"]["wall_s"] for r in self.runs]))
@@ -131,94 +174,311 @@ def group(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[Row]
     return {key: list(by_label.values()) for key, by_label in rows.items()}
 
 
-def _reference(rows: list[Row], agent: str) -> Row | None:
-    return next((row for row in rows if row.agent == agent), None)
+def anchor_improvement(record: dict[str, Any], name: str) -> float | None:
+    """The improvement of the problem's anchor ``name`` in this run's record, if recorded.
+    Records written before ``anchors`` existed carry ``-O3`` as ``o3_score``."""
+    problem = record["problem"]
+    anchors = problem.get("anchors")
+    if anchors is None and problem.get("o3_score"):
+        anchors = {"-O3": problem["o3_score"]}
+    score = (anchors or {}).get(name)
+    return problem["reference_score"] / score if score else None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the agents of a workload are compared with: the runs of a baseline agent, or an
+    anchor of the problem (a fixed score per record)."""
+
+    name: str
+    """The baseline agent's label, or the anchor's name (``-O3``)."""
+    level: float
+    """The improvement to reach: the baseline agent's geometric-mean best, or the anchor's."""
+    row: Row | None
+    """The baseline agent's runs (``None`` for an anchor)."""
+
+    def paired(self, row: Row) -> dict[Key, float]:
+        """The baseline's improvement for each (workload, seed) to pair ``row``'s runs with: the
+        baseline agent's runs, or the anchor recorded with each of ``row``'s runs."""
+        if self.row is not None:
+            return self.row.improvements()
+        return {run_key(r): value for r in row.runs
+                if (value := anchor_improvement(r, self.name)) is not None}
+
+    def describe(self) -> str:
+        if self.row is None:
+            return f"the `{self.name}` anchor"
+        return f"`{self.name}`" + (f" (agent `{self.row.agent}`)" if self.row.agent != self.name else "")
+
+
+def baseline_spec(record: dict[str, Any], override: str | None = None) -> str:
+    """``override``, else the baseline the record's environment names
+    (:meth:`~optarena.envs.registry.EnvKind.baseline`): an agent, or ``anchor:NAME``."""
+    if override:
+        return override
+    import optarena.envs  # noqa: F401 - registers the environment kinds
+    from optarena.envs.registry import kind
+
+    return kind(record["spec"]["env"]).baseline(record["spec"]["env_kwargs"])
+
+
+def reference(rows: list[Row], override: str | None = None) -> Reference | str:
+    """The baseline of a workload's ``rows`` (see :func:`baseline_spec`), or why there is none."""
+    try:
+        spec = baseline_spec(rows[0].runs[0], override)
+    except (ValueError, ImportError, KeyError) as err:
+        return f"the environment names no baseline here ({type(err).__name__}: {err})"
+    if spec.startswith(ANCHOR):
+        name = spec.removeprefix(ANCHOR)
+        values = [v for row in rows for r in row.runs
+                  if (v := anchor_improvement(r, name)) is not None]
+        if not values:
+            return (f"the baseline is the `{name}` anchor, but the records hold no `{name}` score "
+                    "(written before problems recorded anchors?)")
+        return Reference(name, geometric_mean_interval(values).center, None)
+    row = next((r for r in rows if r.label == spec), None) or \
+        next((r for r in rows if r.agent == spec), None)
+    if row is None:
+        return f"the baseline agent `{spec}` did not run on this workload"
+    return Reference(row.label, row.best.center, row)
+
+
+# ---------------------------------------------------------------------- formatting
+
+
+def _num(value: float) -> str:
+    """Three significant digits or so, without exponents (improvements, ratios)."""
+    if math.isnan(value):
+        return "—"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 \
+        else f"{value:.2f}"
 
 
 def _fmt(value: float, digits: int = 1) -> str:
     return "—" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def leaderboard(rows: list[Row]) -> list[str]:
-    """The markdown table of one workload, best mean first."""
-    metaschedule = _reference(rows, "metaschedule")
-    evolutionary = _reference(rows, "evolutionary")
-    ms_best = metaschedule.best.mean if metaschedule else math.nan
-    lines = ["| rank | agent | seeds | best (95% CI) | to MS best | to own best | efficiency gain "
-             "| wall-clock s | LLM calls | tokens | fallback rate | best run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    ranked = sorted(rows, key=lambda row: -row.best.mean)
-    for rank, row in enumerate(ranked, start=1):
-        if math.isnan(ms_best):
-            to_ms = "—"
-        else:
-            reached = [samples_to_reach(r, ms_best) for r in row.runs]
-            hits = [x for x in reached if not math.isnan(x)]
-            to_ms = f"{_fmt(float(np.mean(hits)))} ({len(hits)}/{len(reached)})" if hits \
-                else f"— (0/{len(reached)})"
+def _interval(interval: Interval) -> str:
+    """``centerx [low, high]``, the bounds left out for a single run."""
+    if math.isnan(interval.center):
+        return "—"
+    body = f"{_num(interval.center)}x"
+    return body if math.isnan(interval.low) else f"{body} [{_num(interval.low)}, {_num(interval.high)}]"
+
+
+def _mean_range(values: list[float]) -> str:
+    """``mean (min-max)``, the range left out for a single value."""
+    mean = f"{np.mean(values):.1f}"
+    return mean if len(values) < 2 else f"{mean} ({min(values):g}-{max(values):g})"
+
+
+def _p(value: float) -> str:
+    return "—" if math.isnan(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+# ---------------------------------------------------------------------- tables
+
+
+def _reach_cell(runs: Iterable[dict[str, Any]], levels: dict[str, float], budget: int) -> str:
+    """Kaplan--Meier median measurements to each run's workload level, and the fraction
+    estimated to reach it within the budget."""
+    times, reached = [], []
+    for run in runs:
+        level = levels.get(run["spec"]["workload"], math.nan)
+        if math.isnan(level):
+            continue
+        hit = samples_to_reach(run, level)
+        times.append(budget if math.isnan(hit) else hit)
+        reached.append(not math.isnan(hit))
+    if not times:
+        return "—"
+    estimate = time_to_reach(times, reached)
+    median = f"> {budget}" if math.isnan(estimate.median) else f"{estimate.median:g}"
+    return f"{median} ({estimate.reached:.0%})"
+
+
+def _ranked(rows: list[Row]) -> list[tuple[int, Row]]:
+    """``rows`` with their :func:`~optarena.experiments.stats.tied_ranks`, in rank order."""
+    ranks = tied_ranks({row.label: row.improvements() for row in rows}, ALPHA)
+    order = list(ranks)
+    return sorted(((ranks[row.label], row) for row in rows), key=lambda e: order.index(e[1].label))
+
+
+def agent_table(rows: list[Row], budget: int, ref: Reference | None) -> Table:
+    """One workload's standings: a row per agent in rank order (ranks tied where the
+    difference is not significant)."""
+    evolutionary = next((row for row in rows if row.agent == "evolutionary"), None)
+    levels = {rows[0].runs[0]["spec"]["workload"]: ref.level} if ref else {}
+    table = Table(["rank", "agent", "seeds", "best: geo. mean [95% CI]",
+                   f"to {ref.name if ref else 'baseline'}: KM median (reached)",
+                   "to own best: mean (range)", "efficiency gain", "wall-clock s", "LLM calls",
+                   "tokens", "fallback rate", "best run"])
+    for rank, row in _ranked(rows):
         gain = row.efficiency() / evolutionary.efficiency() if evolutionary else math.nan
         llm = row.usage("llm_calls")
-        lines.append(
-            f"| {rank} | {row.label} | {len(row.runs)} | {row.best.text(2, 'x')} | {to_ms} "
-            f"| {row.to_own_best.text(1)} | {_fmt(gain, 2)} | {_fmt(row.wall_s(), 0)} "
-            f"| {_fmt(llm, 1) if llm else '—'} | {_fmt(row.usage('tokens'), 0) if llm else '—'} "
-            f"| {_fmt(row.fallback_rate(), 2)} | `{row.best_run()['run_id']}` |")
-    return lines
+        table.rows.append([
+            str(rank), row.label, str(len(row.runs)), _interval(row.best),
+            _reach_cell(row.runs, levels, budget) if ref else "—", _mean_range(row.to_own_best),
+            _fmt(gain, 2), _fmt(row.wall_s(), 0), _fmt(llm, 1) if llm else "—",
+            _fmt(row.usage("tokens"), 0) if llm else "—", _fmt(row.fallback_rate(), 2),
+            f"`{row.best_run()['run_id']}`"])
+    return table
 
 
-def checkpoint_table(rows: list[Row], budget: int, checkpoints: list[int]) -> list[str]:
-    """Best improvement within each checkpoint's number of measurements (mean ± 95% CI)."""
+def comparison_table(rows: list[Row], ref: Reference) -> Table:
+    """Each agent (but the baseline agent) against the baseline: paired Wilcoxon signed-rank
+    tests of log(agent / baseline) by (workload, seed), Holm-corrected over the agents."""
+    compared = [row for row in rows if row is not ref.row]
+    tests = [paired_ratio_test(row.improvements(), ref.paired(row)) for row in compared]
+    adjusted = holm([test.p_value for test in tests])
+    table = Table(["agent", "pairs", f"agent / {ref.name}: geo. mean [95% CI]", "W", "p",
+                   "Holm p", "test"])
+    for row, test, p in zip(compared, tests, adjusted, strict=True):
+        table.rows.append([row.label, str(test.pairs), _interval(test.ratio), _fmt(test.statistic),
+                           _p(test.p_value), _p(p), test.method])
+    return table
+
+
+def checkpoint_table(rows: list[Row], budget: int, checkpoints: list[int]) -> Table:
+    """Best improvement within each checkpoint's number of measurements (geometric mean with its
+    95% log-scale interval)."""
     marks = [m for m in checkpoints if 1 <= m <= budget]
-    lines = ["| agent | " + " | ".join(f"best within {m}" for m in marks) + " |",
-             "|---|" + "---|" * len(marks)]
+    table = Table(["agent", *(f"best within {m}" for m in marks)])
     for row in rows:
         curves = np.array([best_curve(r, budget) for r in row.runs])
-        cells = [Estimate.of(curves[:, m - 1]).text(2, "x") for m in marks]
-        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
-    return lines
+        table.rows.append([row.label, *(_interval(geometric_mean_interval(curves[:, m - 1]))
+                                        for m in marks)])
+    return table
 
 
-def plot_curves(rows: list[Row], budget: int, title: str, path: Path,
-                reference: float | None = None) -> None:
-    """Best improvement against measurements: mean over seeds with a 95% CI band per agent."""
-    import matplotlib
+def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int) -> tuple[Table, Table]:
+    """The workloads of one environment and budget pooled: standings (ranks with ties over
+    (workload, seed) pairs) and each agent's test against the baseline."""
+    pooled: dict[str, Row] = {}
+    for rows, _ in sections:
+        for row in rows:
+            pooled.setdefault(row.label, Row(row.label, row.agent, [])).runs.extend(row.runs)
+    first = sections[0][1]
+    base_row = pooled.get(first.row.label) if first.row is not None else None
+    ref = Reference(first.name, math.nan, base_row)
+    levels = {rows[0].runs[0]["spec"]["workload"]: r.level for rows, r in sections}
+    standings = Table(["rank", "agent", "runs", "workloads",
+                       "best: geo. mean over runs [95% CI]",
+                       f"to {ref.name}: KM median (reached)"])
+    for rank, row in _ranked(list(pooled.values())):
+        workloads = {r["spec"]["workload"] for r in row.runs}
+        standings.rows.append([str(rank), row.label, str(len(row.runs)), str(len(workloads)),
+                               _interval(row.best), _reach_cell(row.runs, levels, budget)])
+    return standings, comparison_table(list(pooled.values()), ref)
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+# ---------------------------------------------------------------------- curves
+
+
+def _improvement_axis(value: float, _: int) -> str:
+    return f"{value:g}x"
+
+
+def plot_curves(rows: list[Row], budget: int, title: str, ref: Reference | None = None) -> Figure:
+    """Best-so-far improvement on a log axis against measurements (left) and wall-clock seconds
+    (right): per agent the geometric mean over seeds, with the 95% band of the log improvement
+    for agents with :data:`BANDS_FROM_SEEDS` seeds or more, the single runs for those with
+    fewer; the baseline's level dashed."""
+    figure = Figure(figsize=(11, 4.6), layout="constrained")
+    by_samples, by_time = figure.subplots(1, 2, sharey=True)
     x = np.arange(1, budget + 1)
-    top = 1.0
-    for row in rows:
-        curves = np.array([best_curve(r, budget) for r in row.runs])
-        points = [Estimate.of(curves[:, i]) for i in range(budget)]
-        mean = np.array([p.mean for p in points])
-        half = np.nan_to_num(np.array([p.half_width for p in points]))
-        (line,) = axes.plot(x, mean, label=f"{row.label} (n={len(row.runs)})", linewidth=1.6)
-        axes.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.15)
-        top = max(top, float(np.nanmax(mean)))
-    if reference is not None and not math.isnan(reference):
-        axes.axhline(reference, color="grey", linestyle="--", linewidth=1,
-                     label="stock MetaSchedule best (mean)")
-    axes.set_ylim(0, 1.4 * top)  # few seeds give wide bands: keep the means readable
-    axes.set_xlabel("measurements")
-    axes.set_ylabel("best improvement (x)")
-    axes.set_title(title, fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    end = max(r["result"]["wall_s"] for row in rows for r in row.runs)
+    times = np.linspace(0.0, end, 400)
+    drawn: list[np.ndarray] = []
+    for index, row in enumerate(rows):
+        color = f"C{index % 10}"
+        for axes, grid, curves in (
+                (by_samples, x, np.array([best_curve(r, budget) for r in row.runs])),
+                (by_time, times, np.array([wall_curve(r, times) for r in row.runs]))):
+            band = log_t_band(curves)
+            center = np.where(band.n == len(row.runs), band.center, np.nan)  # every run started
+            axes.step(grid, center, where="post", color=color, linewidth=1.8,
+                      label=f"{row.label} (n={len(row.runs)})")
+            if len(row.runs) >= BANDS_FROM_SEEDS:
+                axes.fill_between(grid, band.low, band.high, where=band.n == len(row.runs),
+                                  step="post", color=color, alpha=0.12, linewidth=0)
+                drawn.append(center)
+            else:
+                for curve in curves:
+                    axes.step(grid, curve, where="post", color=color, linewidth=0.7, alpha=0.45)
+                drawn += [center, *curves]
+    if ref is not None:
+        for axes in (by_samples, by_time):
+            axes.axhline(ref.level, color="black", linestyle="--", linewidth=1,
+                         label=f"baseline: {ref.name}")
+        drawn.append(np.array([ref.level]))
+    values = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in drawn])
+    by_samples.set_yscale("log")
+    if len(values):
+        by_samples.set_ylim(values.min() / 1.15, values.max() * 1.15)
+    narrow = len(values) and values.max() / values.min() < 4  # 1-2-5 ticks would be too few
+    by_samples.yaxis.set_major_locator(MaxNLocator(6) if narrow else LogLocator(subs=(1.0, 2.0, 5.0)))
+    by_samples.yaxis.set_major_formatter(FuncFormatter(_improvement_axis))
+    by_samples.yaxis.set_minor_formatter(NullFormatter())
+    by_samples.xaxis.set_major_locator(MaxNLocator(integer=True))
+    by_samples.set_xlim(1, budget)
+    by_samples.set_xlabel("measurements")
+    by_samples.set_ylabel("best improvement (log scale)")
+    by_time.set_xlim(0, end)
+    by_time.set_xlabel("wall-clock s")
+    for axes in (by_samples, by_time):
+        axes.grid(alpha=0.35)
+        axes.grid(alpha=0.1, which="minor")
+    figure.suptitle(title, fontsize=11)
+    handles, labels = by_samples.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+                  fontsize=8, frameon=False)
+    return figure
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+# ---------------------------------------------------------------------- the report
 
 
-def write_report(out: Path, checkpoints: list[int] | None = None) -> Path:
-    """Write ``report.md`` and the curve PNGs of the experiment in ``out``; returns the report.
-    ``checkpoints`` (default: those of ``out/config.yaml``) add a table of the best found within
-    so many measurements."""
+def _baseline_text(ref: Reference | str) -> str:
+    if isinstance(ref, str):
+        return f"No baseline comparison: {ref}."
+    kind = "an anchor: a fixed score of the problem" if ref.row is None \
+        else "geometric mean of its best at the budget"
+    return f"Baseline: {ref.describe()}, level {_num(ref.level)}x ({kind})."
+
+
+def _workload_section(document: Document, out: Path, key: tuple[str, str, int], rows: list[Row],
+                      ref: Reference | str, checkpoints: list[int] | None) -> None:
+    env_id, workload, budget = key
+    problem = rows[0].runs[0]["problem"]
+    document.heading(f"{workload} ({env_id}, budget {budget})")
+    document.paragraph(f"Workload hash `{problem['workload_hash']}`, target "
+                       f"`{json.dumps(problem['target'])}`, reference score "
+                       f"{problem['reference_score']:.6g}. {_baseline_text(ref)}")
+    known = ref if isinstance(ref, Reference) else None
+    picture = out / f"curves_{anchor(workload)}.png"
+    png = figure_png(plot_curves(rows, budget, f"{workload} ({env_id}, budget {budget})", known))
+    picture.write_bytes(png)
+    document.figure(png, picture.name, f"curves of {workload}",
+                    "Best improvement so far (log scale) against measurements and wall-clock "
+                    "seconds: geometric mean over seeds per agent; shaded, the 95% interval of the "
+                    f"log improvement (agents with {BANDS_FROM_SEEDS}+ seeds); thin lines, the single "
+                    "runs (agents with fewer); dashed, the baseline.")
+    document.table(agent_table(rows, budget, known))
+    if known is not None and any(row is not known.row for row in rows):
+        document.heading(f"{workload}: tests against {known.name}", level=3)
+        document.table(comparison_table(rows, known))
+    if checkpoints:
+        document.heading(f"{workload}: best within so many measurements", level=3)
+        document.table(checkpoint_table(rows, budget, checkpoints))
+
+
+def write_report(out: Path, checkpoints: list[int] | None = None,
+                 baseline: str | None = None) -> Path:
+    """Write ``report.md``, ``report.html`` and the curve PNGs of the experiment in ``out``;
+    returns the Markdown report's path. ``checkpoints`` (default: those of ``out/config.yaml``)
+    add a table of the best found within so many measurements. ``baseline`` (an agent label or
+    ``anchor:NAME``) replaces the environments' own baselines."""
     config = CompareConfig.load(out / "config.yaml") if (out / "config.yaml").exists() else None
     if checkpoints is None and config is not None:
         checkpoints = config.checkpoints
@@ -228,44 +488,50 @@ def write_report(out: Path, checkpoints: list[int] | None = None) -> Path:
     failures = {r["run_id"]: r["error"] for r in read_records(out / "failures.jsonl")}
     finished = {r["run_id"] for r in records}
     first = records[0]
-    lines = [f"# optarena report: {config.name if config else out.name}", "",
-             f"{len(records)} finished runs in `results.jsonl`. "
-             f"Machine: {first['machine']['cpu']}, {first['machine']['cores']} cores. "
-             f"optarena {first['versions'].get('optarena')}, TVM "
-             f"{first['versions'].get('apache-tvm')}, Python {first['versions']['python']}.", "",
-             "Improvement is the speedup over the unscheduled program (tensor programs), the "
-             "starting over the final llvm-mca cycles (peephole blocks), or the unoptimized "
-             "program's score over the optimized one's (pass ordering). Columns are defined in "
-             "`optarena.experiments.report`; ± is the half-width of a 95% t-interval over seeds.",
-             ""]
-    for (env_id, workload, budget), rows in group(records).items():
-        problem = rows[0].runs[0]["problem"]
-        lines += [f"## {workload} ({env_id}, budget {budget})", "",
-                  f"Workload hash `{problem['workload_hash']}`, target `{json.dumps(problem['target'])}`, "
-                  f"reference score {problem['reference_score']:.6g}.", ""]
-        if problem.get("o3_score"):
-            lines[-1:-1] = [f"`opt -O3` scores {problem['o3_score']:.6g}: an improvement of "
-                            f"{problem['reference_score'] / problem['o3_score']:.3f}x.", ""]
-        lines += leaderboard(rows)
-        if checkpoints:
-            lines += ["", *checkpoint_table(rows, budget, checkpoints)]
-        metaschedule = _reference(rows, "metaschedule")
-        picture = out / f"curves_{_slug(workload)}.png"
-        plot_curves(rows, budget, f"{workload} ({env_id})", picture,
-                    metaschedule.best.mean if metaschedule else None)
-        lines += ["", f"![curves]({picture.name})", ""]
+    document = Document(f"optarena report: {config.name if config else out.name}")
+    document.paragraph(
+        f"{len(records)} finished runs in `results.jsonl`. Machine: {first['machine']['cpu']}, "
+        f"{first['machine']['cores']} cores. optarena {first['versions'].get('optarena')}, TVM "
+        f"{first['versions'].get('apache-tvm')}, Python {first['versions']['python']}.")
+    document.paragraph(
+        "Improvement is the speedup over the unscheduled program (tensor programs), the starting "
+        "over the final llvm-mca cycles (peephole blocks), or the unoptimized program's score "
+        "over the optimized one's (pass ordering); higher is better. Columns are defined in "
+        "`optarena.experiments.report`.")
+    document.paragraph(STATISTICS, note=True)
+    groups = group(records)
+    references = {key: reference(rows, baseline) for key, rows in groups.items()}
+    pools: dict[tuple[str, int, str], list[tuple[list[Row], Reference]]] = defaultdict(list)
+    for key, rows in groups.items():
+        ref = references[key]
+        if isinstance(ref, Reference):
+            pools[(key[0], key[2], ref.name)].append((rows, ref))
+    for (env_id, budget, _), sections in pools.items():
+        if len(sections) < 2:
+            continue
+        standings, tests = summary_tables(sections, budget)
+        document.heading(f"All {len(sections)} workloads of {env_id} at budget {budget}")
+        document.paragraph(f"Runs paired by (workload, seed) against {sections[0][1].describe()}; "
+                           "the level to reach is each workload's own baseline level.")
+        document.table(standings)
+        document.heading(f"Tests against {sections[0][1].name}, all workloads", level=3)
+        document.table(tests)
+    for key, rows in groups.items():
+        _workload_section(document, out, key, rows, references[key], checkpoints)
     if (out / REWRITES).exists():
         mcpu = config.rewrites.mcpu if config is not None and config.rewrites else "neoverse-n1"
-        lines += ["## LLM free-form rewrites of peephole blocks", "",
-                  "The LLM rewrites each block with the load/store pairing peephole; answers are "
-                  "scored as in Fang & Mukhanov (2024) against LLVM's output (BLEU, exact match), "
-                  f"by llvm-mc (syntax), by the equivalence checker (IO) and by llvm-mca ({mcpu}).",
-                  "", *rewrite_table(out, mcpu), ""]
+        document.heading("LLM free-form rewrites of peephole blocks")
+        document.paragraph("The LLM rewrites each block with the load/store pairing peephole; "
+                           "answers are scored as in Fang & Mukhanov (2024) against LLVM's output "
+                           "(BLEU, exact match), by llvm-mc (syntax), by the equivalence checker "
+                           f"(IO) and by llvm-mca ({mcpu}).")
+        document.table(Table.from_markdown(rewrite_table(out, mcpu)))
     unresolved = {k: v for k, v in failures.items() if k not in finished}
     if unresolved:
-        lines += ["## Failed runs (tried again on the next `optarena compare`)", ""]
-        lines += [f"- `{run_id}`: {error.splitlines()[0]}" for run_id, error in unresolved.items()]
-        lines.append("")
+        document.heading("Failed runs (tried again on the next `optarena compare`)")
+        document.bullets([f"`{run_id}`: {error.splitlines()[0]}"
+                          for run_id, error in unresolved.items()])
+    (out / REPORT_HTML).write_text(document.html())
     path = out / REPORT
-    path.write_text("\n".join(lines))
+    path.write_text(document.markdown())
     return path
