@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -49,15 +48,15 @@ def bench(spec: str, reward: str, steps: int, seed: int) -> dict[str, list[float
             _, _, _, truncated, info = env.step(int(rng.choice(legal)))
             times["new" if inner.num_measurements > before else "cached"].append(
                 time.perf_counter() - start)
-            sequences.append(info["passes"])
+            sequences.append(info["state"]["passes"])
             if truncated:
                 env.reset()
-        session, out = inner.session, Path(inner._tmp.name) / "anchor.bc"
-        session.request("reset", benchmark=inner.program.benchmark.request)
+        session = inner.llvm.session
+        session.request("reset", benchmark=inner.llvm.load(spec).request)
         for passes in sequences:
             start = time.perf_counter()
-            session.request("apply", passes=passes, out=str(out),
-                            observations=["Autophase", "IrInstructionCount", "InstCountDict"])
+            session.request("apply", passes=passes, out=None,
+                            observations=["Autophase", "IrInstructionCount"])
             times["anchor"].append(time.perf_counter() - start)
     finally:
         env.close()

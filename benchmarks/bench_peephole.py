@@ -73,12 +73,13 @@ def main() -> None:
     for block in corpus:
         if block.oracle is None or block.id not in inner.by_id:
             continue
-        _, info = env.reset(options={"block": block.id})
+        _, info = env.reset(options={"problem": block.id})
         while (legal := np.flatnonzero(info["action_mask"][:pairing])).size:
             _, _, terminated, truncated, info = env.step(int(legal[0]))
             if terminated or truncated:
                 break
-        gains = (info["start_cycles"] - info["oracle_cycles"], info["start_cycles"] - info["cycles"])
+        start, oracle = info["reference_score"], inner.problem()["anchors"]["llvm"]
+        gains = (start - oracle, start - info["score"])
         for key in ("all", "changed") if block.input != block.oracle else ("all",):
             saved[key][0] += gains[0]
             saved[key][1] += gains[1]

@@ -1,9 +1,14 @@
-"""Shared fixtures: small real environments (real TVM compilation and timing, no stand-ins)."""
+"""Shared fixtures: small real environments (real TVM compilation and timing, no stand-ins).
+
+Every environment the tests make uses a measurement store of the test session (``OPTARENA_STORE``,
+inherited by the subprocesses the tests start), never the user's."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,17 +18,19 @@ import pytest
 import optarena.envs  # noqa: F401 - registers the environments
 
 FAST_MEASURE = {"number": 1, "repeat": 3, "min_repeat_ms": 5, "timeout_s": 60}
+os.environ["OPTARENA_STORE"] = str(Path(tempfile.mkdtemp(prefix="optarena-tests-")) / "store.sqlite")
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("optarena-cache")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A measurement store shared by the session's environments that ask for this one."""
+    return tmp_path_factory.mktemp("optarena-store") / "store.sqlite"
 
 
 @pytest.fixture(scope="module")
-def matmul_env(cache_dir: Path) -> Iterator[gym.Env]:
+def matmul_env(store: Path) -> Iterator[gym.Env]:
     env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
-                   cache_dir=cache_dir, max_steps=8)
+                   store=store, max_steps=8)
     yield env
     env.close()
 

@@ -83,17 +83,17 @@ def test_agents_on_a_peephole_block_keep_the_contract_and_are_deterministic(name
 
 
 @pytest.mark.parametrize("name", ["random", "greedy", "evolutionary", "mcts", "llm-mcts", "ppo"])
-def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, cache_dir):
-    result = run_on_workload(name, "matmul-128", cache_dir)
+def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, store):
+    result = run_on_workload(name, "matmul-128", store)
     assert_contract(result, 64)
     assert result.best_improvement > 1.0  # over the unscheduled program
     if name != "ppo":  # a learner spends its first samples exploring; searches must improve
         assert result.best_improvement > result.curve[0].best_improvement
 
 
-def run_on_workload(name, workload, cache_dir, budget=64):
+def run_on_workload(name, workload, store, budget=64):
     env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=FAST_MEASURE,
-                   cache_dir=cache_dir, info_program=False)
+                   store=store, info_program=False)
     try:
         return make_agent(name).run(env, budget=budget, seed=0)
     finally:
@@ -106,21 +106,24 @@ def run_on_workload(name, workload, cache_dir, budget=64):
     ("llm-mcts", {"rollout": "cost_model"}),
     ("random", {}),
 ])
-def test_same_seed_and_latencies_give_the_same_search_under_the_cost_model(name, config, cache_dir):
-    """Run once measuring for real, then again replaying those latencies: same decisions."""
-    runs, recorded = [], {}
+def test_same_seed_and_latencies_give_the_same_search_under_the_cost_model(name, config,
+                                                                           tmp_path):
+    """Run once measuring for real, then again with the latencies the store kept: same
+    decisions, and the same measurements counted (stored results count against the budget)."""
+    runs = []
     for _ in range(2):
         env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
-                       cache_dir=cache_dir, info_program=False, surrogate=True, surrogate_warmup=4)
-        env.unwrapped.measurer.recorded = recorded
+                       store=tmp_path / "store.sqlite", info_program=False, surrogate=True,
+                       surrogate_warmup=4)
         agent = (LLMMCTS(LLMMCTSConfig(**config), client=FirstListed())
                  if name == "llm-mcts" else agents.make(name, **config))
         try:
             runs.append(agent.run(env, budget=12, seed=7))
-            recorded = dict(env.unwrapped.measurer.cache)
+            hits = env.unwrapped.evaluator.store_hits
         finally:
             env.close()
     first, second = runs
+    assert hits == second.usage.measurements == first.usage.measurements
     assert_contract(first, 12)
     if config:
         assert first.usage.cost_model_calls > 0
@@ -232,7 +235,8 @@ def test_stock_metaschedule_counts_its_trials_and_is_timed_like_the_others(matmu
     assert_contract(result, 16)
     assert result.usage.measurements == 16 and result.best_improvement > 1.0
     assert result.details["metaschedule"]["num_trials_per_iter"] == 64
-    assert "trace" in result.best_state
+    assert result.details["traces_not_in_the_design_space"] == 0
+    assert matmul_env.unwrapped.as_state(result.best_state).problem == "matmul-64"
 
 
 def test_metaschedule_refuses_the_peephole_env():
@@ -246,8 +250,8 @@ def test_metaschedule_refuses_the_peephole_env():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["random", "greedy", "evolutionary", "mcts", "llm-mcts", "ppo",
                                   "metaschedule"])
-def test_agents_find_a_speedup_on_a_reasoning_compiler_layer(name, cache_dir):
-    result = run_on_workload(name, "flux-conv:size=8", cache_dir)
+def test_agents_find_a_speedup_on_a_reasoning_compiler_layer(name, store):
+    result = run_on_workload(name, "flux-conv:size=8", store)
     assert_contract(result, 64)
     assert result.best_improvement > 1.0
     if name not in ("metaschedule", "ppo"):

@@ -1,8 +1,12 @@
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 from optarena import agents
+from optarena.envs.aarch64_peephole.space import BlockState
+from optarena.envs.store import Store
 from optarena.experiments.cli import main
 
 from .conftest import FAST_MEASURE
@@ -35,28 +39,42 @@ def test_random_search_respects_the_budget_and_improves(matmul_env):
     assert result.best_state is not None
 
 
-def test_random_search_is_deterministic_for_a_seed(cache_dir):
-    """Two fresh environments, one seed: the same programs are measured (timing noise aside)."""
+def test_random_search_is_deterministic_for_a_seed(tmp_path):
+    """Two fresh environments and stores, one seed: the same programs are measured (timing
+    noise aside)."""
     measured = []
-    for _ in range(2):
+    for run in range(2):
+        path = tmp_path / f"{run}.sqlite"
         env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
-                       cache_dir=cache_dir)
+                       store=path)
         try:
             agents.make("random").run(env, budget=6, seed=3)
-            measured.append(set(env.unwrapped.measurer.cache))
+            context = env.unwrapped.evaluator.context("matmul-64")
+            reference = env.unwrapped.evaluator.scorer.reference("matmul-64").key
         finally:
             env.close()
+        measured.append(Store(path).keys(context) - {reference})
     assert measured[0] == measured[1] and len(measured[0]) == 6
 
 
 def test_tune_command_prints_the_speedup(tmp_path, capsys):
     config = tmp_path / "tune.yaml"
     config.write_text("workload: matmul-64\nbudget: 4\nseeds: [0]\n"
-                      "measure: {number: 1, repeat: 3, min_repeat_ms: 5}\n")
+                      "kwargs: {measure: {number: 1, repeat: 3, min_repeat_ms: 5}}\n")
     assert main(["tune", "--config", str(config), "--export-dir", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "over unscheduled" in out and "x" in out
+    assert "the reference" in out and "x" in out
     assert (tmp_path / "out" / "seed0" / "database_tuning_record.json").exists()
+
+
+def test_tune_runs_any_environment(tmp_path, capsys):
+    config = tmp_path / "tune.yaml"
+    config.write_text("env: aarch64_peephole\nworkload: loads_stores/O1/dot4/0\nagent: greedy\n"
+                      "budget: 12\n")
+    assert main(["tune", "--config", str(config), "--export-dir", str(tmp_path / "out")]) == 0
+    exported = json.loads((tmp_path / "out" / "seed0" / "state.json").read_text())
+    assert exported["score"] < exported["problem"]["reference_score"]
+    assert exported["state"]["problem"] == "loads_stores/O1/dot4/0"
 
 
 def test_random_search_runs_on_the_peephole_env():
@@ -74,8 +92,8 @@ def test_greedy_on_the_peephole_env_matches_the_oracle_on_a_block():
     inner = env.unwrapped
     result = agents.make("greedy").run(env, budget=40, seed=0)
     assert result.usage.measurements <= 40
-    _, info = env.reset(options={"block": block})
-    assert result.best_score <= info["oracle_cycles"] < info["start_cycles"]
+    _, info = env.reset(options={"problem": block})
+    assert result.best_score <= inner.problem()["anchors"]["llvm"] < info["reference_score"]
     assert inner.failed_verifications == 0
 
 
@@ -88,16 +106,16 @@ def test_greedy_on_matmul_respects_the_budget_and_improves(matmul_env):
 
 def test_set_state_verifies_new_blocks_and_refuses_inequivalent_ones():
     env = gym.make("optarena/AArch64Peephole-v0").unwrapped
-    env.reset(options={"block": "loads_stores/O1/dot4/0"})
+    env.reset(options={"problem": "loads_stores/O1/dot4/0"})
     before, count = env.get_state(), env.num_measurements
-    with pytest.raises(ValueError, match="not equivalent"):
-        env.set_state({"block": "loads_stores/O1/dot4/0", "asm": "nop\n"})
+    with pytest.raises(ValueError, match="failed: register"):
+        env.set_state({"problem": "loads_stores/O1/dot4/0", "asm": "nop\n"})
     assert env.get_state() == before and env.num_measurements == count + 1
     action = int(np.flatnonzero(env.action_masks())[0])
     child = env.transition(before, action)
-    assert isinstance(child, dict) and env.num_measurements == count + 1
+    assert isinstance(child, BlockState) and env.num_measurements == count + 1
     info = env.set_state(child)
-    assert env.get_state() == child and info["cycles"] < info["start_cycles"]
+    assert env.get_state() == child and info["score"] < info["reference_score"]
     assert env.num_measurements == count + 2
     env.set_state(before)
     env.set_state(child)

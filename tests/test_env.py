@@ -1,17 +1,19 @@
-import math
+"""TensorSchedule-v0 beyond the common contract (tests/test_contract.py): seeded starts, failed
+programs, export, the surrogate, users' workload files, the stored baseline, MetaSchedule traces,
+one layout over several workloads."""
+
+import tempfile
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import tvm_ffi
-from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from tvm.s_tir import meta_schedule as ms
 
-from optarena.envs.tensor_schedule.export import export_schedule
-from optarena.envs.tensor_schedule.measure import MeasureResult
-from optarena.envs.tensor_schedule.workload import tvm_structural_hash
+from optarena.envs.contract import Outcome
+from optarena.envs.store import Store
 
 from .conftest import FAST_MEASURE
 from .test_workload import USER_KERNEL
@@ -21,86 +23,38 @@ def _legal(info) -> np.ndarray:
     return np.flatnonzero(info["action_mask"])
 
 
-def test_gymnasium_and_sb3_check_env(matmul_env):
-    gym_check_env(matmul_env.unwrapped, skip_render_check=True)
+def test_sb3_check_env(matmul_env):
     sb3_check_env(matmul_env.unwrapped, warn=True)
 
 
 def test_reset_is_seeded_and_measured(matmul_env):
     _, a = matmul_env.reset(seed=11)
     _, b = matmul_env.reset(seed=11)
-    assert a["state"] == b["state"] and a["latency_s"] == b["latency_s"]
-    assert a["speedup"] == pytest.approx(a["baseline_latency_s"] / a["latency_s"])
+    assert a["state"] == b["state"] and a["score"] == b["score"]
+    assert a["improvement"] == pytest.approx(a["reference_score"] / a["score"])
     assert "T.prim_func" in a["tvmscript"] and "sample_perfect_tile" in a["trace"]
     assert matmul_env.action_space.contains(int(_legal(a)[0]))
+    sketch = matmul_env.reset(seed=0, options={"sketch": 1})[1]["state"]["sketch"]
+    assert sketch == 1
 
 
-def test_reward_is_the_log_latency_ratio(matmul_env):
-    _, info = matmul_env.reset(seed=3)
-    rng = np.random.default_rng(0)
-    total = 0.0
-    for _ in range(4):
-        before = info["latency_s"]
-        _, reward, _, _, info = matmul_env.step(int(rng.choice(_legal(info))))
-        assert reward == pytest.approx(math.log(before / info["latency_s"]))
-        total += reward
-    assert info["num_measurements"] >= 2
-
-
-def test_masked_action_changes_nothing(matmul_env):
-    obs, info = matmul_env.reset(seed=4)
-    masked = int(np.flatnonzero(info["action_mask"] == 0)[0])
-    measurements = matmul_env.unwrapped.num_measurements
-    obs2, reward, _terminated, _truncated, info2 = matmul_env.step(masked)
-    assert reward == 0.0 and info2["invalid_action"]
-    assert info2["state"] == info["state"]
-    assert matmul_env.unwrapped.num_measurements == measurements
-    for key in obs:
-        if key != "progress":
-            np.testing.assert_array_equal(obs[key], obs2[key])
-
-
-def test_out_of_range_action_is_reported_not_raised(matmul_env):
-    matmul_env.reset(seed=4)
-    _, reward, _, _, info = matmul_env.unwrapped.step(10**6)
-    assert reward == 0.0 and "outside" in info["invalid_action"]
-
-
-def test_failed_measurement_is_not_rewarded_and_is_masked_afterwards(matmul_env):
+def test_failed_measurement_is_not_rewarded_and_is_masked_afterwards(matmul_env, store):
     env = matmul_env.unwrapped
     _, info = env.reset(seed=5)
     state = env.get_state()
     action = int(_legal(info)[0])
     successor = env.transition(state, action)
-    program = env.space.schedule(successor).mod
-    env.measurer.cache[tvm_structural_hash(program)] = MeasureResult(
-        None, error_kind="crash", error="worker died: SIGSEGV")
+    key = env.evaluator.key(successor)
+    if env.evaluator.cached(successor) is not None:
+        pytest.skip("the successor's program was measured earlier in this session")
+    context = env.evaluator.context(state.problem)
+    Store(store).put(context, key, Outcome.failed("crash", "worker died: SIGSEGV"))
     _, reward, _, _, info = env.step(action)
     assert reward == 0.0 and "SIGSEGV" in info["invalid_action"]
+    assert info["failure"] == {"kind": "crash", "detail": "worker died: SIGSEGV"}
     assert env.get_state() == state
     assert info["action_mask"][action] == 0
-
-
-def test_cache_hits_are_free_and_set_state_restores(matmul_env):
-    env = matmul_env.unwrapped
-    _, info = env.reset(seed=6)
-    start = env.get_state()
-    _, _, _, _, info = env.step(int(_legal(info)[0]))
-    moved = env.get_state()
-    count = env.num_measurements
-    env.set_state(start)
-    env.set_state(moved)
-    assert env.num_measurements == count
-    assert env.get_state() == moved
-
-
-def test_transition_is_pure(matmul_env):
-    env = matmul_env.unwrapped
-    _, info = env.reset(seed=7)
-    state, count = env.get_state(), env.num_measurements
-    successors = {env.transition(state, int(a)) for a in _legal(info)}
-    assert state not in successors and len(successors) == len(_legal(info))
-    assert env.get_state() == state and env.num_measurements == count
+    assert "failed before" in env.transition(state, action)
 
 
 def test_describe_actions_matches_the_mask(matmul_env):
@@ -108,15 +62,6 @@ def test_describe_actions_matches_the_mask(matmul_env):
     described = matmul_env.unwrapped.describe_actions()
     assert [d["id"] for d in described] == list(_legal(info))
     assert all("->" in d["text"] for d in described)
-
-
-def test_truncation_at_max_steps(matmul_env):
-    _, info = matmul_env.reset(seed=9)
-    truncated = False
-    for _ in range(matmul_env.unwrapped.max_steps):
-        _, _, terminated, truncated, info = matmul_env.step(int(_legal(info)[0]))
-        assert not terminated
-    assert truncated
 
 
 def test_reset_from_a_given_state(matmul_env):
@@ -127,25 +72,37 @@ def test_reset_from_a_given_state(matmul_env):
 
 def test_export_round_trips_through_metaschedule(matmul_env, tmp_path: Path):
     env = matmul_env.unwrapped
-    _, info = env.reset(seed=12)
-    exported = export_schedule(env.space, env.get_state(), info["latency_s"], tmp_path)
-    assert "T.prim_func" in exported.tvmscript.read_text()
+    env.reset(seed=12)
+    written = env.export(env.get_state(), tmp_path)
+    assert {p.name for p in written} >= {"state.json", "best.py", "database_tuning_record.json"}
+    assert "T.prim_func" in (tmp_path / "best.py").read_text()
     database = ms.database.JSONDatabase(
         path_workload=str(tmp_path / "database_workload.json"),
         path_tuning_record=str(tmp_path / "database_tuning_record.json"), allow_missing=False)
     rebuilt = ms.tir_integration.compile_tir(database, env.workload.mod, env.target)
-    assert tvm_ffi.structural_equal(rebuilt.mod, env.space.schedule(env.get_state()).mod)
+    design = env.tensor_space.space(env.get_state().problem)
+    assert tvm_ffi.structural_equal(rebuilt.mod, design.schedule(env.get_state()).mod)
 
 
-def test_surrogate_estimates_without_measuring(cache_dir):
+def test_a_metaschedule_trace_reads_back_as_the_state(matmul_env):
+    env = matmul_env.unwrapped
+    env.reset(seed=13)
+    state = env.get_state()
+    design = env.tensor_space.space(state.problem)
+    trace = design.schedule(state).trace.as_json()
+    assert env.state_of_trace(trace) == state
+    with pytest.raises(ValueError):
+        env.state_of_trace([[], []])  # a trace of no sketch
+
+
+def test_surrogate_estimates_without_measuring(store):
     env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
-                   cache_dir=cache_dir, surrogate=True, surrogate_warmup=4).unwrapped
+                   store=store, surrogate=True, surrogate_warmup=4).unwrapped
     try:
         _, info = env.reset(seed=0)
         rng = np.random.default_rng(0)
         while env.num_measurements < 6:
             _, _, _, _, info = env.step(int(rng.choice(_legal(info))))
-        assert env.surrogate.ready
         candidates = [env.transition(env.get_state(), int(a)) for a in _legal(info)[:5]]
         count = env.num_measurements
         estimates = env.estimate(candidates)
@@ -155,14 +112,32 @@ def test_surrogate_estimates_without_measuring(cache_dir):
         env.close()
 
 
-def test_user_tvmscript_workload(tmp_path: Path, cache_dir):
+USER_FILE = '''"""My kernel, as I keep it in my project."""
+
+import numpy as np
+from tvm.script import tirx as T
+
+SCALE = 2.0
+
+
+def expected(a, b):
+    """What the kernel computes."""
+    return a * SCALE + b
+''' + USER_KERNEL.split("\n", 2)[2] + '''
+
+if __name__ == "__main__":
+    print(scaled_add.script())
+'''
+
+
+def test_user_workload_file_as_users_write_it(tmp_path: Path, store):
     path = tmp_path / "scaled_add.py"
-    path.write_text(USER_KERNEL)
+    path.write_text(USER_FILE)
     env = gym.make("optarena/TensorSchedule-v0", workload=str(path), measure=FAST_MEASURE,
-                   cache_dir=cache_dir)
+                   store=store)
     try:
         _, info = env.reset(seed=0)
-        assert info["latency_s"] > 0 and info["speedup"] > 0
+        assert info["score"] > 0 and info["improvement"] > 0
         legal = _legal(info)
         if len(legal):
             _, _, _, _, info = env.step(int(legal[0]))
@@ -176,12 +151,40 @@ def test_unknown_workload_fails_at_make():
         gym.make("optarena/TensorSchedule-v0", workload="nope-1")
 
 
-def test_baseline_is_measured_once_and_cached_on_disk(matmul_env, cache_dir):
-    baseline = matmul_env.unwrapped.baseline_latency
-    assert matmul_env.unwrapped.workload.structural_hash in (cache_dir / "baselines.json").read_text()
-    again = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
-                     cache_dir=cache_dir).unwrapped
+def test_an_unknown_mcpu_is_named_with_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown mcpu 'pentium9'.*valid: .*haswell"):
+        gym.make("optarena/TensorSchedule-v0", workload="matmul-64",
+                 target={"kind": "llvm", "mcpu": "pentium9"})
+
+
+def test_the_baseline_is_measured_once_and_stored(matmul_env, store):
+    baseline = matmul_env.unwrapped.reference_score()
+    with tempfile.TemporaryDirectory() as other:
+        fresh = gym.make("optarena/TensorSchedule-v0", workload="matmul-64",
+                         measure=FAST_MEASURE, store=Path(other) / "s.sqlite").unwrapped
+        again = gym.make("optarena/TensorSchedule-v0", workload="matmul-64",
+                         measure=FAST_MEASURE, store=store).unwrapped
+        try:
+            assert again.reference_score() == baseline  # from the store, not measured again
+            assert fresh.reference_score() != baseline  # a new store measures it anew
+            assert again.num_measurements == fresh.num_measurements == 0
+        finally:
+            fresh.close()
+            again.close()
+
+
+def test_one_layout_serves_several_workloads(store):
+    env = gym.make("optarena/TensorSchedule-v0", workload=["matmul-64", "conv2d-6-16"],
+                   measure=FAST_MEASURE, store=store, max_knobs=32, max_sketches=8).unwrapped
     try:
-        assert again.baseline_latency == baseline and again.num_measurements == 0
+        shapes = set()
+        for problem in ("matmul-64", "conv2d-6-16"):
+            obs, info = env.reset(seed=1, options={"problem": problem})
+            assert info["state"]["problem"] == problem and env.observation_space.contains(obs)
+            shapes.add(tuple(v.shape for v in obs.values()))
+            assert len(info["action_mask"]) == env.action_space.n
+        assert len(shapes) == 1
+        with pytest.raises(ValueError, match="max_knobs"):
+            gym.make("optarena/TensorSchedule-v0", workload="conv2d-6-16", max_knobs=2)
     finally:
-        again.close()
+        env.close()

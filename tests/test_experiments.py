@@ -18,13 +18,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from optarena.envs.aarch64_peephole.env import AArch64PeepholeEnv
+from optarena.envs.tensor_schedule.env import TensorScheduleEnv
 from optarena.experiments import submission
 from optarena.experiments.compare import compare
+from optarena.experiments.pages import Table
 from optarena.experiments.report import (
-    Estimate,
+    agent_table,
     checkpoint_table,
     group,
-    leaderboard,
+    reference,
     samples_to_reach,
     write_report,
 )
@@ -180,14 +183,11 @@ def _record(label: str, agent: str, seed: int, curve: list[tuple[int, float]], *
     }
 
 
-def test_estimates_use_a_student_t_interval():
-    estimate = Estimate.of([1.0, 2.0, 3.0])
-    assert estimate.mean == 2.0 and estimate.n == 3
-    assert estimate.half_width == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
-    assert math.isnan(Estimate.of([5.0]).half_width) and Estimate.of([5.0]).text() == "5.00"
+def _cells(table: Table, column: int) -> dict[str, list[str]]:
+    return {row[column]: row for row in table.rows}
 
 
-def test_leaderboard_columns_follow_their_definitions():
+def test_report_columns_follow_their_definitions():
     records = [
         _record("evo", "evolutionary", 0, [(1, 1.0), (5, 2.0)]),
         _record("evo", "evolutionary", 1, [(1, 1.0), (5, 2.0)]),
@@ -201,19 +201,23 @@ def test_leaderboard_columns_follow_their_definitions():
     assert samples_to_reach(records[4], 3.0) == 2.0
     assert math.isnan(samples_to_reach(records[0], 3.0))
     (rows,) = group(records).values()
-    table = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
-             for line in leaderboard(rows)[2:]}
-    assert table["llm"][0] == "1"  # best mean first
-    assert table["llm"][3] == "4.00x ± 0.00"
-    assert table["llm"][4] == "2.5 (2/2)"  # MS best (3.0) reached after 2 and 3 measurements
-    assert table["evo"][4] == "— (0/2)"
+    ref = reference(rows, "metaschedule")
+    assert ref.name == "ms" and ref.level == pytest.approx(3.0)
+    table = _cells(agent_table(rows, 10, ref), 1)
+    assert list(table) == ["llm", "ms", "evo"]  # geometric mean best first
+    assert {row[0] for row in table.values()} == {"1"}  # two seeds never separate agents
+    assert table["llm"][3] == "4.00x [4.00, 4.00]"
+    # MS's level (3.0) reached after 2 and 3 measurements: Kaplan-Meier median 2, all reach it
+    assert table["llm"][4] == "2 (100%)"
+    assert table["evo"][4] == "> 10 (0%)"  # censored at the budget
+    assert table["llm"][5] == "3.0 (2-4)"  # to own best: mean (range)
     # efficiency: (4.0 / 3 samples) / (2.0 / 5 samples) = 3.33; evolutionary is the unit
     assert table["llm"][6] == "3.33" and table["evo"][6] == "1.00"
     assert table["llm"][8:11] == ["5.0", "500", "0.10"]  # calls, tokens per run, 1/10 fallbacks
     assert table["ms"][8] == "—"
-    within = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-              for line in checkpoint_table(rows, 10, [1, 3, 50])[2:]}
-    assert within["llm"] == ["1.50x ± 0.00", f"{(4.0 + 3.0) / 2:.2f}x ± {12.706205 * 0.5:.2f}"]
+    within = _cells(checkpoint_table(rows, 10, [1, 3, 50]), 0)
+    # within 3: 4.0 and 3.0, geometric mean sqrt(12) = 3.46, log half-width 12.706 * ln(4/3) / 2
+    assert within["llm"][1:] == ["1.50x [1.50, 1.50]", "3.46x [0.56, 21.5]"]
 
 
 # ---------------------------------------------------------------------- submissions
@@ -259,12 +263,28 @@ def test_tampered_peephole_submissions_are_rejected(genuine):
     assert wrong != state["asm"]
     inequivalent = {**genuine, "solution": {**genuine["solution"], "state": {**state, "asm": wrong}}}
     verdict = submission.verify(inequivalent)
-    assert not verdict.accepted and "not equivalent" in verdict.reason
+    assert not verdict.accepted and "the solution fails (" in verdict.reason
     other_hash = {**genuine, "workload_hash": "0" * 16}
     assert "another workload" in submission.verify(other_hash).reason
     other_block = {**genuine, "solution": {**genuine["solution"],
-                                           "state": {**state, "block": OTHER_BLOCK}}}
-    assert "is for block" in submission.verify(other_block).reason
+                                           "state": {**state, "problem": OTHER_BLOCK}}}
+    assert f"the solution is for {OTHER_BLOCK!r}" in submission.verify(other_block).reason
+    assert "malformed submission: claimed.score" in submission.verify(
+        {**genuine, "claimed": {**genuine["claimed"], "score": "fast"}}).reason
+    assert "malformed submission: workload" in submission.verify(
+        {k: v for k, v in genuine.items() if k != "workload"}).reason
+
+
+def test_the_verifier_decides_how_to_measure(genuine):
+    """A submission may not lower the checker's states (nor name a device or timing); the
+    verifier's own settings may raise them but not change the problem."""
+    weaker = {**genuine, "env_kwargs": {**genuine["env_kwargs"], "check_states": 1}}
+    verdict = submission.verify(weaker)
+    assert not verdict.accepted and "['check_states'] do not define the problem" in verdict.reason
+    assert submission.verify(genuine, settings={"check_states": 32}).accepted
+    assert AArch64PeepholeEnv.verification_kwargs({"check_states": 1})["check_states"] == 8
+    with pytest.raises(ValueError, match="define the problem"):
+        submission.check_settings("aarch64_peephole", {"mcpu": "cortex-a53"})
 
 
 def test_verify_and_leaderboard_commands(genuine, tmp_path, cli_env):
@@ -284,11 +304,11 @@ def test_verify_and_leaderboard_commands(genuine, tmp_path, cli_env):
 
 
 @pytest.fixture(scope="module")
-def tensor_results(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+def tensor_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tensor-results")
     config = CompareConfig(
         environments=[{"env": "tensor_schedule", "workloads": ["matmul-128"],
-                       "kwargs": {"measure": FAST_MEASURE, "cache_dir": str(cache_dir)}}],
+                       "kwargs": {"measure": FAST_MEASURE}}],
         agents=[{"agent": "mcts"}], seeds=[0], budget=8)
     assert not compare(config, out).failed
     return out
@@ -306,30 +326,38 @@ def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_res
     assert "worse than claimed" in submission.verify(faster).reason
     from optarena.envs.tensor_schedule.workload import get_workload
 
-    # the decisions of matmul-128 under the name and the true hash of matmul-256: they replay
-    # (MetaSchedule snaps tile factors) into a correct but slower program than the claim
+    # the state of matmul-128 under the name and the true hash of matmul-256: a state names its
+    # problem, and with the name changed too its decisions replay (MetaSchedule snaps tile
+    # factors) into a correct but slower program than the claim
     moved = {**genuine, "workload": "matmul-256",
              "workload_hash": get_workload("matmul-256").structural_hash}
     verdict = submission.verify(moved)
+    assert not verdict.accepted and "not a state of matmul-256" in verdict.reason
+    renamed_state = {**genuine["solution"]["state"], "problem": "matmul-256"}
+    verdict = submission.verify({**moved, "solution": {"state": renamed_state}})
     assert not verdict.accepted
-    assert "does not apply" in verdict.reason or "worse than claimed" in verdict.reason
+    assert "not a state" in verdict.reason or "worse than claimed" in verdict.reason
     renamed = {**genuine, "workload": "matmul-256"}
     assert "another workload" in submission.verify(renamed).reason
-    unchecked = {**genuine, "env_kwargs": {**genuine["env_kwargs"],
-                                           "measure": {**FAST_MEASURE, "check": False}}}
-    assert submission._env_kwargs(unchecked)["measure"]["check"] is True
+    for how in ({"measure": {**FAST_MEASURE, "check": False}},
+                {"rpc": {"tracker_host": "203.0.113.7", "tracker_port": 9190, "key": "fast"}}):
+        verdict = submission.verify({**genuine, "env_kwargs": how})
+        assert not verdict.accepted and "do not define the problem" in verdict.reason
+    forced = TensorScheduleEnv.verification_kwargs({"measure": {"check": False, "tolerance": 1}})
+    assert forced["measure"]["check"] is True and forced["measure"]["tolerance"] == 1e-3
 
 
 @pytest.mark.slow
-def test_a_metaschedule_trace_submission_is_verified(tmp_path, cache_dir):
+def test_a_metaschedule_submission_is_verified(tmp_path):
     config = CompareConfig(
         environments=[{"env": "tensor_schedule", "workloads": ["matmul-128"],
-                       "kwargs": {"measure": FAST_MEASURE, "cache_dir": str(cache_dir)}}],
+                       "kwargs": {"measure": FAST_MEASURE}}],
         agents=[{"agent": "metaschedule"}], seeds=[0], budget=8)
     assert not compare(config, tmp_path).failed
     (record,) = read_records(tmp_path / "results.jsonl")
     genuine = submission.make_submission(tmp_path, record["run_id"])
-    assert "trace" in genuine["solution"]["state"]
+    assert genuine["solution"]["state"]["problem"] == "matmul-128"
+    assert genuine["settings"] == {"measure": FAST_MEASURE} and genuine["env_kwargs"] == {}
     verdict = submission.verify(genuine)
     assert verdict.accepted, verdict.reason
     assert not submission.verify(_claim(genuine, genuine["claimed"]["score"] / 3)).accepted

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
+import psutil
 import pytest
 from rich.console import Console
 
@@ -119,7 +122,8 @@ def test_check_reports_an_unreachable_endpoint():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+def local_model() -> str:
+    """The test model, servable here (skipped otherwise, unless OPTARENA_REQUIRE_LLM=1)."""
     missing = []
     if importlib.util.find_spec("llama_cpp") is None:
         missing.append('llama-cpp-python (pip install -e ".[llm-local]")')
@@ -131,9 +135,38 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
         if os.environ.get("OPTARENA_REQUIRE_LLM") == "1":
             pytest.fail(f"OPTARENA_REQUIRE_LLM=1 but: {'; '.join(missing)}")
         pytest.skip(f"no local LLM: {'; '.join(missing)}")
+    return TEST_MODEL
+
+
+@pytest.fixture(scope="module")
+def server(local_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     log = tmp_path_factory.mktemp("llm-server") / "server.log"
-    with LocalServer(TEST_MODEL, port=free_port(), log=log) as running:
+    with LocalServer(local_model, port=free_port(), log=log) as running:
         yield running
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_a_stopped_serve_command_leaves_no_server_behind(local_model, stop):
+    """As a supervisor, ``kill`` or a closed terminal stops it: the model server goes too."""
+    port = free_port()
+    serve = subprocess.Popen([sys.executable, "-m", "optarena.experiments.cli", "llm", "serve",
+                              "--model", local_model, "--port", str(port)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout is not None
+        assert any("serving" in line for line in serve.stdout), "the server did not start"
+        children = psutil.Process(serve.pid).children(recursive=True)
+        assert children, "no model server was started"
+        serve.send_signal(stop)
+        serve.wait(60)
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"{[p.cmdline() for p in alive]} outlived `optarena llm serve`"
+        with socket.socket() as sock:  # no one listens on the port any more
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+    finally:
+        if serve.poll() is None:
+            serve.kill()
 
 
 def _llm_agent(server: LocalServer, cache: Path) -> agents.Agent:
@@ -161,9 +194,9 @@ def test_llm_mcts_with_a_real_local_model_on_a_peephole_block(server, tmp_path):
 
 
 @pytest.mark.slow
-def test_llm_mcts_with_a_real_local_model_on_a_tensor_workload(server, tmp_path, cache_dir):
+def test_llm_mcts_with_a_real_local_model_on_a_tensor_workload(server, tmp_path, store):
     env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
-                   cache_dir=cache_dir)
+                   store=store)
     try:
         result = _llm_agent(server, tmp_path / "cache").run(env, budget=6, seed=0)
     finally:

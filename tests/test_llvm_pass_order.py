@@ -135,16 +135,18 @@ def test_check_env_passes(crc32_env):
 def test_the_same_ir_is_measured_once_and_a_masked_pass_changes_nothing(crc32_env):
     env = crc32_env.unwrapped
     _, info = env.reset(seed=0)
-    assert info["passes"] == [] and info["improvement"] == 1.0 and info["o3_score"] > 0
+    assert info["state"]["passes"] == [] and info["improvement"] == 1.0
+    assert set(env.problem()["anchors"]) == {"-O3", "-Oz"}
     mem2reg, sancov = env.pass_names.index("-mem2reg"), env.pass_names.index("-sancov")
     _, _, _, _, info = env.step(mem2reg)
     measured = env.num_measurements
     _, reward, _, _, info = env.step(mem2reg)  # mem2reg again: the same IR
     assert env.num_measurements == measured and reward == 0.0
-    assert info["passes"] == ["-mem2reg", "-mem2reg"]
+    assert info["state"]["passes"] == ["-mem2reg", "-mem2reg"]
     _, reward, _, _, info = env.step(sancov)
     assert "not an allowed pass" in info["invalid_action"] and reward == 0.0
-    assert info["passes"] == ["-mem2reg", "-mem2reg"] and env.num_measurements == measured
+    assert info["state"]["passes"] == ["-mem2reg", "-mem2reg"]
+    assert env.num_measurements == measured
 
 
 @needs_compiler_gym
@@ -154,24 +156,25 @@ def test_set_state_reaches_what_stepping_reached_and_rejects_unknown_passes(crc3
     for name in ("-sroa", "-instcombine", "-licm"):
         _, _, _, _, stepped = env.step(env.pass_names.index(name))
     env.reset()
-    jumped = env.set_state({"benchmark": "suite:crc32", "passes": ["-sroa", "-instcombine", "-licm"]})
-    assert jumped["score"] == stepped["score"] and jumped["passes"] == stepped["passes"]
-    assert env.transition(env.get_state(), env.pass_names.index("-gvn"))["passes"][-1] == "-gvn"
+    jumped = env.set_state({"problem": "suite:crc32", "passes": ["-sroa", "-instcombine", "-licm"]})
+    assert jumped["score"] == stepped["score"] and jumped["state"] == stepped["state"]
+    assert env.transition(env.get_state(), env.pass_names.index("-gvn")).passes[-1] == "-gvn"
     with pytest.raises(ValueError, match="unknown passes"):
-        env.set_state({"benchmark": "suite:crc32", "passes": ["-O3"]})
-    assert env.get_state()["passes"] == ["-sroa", "-instcombine", "-licm"]
+        env.set_state({"problem": "suite:crc32", "passes": ["-O3"]})
+    assert env.get_state().passes == ("-sroa", "-instcombine", "-licm")
 
 
 @needs_compiler_gym
 def test_a_killed_service_is_restarted_and_the_episode_goes_on(crc32_env):
     env = crc32_env.unwrapped
     env.reset()
-    process = env.session._process
-    assert process is not None
-    os.killpg(process.pid, signal.SIGKILL)
+    service = env.llvm.session.child
+    pid = service.pid
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
     _, _, _, _, info = env.step(env.pass_names.index("-gvn"))
-    assert "invalid_action" not in info and info["passes"] == ["-gvn"]
-    assert env.session._process is not process
+    assert "invalid_action" not in info and info["state"]["passes"] == ["-gvn"]
+    assert service.pid not in (None, pid)
 
 
 @needs_compiler_gym
@@ -200,7 +203,7 @@ def test_agents_race_on_a_suite_program_and_a_csmith_program(name, program, rewa
     try:
         result = make_agent(name).run(env, budget=8, seed=0)
         assert_contract(result, 8)
-        assert result.best_state["benchmark"] == program
+        assert result.best_state["problem"] == program
         assert np.isfinite(result.best_improvement)
         if name == "llm-mcts":
             assert result.usage.proposals > 0 and result.usage.fallbacks == 0
@@ -216,7 +219,8 @@ def test_a_raced_pass_order_is_submitted_verified_and_a_tampered_one_rejected(tm
         agents=[{"agent": "greedy"}], seeds=[0], budget=6)
     assert not compare(config, tmp_path).failed
     (record,) = read_records(tmp_path / "results.jsonl")
-    assert record["problem"]["o3_score"] > 0 and record["problem"]["target"]["metric"] == "cycles"
+    assert record["problem"]["anchors"]["-O3"] > 0
+    assert record["problem"]["target"]["metric"] == "cycles"
     genuine = submission.make_submission(tmp_path, record["run_id"], "tester")
     verdict = submission.verify(genuine)
     assert verdict.accepted and verdict.score == genuine["claimed"]["score"], verdict.reason
@@ -226,5 +230,5 @@ def test_a_raced_pass_order_is_submitted_verified_and_a_tampered_one_rejected(tm
     assert "worse than claimed" in submission.verify(better).reason
     state = genuine["solution"]["state"]
     other = {**genuine, "solution": {**genuine["solution"],
-                                     "state": {**state, "benchmark": "csmith:2"}}}
-    assert "is for benchmark" in submission.verify(other).reason
+                                     "state": {**state, "problem": "csmith:2"}}}
+    assert "not a state of csmith:1" in submission.verify(other).reason

@@ -104,14 +104,6 @@ def test_code_for_a_cpu_the_host_lacks_is_a_crash_not_a_dead_env():
         measurer.close()
 
 
-def test_cache_hit_is_not_a_measurement(matmul_measurer):
-    before = matmul_measurer.num_measurements
-    first = matmul_measurer.measure(matmul_measurer.workload.mod)
-    again = matmul_measurer.measure(tvm.IRModule({"main": matmul_measurer.workload.func}))
-    assert again is first
-    assert matmul_measurer.num_measurements == before
-
-
 def test_rpc_runner_measures_through_a_local_tracker():
     pytest.importorskip("tornado")
     from tvm.rpc.server import Server

@@ -13,9 +13,9 @@ MEASURE = {"number": 1, "repeat": 3, "min_repeat_ms": 10, "timeout_s": 60}
 
 
 @pytest.mark.parametrize("workload", available())
-def test_check_env_on_every_builtin_workload(workload, cache_dir):
+def test_check_env_on_every_builtin_workload(workload, store):
     env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=MEASURE,
-                   cache_dir=cache_dir, info_program=False)
+                   store=store, info_program=False)
     try:
         gym_check_env(env.unwrapped, skip_render_check=True)
         sb3_check_env(env.unwrapped, warn=True)
@@ -24,27 +24,30 @@ def test_check_env_on_every_builtin_workload(workload, cache_dir):
 
 
 @pytest.mark.parametrize("workload", RC_WORKLOADS)
-def test_random_masked_rollouts_on_rc_layers_are_all_checked(workload, cache_dir):
+def test_random_masked_rollouts_on_rc_layers_are_all_checked(workload, store):
     env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=MEASURE,
-                   cache_dir=cache_dir, info_program=False)
+                   store=store, info_program=False)
     inner = env.unwrapped
     rng = np.random.default_rng(0)
     try:
+        tried = []
         for episode in range(2):
             _, info = env.reset(seed=episode)
+            tried.append(inner.get_state())
             for _ in range(4):
                 legal = np.flatnonzero(info["action_mask"])
                 if len(legal) == 0:
                     break
-                _, reward, _, _, info = env.step(int(rng.choice(legal)))
-                assert np.isfinite(reward) and info["speedup"] > 0
-        results = list(inner.measurer.cache.values())
+                action = int(rng.choice(legal))
+                tried.append(inner.transition(inner.get_state(), action))
+                _, reward, _, _, info = env.step(action)
+                assert np.isfinite(reward) and info["improvement"] > 0
         assert inner.num_measurements >= 4
-        tolerance = inner.measurer.config.tolerance
-        for result in results:
-            if result.ok:
-                assert result.max_error is not None and result.max_error <= tolerance
+        tolerance = inner.tensor.config.tolerance
+        for outcome in inner.evaluate([s for s in tried if not isinstance(s, str)]):
+            if outcome.ok:
+                assert outcome.extras["max_error"] <= tolerance
             else:
-                assert result.error_kind in ("timeout", "crash", "build", "run", "wrong_output")
+                assert outcome.failure.kind in ("timeout", "crash", "build", "run", "wrong_output")
     finally:
         env.close()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tvm
 
-from optarena.envs.tensor_schedule.space import Action, DesignSpace, ScheduleState
+from optarena.envs.tensor_schedule.space import Action, DesignSpace, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.target import host_target
 from optarena.envs.tensor_schedule.workload import get_workload
 
@@ -62,7 +62,8 @@ def test_compute_locations_offered_are_the_ones_metaschedule_applies(conv_space)
     for value in range(-2, conv_space.max_compute_location):
         values = list(state.values)
         values[index] = value
-        applied = conv_space.canonical(ScheduleState(state.sketch, tuple(values))).values[index]
+        pinned = ScheduleState(state.problem, state.sketch, tuple(values))
+        applied = conv_space.canonical(pinned).values[index]
         assert applied in offered
         assert (applied == value) == (value in offered)
 
@@ -75,7 +76,7 @@ def test_illegal_actions_explain_themselves(conv_space):
     ones = (*tuple(1 for _ in state.values[tile][:-1]), math.prod(state.values[tile]))
     values = list(state.values)
     values[tile] = ones
-    pinned = ScheduleState(state.sketch, tuple(values))
+    pinned = ScheduleState(state.problem, state.sketch, tuple(values))
     reason = conv_space.decode(pinned, tile * conv_space.slots)  # move from factor 0, which is 1
     assert isinstance(reason, str) and "nothing to move" in reason
     categorical = next(i for i, k in enumerate(knobs) if k.kind == "categorical")
@@ -100,3 +101,16 @@ def test_action_text_names_the_change(conv_space):
     action = conv_space.legal_actions(state)[0]
     assert isinstance(action, Action) and "->" in action.text
     assert conv_space.knobs(state.sketch)[action.knob].label in action.text
+
+
+def test_several_workloads_share_one_action_layout():
+    target = tvm.target.Target(host_target())
+    space = TensorSpace([get_workload("matmul-64"), get_workload("conv2d-6-16")], target)
+    layouts = {(d.max_knobs, d.slots, d.n_actions) for d in space.spaces.values()}
+    assert layouts == {(space.max_knobs, space.slots, space.n_actions)}
+    assert space.slots >= 2 + 16  # compute locations fit whatever the workload
+    for problem in space.problems():
+        state = space.initial(problem, np.random.default_rng(0))
+        assert len(space.legal_mask(state)) == space.n_actions
+        for action in np.flatnonzero(space.legal_mask(state))[:4]:
+            assert not isinstance(space.transition(state, int(action)), str)

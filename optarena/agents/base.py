@@ -1,31 +1,30 @@
 """What every agent shares: the result of a search and the measurement budget it is held to.
 
 An agent is run as ``agent.run(env, budget, seed) -> SearchResult``. ``budget`` counts the
-environment's real measurements (``env.unwrapped.num_measurements``); cache hits are free.
+environment's measurements (``num_measurements``: distinct programs scored; cache hits are free).
 
-Every environment reports ``info["score"]`` (lower is better: latency in seconds, llvm-mca cycles)
-and ``info["improvement"]`` (the reference score over the current one: speedup over the
-unscheduled program, starting cycles over current cycles), and ``info["state"]``.
-
-Search agents that branch (greedy, evolutionary, MCTS) use the tree-search methods both
-environments share: ``get_state()``; ``set_state(state)``, which measures a state not measured
-before and raises ``ValueError`` for one that cannot be measured; ``legal_mask(state)``;
-``transition(state, action)``, the successor state or why the action is illegal, measuring
-nothing; and, for cost-model settings, ``estimate(states)``, predicted scores counted in
-``num_cost_model_calls``. Tensor-schedule environments also offer ``crossover(a, b, rng)``.
+Agents use the environment through the one contract every optarena environment implements,
+:class:`optarena.envs.contract.Game` (:func:`optarena.envs.contract.game` gets it from a wrapped
+environment): ``info["score"]`` (lower is better), ``info["improvement"]`` and ``info["state"]``;
+``get_state()``; ``set_state(state)``, which measures a state not measured before and raises
+``ValueError`` for one whose program fails; ``legal_mask(state)``; ``transition(state, action)``,
+the successor or why the action is illegal, measuring nothing; ``evaluate(states)``, a batch;
+``estimate(states)`` where ``has_cost_model``. States are hashable. Environments whose states
+recombine implement :class:`optarena.envs.contract.Crossover`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
+
+from optarena.envs.contract import Game, game
 
 
 @dataclass(frozen=True)
@@ -107,12 +106,7 @@ class Agent(Protocol):
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult: ...
 
 
-def state_key(state: Any) -> Hashable:
-    """A hashable key for an environment state (schedule states are hashable, blocks are dicts)."""
-    return json.dumps(state, sort_keys=True) if isinstance(state, dict) else state
-
-
-def random_walk(inner: Any, state: Any, steps: int, rng: np.random.Generator
+def random_walk(inner: Game[Any], state: Any, steps: int, rng: np.random.Generator
                 ) -> tuple[Any, list[int]]:
     """Up to ``steps`` uniformly chosen legal actions from ``state`` through ``transition``
     (measures nothing); stops early where no action is legal or one fails. Returns the state
@@ -145,8 +139,8 @@ class Tracker:
 
     def __init__(self, agent: str, env: gym.Env, budget: int, seed: int,
                  envs: Sequence[gym.Env] = ()) -> None:
-        self.env = env.unwrapped
-        self.envs = [self.env, *(e.unwrapped for e in envs)]
+        self.env = game(env)
+        self.envs = [self.env, *(game(e) for e in envs)]
         self.start = time.perf_counter()
         self.offset = self._total()
         self.cost_offset = self._cost_model_calls()
@@ -156,7 +150,7 @@ class Tracker:
         return sum(e.num_measurements for e in self.envs)
 
     def _cost_model_calls(self) -> int:
-        return sum(getattr(e, "num_cost_model_calls", 0) for e in self.envs)
+        return sum(e.num_cost_model_calls for e in self.envs)
 
     @property
     def used(self) -> int:

@@ -24,7 +24,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from optarena.agents.base import SearchResult, Tracker, random_walk, state_key
+from optarena.agents.base import SearchResult, Tracker, random_walk
+from optarena.envs.contract import Crossover, Game, game
 
 
 @dataclass
@@ -58,8 +59,8 @@ class Evolutionary:
         self.config = config or EvolutionaryConfig()
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        config, inner = self.config, env.unwrapped
-        if config.cost_model and not getattr(inner, "has_cost_model", False):
+        config, inner = self.config, game(env)
+        if config.cost_model and not inner.has_cost_model:
             raise ValueError(f"{type(inner).__name__} has no cost model here "
                              "(a tensor-schedule environment needs surrogate=True)")
         rng = np.random.default_rng(seed)
@@ -71,7 +72,7 @@ class Evolutionary:
             if tracker.used >= budget:
                 break
             _, info = env.reset(seed=int(rng.integers(2**31)))
-            seen.add(state_key(inner.get_state()))
+            seen.add(inner.get_state())
             tracker.observe(info, [])
             population.append((float(info["score"]), inner.get_state()))
 
@@ -81,7 +82,7 @@ class Evolutionary:
             for state in self._select(inner, candidates, rng):
                 if tracker.used >= budget:
                     break
-                seen.add(state_key(state))
+                seen.add(state)
                 try:
                     info = inner.set_state(state)
                 except ValueError:  # the program failed: counted, not kept
@@ -90,7 +91,7 @@ class Evolutionary:
                 population.append((float(info["score"]), inner.get_state()))
         return tracker.finish()
 
-    def _breed(self, inner: Any, population: list[tuple[float, Any]], seen: set[Any],
+    def _breed(self, inner: Game[Any], population: list[tuple[float, Any]], seen: set[Any],
                rng: np.random.Generator) -> list[Any]:
         """Up to ``children`` new, distinct, unmeasured candidates."""
         config = self.config
@@ -101,7 +102,7 @@ class Evolutionary:
             if len(children) >= config.children:
                 break
             parent = population[int(rng.choice(len(population), p=weights))][1]
-            if hasattr(inner, "crossover") and len(population) > 1 \
+            if isinstance(inner, Crossover) and len(population) > 1 \
                     and rng.random() < config.crossover_prob:
                 other = population[int(rng.choice(len(population), p=weights))][1]
                 child = inner.crossover(parent, other, rng)
@@ -111,12 +112,11 @@ class Evolutionary:
                     continue
             if isinstance(child, str):
                 continue
-            key = state_key(child)
-            if key not in seen and key not in children:
-                children[key] = child
+            if child not in seen and child not in children:
+                children[child] = child
         return list(children.values())
 
-    def _select(self, inner: Any, candidates: list[Any], rng: np.random.Generator) -> list[Any]:
+    def _select(self, inner: Game[Any], candidates: list[Any], rng: np.random.Generator) -> list[Any]:
         """The candidates to measure this generation, in order."""
         config = self.config
         if not config.cost_model or not candidates:
@@ -134,5 +134,5 @@ def _best_unique(population: list[tuple[float, Any]], size: int) -> list[tuple[f
     """The ``size`` best distinct states, best first."""
     unique: dict[Any, tuple[float, Any]] = {}
     for score, state in sorted(population, key=lambda item: item[0]):
-        unique.setdefault(state_key(state), (score, state))
+        unique.setdefault(state, (score, state))
     return list(unique.values())[:size]

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker
+from optarena.envs.contract import game
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Greedy:
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         rng = np.random.default_rng(seed)
-        inner = env.unwrapped
+        inner = game(env)
         tracker = Tracker(self.name, env, budget, seed)
         for _ in tracker.rounds(self.config.max_stalls):
             _, info = env.reset(seed=int(rng.integers(2**31)))

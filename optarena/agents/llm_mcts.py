@@ -36,6 +36,7 @@ import numpy as np
 
 from optarena.agents.base import Usage
 from optarena.agents.mcts import MCTS, MCTSConfig, Node
+from optarena.envs.contract import game
 from optarena.llm.client import LLMClient, LLMConfig, LLMRequestFailed
 
 _BRACKETED = re.compile(r"\[\s*-?\d+(?:\s*,\s*-?\d+)*\s*\]")
@@ -102,7 +103,7 @@ class LLMMCTS(MCTS):
             client = LLMClient(self.config.llm)
             client.connect()
             self.client = client
-        family = env.unwrapped.prompt_family
+        family = game(env).prompt_family
         folder = (Path(self.config.prompt_dir) if self.config.prompt_dir
                   else resources.files("optarena.llm") / "prompts")
         self.templates = {name: Template((folder / f"{name}.txt").read_text())  # type: ignore[operator]
@@ -139,7 +140,7 @@ class LLMMCTS(MCTS):
 
     def messages(self, env: gym.Env, node: Node, listed: list[int]) -> list[dict[str, str]]:
         """The chat messages asking which of ``listed`` to apply to ``node``."""
-        inner = env.unwrapped
+        inner = game(env)
         texts = {d["id"]: d["text"] for d in inner.describe_actions(node.state)}
         chain = [node]
         while len(chain) < 3 and chain[-1].parent is not None:

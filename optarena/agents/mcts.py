@@ -32,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, Usage, log_gain, random_walk
+from optarena.envs.contract import game
 
 
 @dataclass
@@ -81,8 +82,8 @@ class MCTS:
         self.config = config or MCTSConfig()
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        config, inner = self.config, env.unwrapped
-        if config.rollout == "cost_model" and not getattr(inner, "has_cost_model", False):
+        config, inner = self.config, game(env)
+        if config.rollout == "cost_model" and not inner.has_cost_model:
             raise ValueError(f"{type(inner).__name__} has no cost model here "
                              "(a tensor-schedule environment needs surrogate=True)")
         self.prepare(env, seed)
@@ -123,7 +124,7 @@ class MCTS:
     def _expand(self, env: gym.Env, node: Node, root: Node, rng: np.random.Generator,
                 tracker: Tracker) -> Node | None:
         """Measure one new child of ``node``; ``None`` if no untried action works."""
-        inner = env.unwrapped
+        inner = game(env)
         while node.untried and len(node.children) < self.config.branching and tracker.left > 0:
             action = self.propose(env, node, rng, tracker.result.usage)
             node.untried.remove(action)
@@ -145,7 +146,7 @@ class MCTS:
     def _rollout(self, env: gym.Env, child: Node, root: Node, rng: np.random.Generator,
                  tracker: Tracker) -> float:
         """The gain of a random walk's end state from ``child`` (the child's own if it fails)."""
-        inner = env.unwrapped
+        inner = game(env)
         state, walked = random_walk(inner, child.state, self.config.rollout_depth, rng)
         actions = [*child.actions(), *walked]
         if not walked:

@@ -18,8 +18,9 @@ the thread pool's start in a fresh process (8x the median for a 64^3 matmul here
 scores compare with the other agents', every successful trial is timed again by the
 environment's measurer (not counted as a sample; MetaSchedule's own best is in ``details``).
 The curve follows the trials in the order they were committed to MetaSchedule's JSON database;
-a failed trial counts as a sample and improves nothing. ``best_state`` holds the best trial's
-trace (JSON), which :func:`tvm.s_tir.meta_schedule` can replay.
+a failed trial counts as a sample and improves nothing. Each trial's trace is read back as the
+environment's state (MetaSchedule searches the same sketches), so ``best_state`` is a state like
+every other agent's, which a submission replays and verifies.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 
@@ -64,16 +64,18 @@ class MetaSchedule:
         self.config = config or MetaScheduleConfig()
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
+        # TVM loads here, not when the agents are imported (peephole and LLVM users need none)
         from tvm.s_tir import meta_schedule as ms
 
+        from optarena.envs.tensor_schedule.env import TensorScheduleEnv
         from optarena.envs.tensor_schedule.space import import_cpu_tensor_intrinsics
 
         inner = env.unwrapped
-        if not hasattr(inner, "workload") or not hasattr(inner, "measurer"):
+        if not isinstance(inner, TensorScheduleEnv):
             raise ValueError("the metaschedule agent tunes tensor-schedule environments only")
-        config, timing = self.config, inner.measurer.config
+        config, timing = self.config, inner.tensor.config
         result = SearchResult(agent=self.name, seed=seed, budget=budget)
-        baseline = inner.baseline_latency
+        baseline = inner.reference_score()
         builder = ms.builder.LocalBuilder(
             timeout_sec=config.builder_timeout_s,
             initializer=import_cpu_tensor_intrinsics if config.cpu_intrinsics_only else None)
@@ -91,11 +93,20 @@ class MetaSchedule:
             runner.pool.shutdown()  # its idle worker would disturb the timing below
             records = _records_in_commit_order(work_dir / "database_tuning_record.json")
         ms_best = min((latency for latency, _ in records), default=math.inf)
+        unmapped = 0
         for index, (ms_latency, trace) in enumerate(records, start=1):
-            latency = _remeasure(inner, trace) if ms_latency < math.inf else math.inf
-            if latency < result.best_score:
-                result.best_score, result.best_improvement = latency, baseline / latency
-                result.best_state = {"trace": trace}
+            state = None
+            if ms_latency < math.inf:
+                try:
+                    state = inner.state_of_trace(trace)
+                except ValueError:
+                    unmapped += 1
+            outcome = inner.evaluate([state])[0] if state is not None else None
+            if outcome is not None and outcome.score is not None \
+                    and outcome.score < result.best_score:
+                result.best_score = outcome.score
+                result.best_improvement = baseline / outcome.score
+                result.best_state = state.to_json()  # type: ignore[union-attr]
             # trial times are not recorded; spread them evenly over the run's wall-clock
             result.curve.append(CurvePoint(index, wall * index / len(records),
                                            result.best_score, result.best_improvement))
@@ -106,20 +117,9 @@ class MetaSchedule:
             "runner": {"number": timing.number, "repeat": timing.repeat,
                        "min_repeat_ms": timing.min_repeat_ms},
             "metaschedule_best_latency_s": ms_best,
+            "traces_not_in_the_design_space": unmapped,
         }
         return result
-
-
-def _remeasure(inner: Any, trace: object) -> float:
-    """A trial's latency timed by the environment (a cache hit for a program measured before)."""
-    from optarena.envs.tensor_schedule.space import InvalidSchedule
-
-    try:
-        schedule = inner.space.replay_json(trace)
-    except InvalidSchedule:
-        return math.inf
-    measured = inner.measurer.measure(schedule.mod)
-    return float(measured.latency_s) if measured.ok else math.inf
 
 
 def _records_in_commit_order(path: Path) -> list[tuple[float, object]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
+import yaml
 from rich.console import Console
 
 
@@ -19,9 +21,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--agents", help="only these agent labels, comma-separated")
     compare.add_argument("--workloads", help="only these workloads, comma-separated")
     compare.add_argument("--force", action="store_true", help="add to a DIR of another config")
-    report = commands.add_parser("report", help="write DIR/report.md and DIR/curves_*.png")
+    compare.add_argument("--backend", choices=("local", "ray"), default="local",
+                         help="local: processes on this machine (default); ray: Ray tasks")
+    compare.add_argument("--address", help="with --backend ray: the cluster, HOST:PORT or auto "
+                         "(default: start a local Ray instance)")
+    report = commands.add_parser("report", help="write DIR/report.md, DIR/report.html and "
+                                 "DIR/curves_*.png")
     report.add_argument("out", type=Path)
     report.add_argument("--checkpoints", help="e.g. 16,32,64 (default: the config's)")
+    report.add_argument("--baseline", help="compare with this agent label or anchor:NAME "
+                        "(default: the environment's baseline)")
     submit = commands.add_parser("submit", help="a run's best result as a submission file")
     submit.add_argument("out", type=Path, help="results directory")
     submit.add_argument("--run", required=True, help="run_id of a results.jsonl line")
@@ -29,19 +38,36 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     submit.add_argument("--submitter", help="name to show on the leaderboard")
     verify = commands.add_parser("verify", help="re-apply and re-measure a submission")
     verify.add_argument("submission", type=Path)
-    verify.add_argument("--tolerance", type=float,
-                        help="relative slack on the score (default 0.25 latency, 0 cycles)")
-    board = commands.add_parser("leaderboard", help="verify submissions and rank them")
+    board = commands.add_parser("leaderboard", help="verify submissions and rank them in tracks")
     board.add_argument("submissions", type=Path, nargs="+")
-    board.add_argument("-o", "--output", type=Path, required=True)
-    board.add_argument("--tolerance", type=float)
+    board.add_argument("-o", "--output", type=Path, required=True,
+                       help="LEADERBOARD.md; LEADERBOARD.html is written beside it")
+    for command in (verify, board):
+        command.add_argument("--tolerance", type=float, help="relative slack on the score "
+                             "(default 0.25 for timings, 0 for deterministic scores)")
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="how this verifier measures: an environment argument that "
+                             "does not define the problem, e.g. measure.repeat=10, "
+                             "rpc.tracker_host=HOST, check_states=32 (VALUE is YAML; repeatable)")
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
+    from optarena.experiments.backends import Backend
     from optarena.experiments.compare import compare
     from optarena.experiments.report import write_report
     from optarena.experiments.runs import CompareConfig
 
+    backend: Backend | None = None
+    if args.backend == "ray":
+        try:
+            from optarena.experiments.ray_backend import RayBackend
+        except ModuleNotFoundError as err:
+            if err.name != "ray":
+                raise
+            raise SystemExit("--backend ray needs Ray: pip install 'optarena[ray]'") from err
+        backend = RayBackend(args.address)
+    elif args.address is not None:
+        raise SystemExit("--address needs --backend ray")
     config = CompareConfig.load(args.config)
     if args.workers is not None:
         config.workers = args.workers
@@ -65,8 +91,9 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
             raise SystemExit(f"none of {wanted} is a workload of {args.config}")
     config = CompareConfig.model_validate(config.model_dump())
     try:
-        outcome = compare(config, args.out, console, force=args.force, recorded=whole)
-    except ValueError as err:
+        outcome = compare(config, args.out, console, force=args.force, recorded=whole,
+                          backend=backend)
+    except (ValueError, ConnectionError) as err:
         console.print(f"[red]compare[/red]: {err}", highlight=False)
         return 2
     console.print(f"{len(outcome.finished)} runs finished, {len(outcome.skipped)} were already "
@@ -79,13 +106,15 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
 def run(args: argparse.Namespace, console: Console) -> int:
     """Execute one of this module's commands."""
     from optarena.experiments import submission
+    from optarena.experiments.leaderboard import write_leaderboard
     from optarena.experiments.report import write_report
 
     if args.command == "compare":
         return _compare(args, console)
     if args.command == "report":
         marks = [int(m) for m in args.checkpoints.split(",")] if args.checkpoints else None
-        console.print(f"report: {write_report(args.out, marks)}")
+        console.print(f"report: {write_report(args.out, marks, args.baseline)} and "
+                      f"{args.out / 'report.html'}")
         return 0
     if args.command == "submit":
         data = submission.make_submission(args.out, args.run, args.submitter)
@@ -93,11 +122,46 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{args.output}: {data['label']} on {data['workload']}, "
                       f"{data['claimed']['improvement']:.3f}x claimed")
         return 0
+    settings = _settings(args.set)
+
+    def verify(claim: dict[str, Any], tolerance: float | None) -> submission.Verdict:
+        try:
+            submission.check_settings(str(claim.get("env")), settings)
+        except ValueError as err:
+            raise SystemExit(f"--set: {err}") from err
+        return submission.verify(claim, tolerance, settings=settings)
+
     if args.command == "verify":
-        verdict = submission.verify(json.loads(args.submission.read_text()), args.tolerance)
+        try:
+            claim = json.loads(args.submission.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            console.print(f"REJECT: {args.submission} is unreadable: {err}", markup=False)
+            return 1
+        verdict = verify(claim, args.tolerance) if isinstance(claim, dict) else \
+            submission.Verdict(False, "a submission is a JSON object")
         console.print(verdict.text(), markup=False)
         return 0 if verdict.accepted else 1
-    text = submission.leaderboard(args.submissions, args.tolerance)
-    args.output.write_text(text)
-    console.print(f"leaderboard: {args.output}")
+    if args.output.suffix == ".html":
+        raise SystemExit("-o names the Markdown file; the HTML page is written beside it")
+    html = args.output.with_suffix(".html")
+    board = write_leaderboard(args.submissions, args.output, html, args.tolerance, verify=verify)
+    console.print(f"leaderboard: {args.output}, {html} ({len(board.entries)} accepted, "
+                  f"{len(board.refused)} refused, {len(board.rejected)} rejected)")
     return 0
+
+
+def _settings(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (dotted keys nest, values are YAML) as environment arguments."""
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE")
+        *parents, last = key.split(".")
+        node = settings
+        for parent in parents:
+            node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                raise SystemExit(f"--set {pair!r}: {parent} is not a mapping")
+        node[last] = yaml.safe_load(value)
+    return settings

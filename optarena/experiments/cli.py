@@ -1,14 +1,15 @@
 """The ``optarena`` command.
 
 * ``optarena workloads`` -- the registered workloads with their shapes, FLOPs and sources.
-* ``optarena tune --config configs/tune.yaml`` -- one agent on one workload for a budget of
-  measurements; prints the speedup found over the unscheduled program and exports the best
-  schedule (TVMScript + MetaSchedule database).
+* ``optarena tune --config configs/tune.yaml`` -- one agent on one problem of any environment for
+  a budget of measurements; prints the improvement found and exports the best state (for tensor
+  programs: TVMScript + MetaSchedule database).
 * ``optarena compare --config configs/quickstart.yaml --out DIR`` -- race agents (resumable), then
   ``optarena report DIR``; ``optarena submit``, ``verify`` and ``leaderboard`` for verified results.
 * ``optarena peephole build-corpus SRC... --out DIR`` and ``optarena peephole score PRED.jsonl``.
 * ``optarena llm models | serve --model NAME | check --base-url URL --model NAME``.
 * ``optarena setup compiler-gym`` -- CompilerGym for ``optarena/LlvmPassOrder-v0``, offline.
+* ``optarena store info | clear`` -- the persistent measurement store.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-from optarena.experiments import arena_cli, llm_cli, peephole_cli, setup_cli
+from optarena.experiments import arena_cli, llm_cli, peephole_cli, setup_cli, store_cli
 
 
 class TuneConfig(BaseModel):
@@ -32,14 +33,13 @@ class TuneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    workload: str = "matmul-256"
-    target: dict[str, Any] | None = Field(None, description="TVM target dict; none: this host")
+    env: str = Field("tensor_schedule", description="a registered environment kind")
+    workload: str = Field("matmul-256", description="the problem: workload, block or benchmark")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="environment arguments")
     agent: str = "random"
     agent_config: dict[str, Any] = Field(default_factory=dict)
-    budget: int = Field(32, ge=1, description="real measurements per seed")
+    budget: int = Field(32, ge=1, description="measurements per seed")
     seeds: list[int] = Field(default_factory=lambda: [0])
-    measure: dict[str, Any] = Field(default_factory=dict)
-    max_steps: int = 32
     export_dir: Path | None = None
 
 
@@ -62,40 +62,35 @@ def _workloads(console: Console) -> int:
 
 
 def _tune(config: TuneConfig, console: Console) -> int:
-    import gymnasium as gym
-
-    import optarena.envs  # noqa: F401 - registers the environments
     from optarena import agents
-    from optarena.envs.tensor_schedule.export import export_schedule
-    from optarena.envs.tensor_schedule.space import ScheduleState
+    from optarena.envs.contract import game
+    from optarena.envs.registry import kind
 
-    env = gym.make("optarena/TensorSchedule-v0", workload=config.workload, target=config.target,
-                   measure=config.measure, max_steps=config.max_steps, info_program=False)
-    inner = env.unwrapped
-    console.print(f"[bold]{inner.workload.name}[/bold] on {inner.target}")
-    console.print(f"unscheduled program: {inner.baseline_latency * 1e3:.3f} ms "
-                  f"(measured once, cached)")
-    speedups = []
+    env = kind(config.env).make(config.workload, config.kwargs)
+    inner = game(env)
     try:
+        console.print(f"[bold]{config.workload}[/bold]: {inner.target_text()}")
+        console.print(f"reference: {inner.format_score(inner.reference_score())} "
+                      "(measured once, stored)")
+        improvements = []
         for seed in config.seeds:
             agent = agents.make(config.agent, **config.agent_config)
             result = agent.run(env, config.budget, seed)
-            speedups.append(result.best_improvement)
+            improvements.append(result.best_improvement)
             console.print(
-                f"{config.agent} seed {seed}: best {result.best_score * 1e3:.3f} ms = "
-                f"[bold green]{result.best_improvement:.2f}x[/bold green] over unscheduled, "
-                f"{result.usage.measurements} measurements, {result.wall_s:.1f} s"
-            )
+                f"{config.agent} seed {seed}: best {inner.format_score(result.best_score)} = "
+                f"[bold green]{result.best_improvement:.2f}x[/bold green] the reference, "
+                f"{result.usage.measurements} measurements, {result.wall_s:.1f} s")
             if config.export_dir is not None and result.best_state is not None:
-                exported = export_schedule(
-                    inner.space, ScheduleState.from_json(result.best_state),
-                    result.best_score, config.export_dir / f"seed{seed}")
-                console.print(f"  exported to {exported.database}")
+                written = inner.export(inner.as_state(result.best_state),
+                                       config.export_dir / f"seed{seed}")
+                console.print(f"  exported {', '.join(p.name for p in written)} to "
+                              f"{config.export_dir / f'seed{seed}'}")
     finally:
         env.close()
-    if len(speedups) > 1:
-        console.print(f"speedup over {len(speedups)} seeds: mean {statistics.mean(speedups):.2f}x,"
-                      f" stdev {statistics.stdev(speedups):.2f}")
+    if len(improvements) > 1:
+        console.print(f"improvement over {len(improvements)} seeds: geometric mean "
+                      f"{statistics.geometric_mean(improvements):.2f}x")
     return 0
 
 
@@ -106,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("workloads", help="list the registered workloads")
     arena_cli.add_commands(commands)
     llm_cli.add_commands(commands)
-    tune = commands.add_parser("tune", help="run one agent on one workload")
+    tune = commands.add_parser("tune", help="run one agent on one problem")
     tune.add_argument("--config", type=Path, help="YAML file with TuneConfig fields")
     tune.add_argument("--workload", help="overrides the config")
     tune.add_argument("--agent", help="overrides the config")
@@ -116,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--export-dir", type=Path, help="overrides the config")
     peephole_cli.add_commands(commands)
     setup_cli.add_commands(commands)
+    store_cli.add_commands(commands)
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "workloads":
@@ -126,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         return llm_cli.run(args, console)
     if args.command == "setup":
         return setup_cli.run(args, console)
+    if args.command == "store":
+        return store_cli.run(args, console)
     if args.command != "tune":
         return arena_cli.run(args, console)
     values: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}

@@ -28,15 +28,11 @@ import gymnasium as gym
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+import optarena.envs  # noqa: F401 - registers the environment kinds
 from optarena import agents
+from optarena.envs.contract import game
 from optarena.envs.host import cpu_model
-
-ENVIRONMENTS: dict[str, tuple[str, str]] = {
-    "tensor_schedule": ("optarena/TensorSchedule-v0", "workload"),
-    "aarch64_peephole": ("optarena/AArch64Peephole-v0", "block"),
-    "llvm_pass_order": ("optarena/LlvmPassOrder-v0", "benchmark"),
-}
-"""Environment kind -> (gymnasium id, the constructor argument that names the workload)."""
+from optarena.envs.registry import KINDS, kind
 
 RECORD_VERSION = 1
 PACKAGES = ("optarena", "apache-tvm", "apache-tvm-ffi", "gymnasium", "numpy", "xgboost",
@@ -44,21 +40,24 @@ PACKAGES = ("optarena", "apache-tvm", "apache-tvm-ffi", "gymnasium", "numpy", "x
 
 
 class EnvironmentConfig(BaseModel):
-    """One environment with the workloads (tensor programs, or peephole block ids) to race on."""
+    """One environment kind with the problems (tensor workloads, peephole block ids, benchmark
+    specs: the kind's problem argument) to race on."""
 
     model_config = ConfigDict(extra="forbid")
 
-    env: str = Field(description=f"one of {sorted(ENVIRONMENTS)}")
+    env: str = Field(description="a registered environment kind (optarena.envs.registry)")
     workloads: list[str] = Field(min_length=1)
     kwargs: dict[str, Any] = Field(default_factory=dict,
                                    description="environment constructor arguments")
 
     @model_validator(mode="after")
     def _known(self) -> EnvironmentConfig:
-        if self.env not in ENVIRONMENTS:
-            raise ValueError(f"unknown env {self.env!r}; available: {sorted(ENVIRONMENTS)}")
-        if ENVIRONMENTS[self.env][1] in self.kwargs:
-            raise ValueError(f"name the {ENVIRONMENTS[self.env][1]} in 'workloads', not kwargs")
+        try:
+            problem_arg = kind(self.env).problem_arg
+        except ValueError:
+            raise ValueError(f"unknown env {self.env!r}; available: {sorted(KINDS)}") from None
+        if problem_arg in self.kwargs:
+            raise ValueError(f"name the {problem_arg} in 'workloads', not kwargs")
         return self
 
 
@@ -141,19 +140,12 @@ class RunSpec(BaseModel):
 
     @property
     def run_id(self) -> str:
-        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:10]
+        canonical = json.dumps(self.model_dump(), sort_keys=True)  # key order does not matter
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
         return f"{self.label}-s{self.seed}-{digest}"
 
     def make_env(self) -> gym.Env:
-        return make_env(self.env, self.workload, self.env_kwargs)
-
-
-def make_env(kind: str, workload: str, kwargs: dict[str, Any]) -> gym.Env:
-    """The environment of ``kind`` fixed on ``workload`` (a tensor workload or a block id)."""
-    import optarena.envs  # noqa: F401 - registers the environments
-
-    env_id, workload_arg = ENVIRONMENTS[kind]
-    return gym.make(env_id, **{workload_arg: workload}, **kwargs)
+        return kind(self.env).make(self.workload, self.env_kwargs)
 
 
 def software_versions() -> dict[str, str | None]:
@@ -184,7 +176,7 @@ def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> dic
     env = spec.make_env()
     stop = threading.Event()
     try:
-        inner = env.unwrapped
+        inner = game(env)
         problem = inner.problem()
         agent = agents.make(spec.agent, **spec.agent_config)
         offset = inner.num_measurements
@@ -202,7 +194,7 @@ def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> dic
         "record_version": RECORD_VERSION,
         "run_id": spec.run_id,
         "spec": spec.model_dump(),
-        "env_id": ENVIRONMENTS[spec.env][0],
+        "env_id": kind(spec.env).env_id,
         "problem": problem,
         "result": result.to_json(),
         "versions": software_versions(),

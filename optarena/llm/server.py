@@ -3,7 +3,8 @@ any endpoint.
 
 :class:`LocalServer` starts ``python -m llama_cpp.server`` on 127.0.0.1 with a model of
 :mod:`~optarena.llm.models`, waits until ``/v1/models`` answers and stops it on exit (a context
-manager). :func:`check_endpoint` sends one completion to any OpenAI-compatible endpoint and
+manager). The server dies with the process that started it, and ``wait`` stops it on SIGTERM and
+SIGHUP as on Ctrl-C. :func:`check_endpoint` sends one completion to any OpenAI-compatible endpoint and
 reports its latency and tokens.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -19,8 +21,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
+from optarena.envs.isolation import die_with_parent
 from optarena.llm.client import LLMClient, LLMConfig
 from optarena.llm.models import model_file
 
@@ -68,7 +71,7 @@ class LocalServer:
             [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias",
              self.model, "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx",
              str(self.context), "--n_threads", str(self.threads)],
-            stdout=output, stderr=subprocess.STDOUT)
+            stdout=output, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -89,13 +92,23 @@ class LocalServer:
             return False
 
     def wait(self) -> int:
-        """Serve until the process ends (or Ctrl-C); returns its exit code."""
+        """Serve until the server ends or this process is told to stop (Ctrl-C, SIGTERM from a
+        supervisor or ``kill``, SIGHUP from a closed terminal): the server is stopped with it.
+        Returns the server's exit code (0 when stopped)."""
         assert self._process is not None, "start() first"
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
         try:
             return self._process.wait()
         except KeyboardInterrupt:
-            self.stop()
             return 0
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -232,10 +232,10 @@ class Measurer:
         """The IR of ``bitcode`` as text."""
         return self._run([self.llvm_dis, str(bitcode), "-o", "-"], "compile").stdout
 
-    def o3(self, bitcode: Path, out: Path, opt: str = "opt-14") -> Path:
-        """``opt -O3`` of ``bitcode`` into ``out``: the reference point of the compiler's own
-        pipeline."""
-        self._run([opt, "-O3", str(bitcode), "-o", str(out)], "compile")
+    def optimize(self, bitcode: Path, out: Path, level: str, opt: str = "opt-14") -> Path:
+        """``opt LEVEL`` (``-O3``, ``-Oz``) of ``bitcode`` into ``out``: the compiler's own
+        pipelines, the anchors of pass ordering."""
+        self._run([opt, level, str(bitcode), "-o", str(out)], "compile")
         return out
 
     @staticmethod

@@ -2,29 +2,44 @@
 
 CompilerGym 0.2.5 needs ``numpy<2``, ``protobuf==3.20.3`` and the old ``gym`` API, which the rest of
 the suite cannot share, so it lives in its own virtual environment (``optarena setup
-compiler-gym``) and this script is the only code that imports it. It imports nothing from
-optarena and reads one JSON request per line on stdin, answering one JSON line each:
+compiler-gym``) and this script is the only code that imports it. It cannot import optarena (its
+Python has none of optarena's dependencies); it loads the suite's child-process protocol,
+:mod:`optarena.envs.isolation` (standard library only), from its file, and answers one JSON
+request per line on stdin with one JSON line:
 
 * ``{"op": "reset", "benchmark": B}`` -- ``B`` is ``{"uri": "generator://csmith-v0/7"}`` or
   ``{"file": PATH}`` (C, ``.ll`` or ``.bc``). Answers the pass names (the action list) and the
   IR's SHA-1.
-* ``{"op": "apply", "passes": [NAME, ...], "out": PATH, "observations": [NAME, ...]}`` -- the
-  benchmark after these passes: a state that extends the current one is reached by stepping the
-  rest, any other by a reset and one ``multistep``. Writes the bitcode to ``out`` and answers the
-  IR's SHA-1, whether the last pass changed anything and the named observations.
+* ``{"op": "apply", "passes": [NAME, ...], "out": PATH | null, "observations": [NAME, ...]}``
+  -- the benchmark after these passes: a state that extends the current one is reached by
+  stepping the rest, any other by a reset and one ``multistep``. Writes the bitcode to ``out``
+  (if given) and answers the IR's SHA-1, whether the last pass changed anything and the named
+  observations.
 * ``{"op": "close"}``.
 
 A failure answers ``{"ok": false, "error": TEXT}``; the script keeps serving. Anything CompilerGym
-prints goes to stderr: stdout carries the protocol only.
+prints goes to stderr: stdout carries the protocol only. Killed with its owner, it closes
+CompilerGym's own service first (SIGTERM).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import importlib.util
 import shutil
-import sys
+import signal
+from pathlib import Path
+from types import FrameType, ModuleType
 from typing import Any
+
+
+def _isolation() -> ModuleType:
+    """:mod:`optarena.envs.isolation`, loaded from its file (no optarena package here)."""
+    path = Path(__file__).resolve().parent.parent / "isolation.py"
+    spec = importlib.util.spec_from_file_location("optarena_isolation", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _jsonable(value: Any) -> Any:
@@ -61,7 +76,8 @@ class Service:
         return {"uri": str(self.env.benchmark.uri), "actions": list(self.env.action_space.names),
                 "ir_sha1": self.env.observation["IrSha1"]}
 
-    def apply(self, passes: list[str], out: str, observations: list[str]) -> dict[str, Any]:
+    def apply(self, passes: list[str], out: str | None, observations: list[str]
+              ) -> dict[str, Any]:
         if self.env is None:
             raise RuntimeError("reset a benchmark first")
         names = self.env.action_space.names
@@ -80,7 +96,8 @@ class Service:
                 self.applied = ["<failed>"]
                 raise RuntimeError(f"CompilerGym: {info.get('error_details') or 'episode ended'}")
             no_effect = bool(info.get("action_had_no_effect"))
-        shutil.copyfile(self.env.observation["BitcodeFile"], out)
+        if out is not None:
+            shutil.copyfile(self.env.observation["BitcodeFile"], out)
         return {"ir_sha1": self.env.observation["IrSha1"], "no_effect": no_effect,
                 "observations": {n: _jsonable(self.env.observation[n]) for n in observations}}
 
@@ -90,24 +107,22 @@ class Service:
 
 
 def main() -> None:
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # stray prints of CompilerGym and gym go to stderr
+    isolation = _isolation()
     service = Service()
     operations = {"reset": service.reset, "apply": service.apply}
-    protocol.write(json.dumps({"ok": True, "ready": True}) + "\n")
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        op = request.pop("op", None)
+        if op not in operations:
+            raise ValueError(f"unknown op {op!r}")
+        return operations[op](**request)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        for line in sys.stdin:
-            request = json.loads(line)
-            op = request.pop("op")
-            if op == "close":
-                break
-            try:
-                if op not in operations:
-                    raise ValueError(f"unknown op {op!r}")
-                reply = {"ok": True, **operations[op](**request)}
-            except Exception as err:
-                reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
-            protocol.write(json.dumps(reply) + "\n")
+        isolation.serve(handle, ready={"ready": True}, deathsig=signal.SIGTERM)
     finally:
         service.close()
 

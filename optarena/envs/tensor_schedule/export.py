@@ -1,4 +1,4 @@
-"""Exporting a tuned state: TVMScript, a MetaSchedule JSON database, and the state itself.
+"""Exporting a tuned state: its TVMScript and a MetaSchedule JSON database.
 
 The database (``database_workload.json`` + ``database_tuning_record.json``) is what MetaSchedule
 itself writes during ``tune_tir``: ``tvm.s_tir.meta_schedule.tir_integration.compile_tir(database,
@@ -7,24 +7,16 @@ workload.mod, target)`` rebuilds the tuned program from it.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from optarena.envs.tensor_schedule.space import DesignSpace, ScheduleState
 
 
-@dataclass(frozen=True)
-class ExportedSchedule:
-    tvmscript: Path
-    database: Path
-    state: Path
-
-
 def export_schedule(
     space: DesignSpace, state: ScheduleState, latency_s: float, directory: str | Path
-) -> ExportedSchedule:
-    """Write ``best.py`` (TVMScript), the MetaSchedule database and ``state.json`` to a folder."""
+) -> list[Path]:
+    """Write ``best.py`` (TVMScript) and the MetaSchedule database (``database_workload.json``,
+    ``database_tuning_record.json``) to a folder; returns the files."""
     from tvm.s_tir import meta_schedule as ms
 
     out = Path(directory)
@@ -44,12 +36,4 @@ def export_schedule(
         target=space.target,
         args_info=ms.arg_info.ArgInfo.from_prim_func(space.workload.func),
     ))
-    state_path = out / "state.json"
-    state_path.write_text(json.dumps({
-        "workload": space.workload.name,
-        "workload_hash": space.workload.structural_hash,
-        "target": str(space.target),
-        "latency_s": latency_s,
-        "state": state.to_json(),
-    }, indent=2))
-    return ExportedSchedule(script, out, state_path)
+    return [script, out / "database_workload.json", out / "database_tuning_record.json"]

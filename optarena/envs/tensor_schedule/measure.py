@@ -1,16 +1,14 @@
 """Measuring scheduled programs: real compilation and timing, isolated, checked and cached.
 
 Every program is compiled with ``tvm.compile`` and timed with ``time_evaluator`` in a *worker
-process*; the parent never runs generated code. The worker is started once (``spawn``), generates
-the workload's random inputs and its reference outputs once, then serves measurements over a pipe:
+process* (:class:`~optarena.envs.isolation.Child`); the parent never runs generated code. The
+worker is started once, generates the workload's random inputs and its reference outputs once,
+then serves measurements:
 
 * a build that fails, a kernel that raises, returns a wrong result (compared with the reference on
   the same random inputs) or crashes the worker (SIGSEGV, SIGILL, abort) is a *failed measurement*
   with the reason; a kernel that runs past the timeout has its worker killed. The next measurement
   starts a fresh worker; the environment lives on.
-* results are cached by the structural hash of the program: measuring the same program again is a
-  cache hit, not a new sample. ``num_measurements`` counts real measurements (failed ones included:
-  they cost the same time).
 * with an :class:`RPCConfig`, the worker exports the compiled library and runs it on a device
   obtained from a TVM RPC tracker (``tracker host:port``, ``key``) instead of locally.
 
@@ -20,24 +18,21 @@ lasting at least ``min_repeat_ms``).
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import socket
-import subprocess
+import json
 import sys
 import time
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import tvm
 from pydantic import BaseModel, ConfigDict, Field
 
-from optarena.envs.tensor_schedule.workload import Workload, tvm_structural_hash
+from optarena.envs.isolation import Child, ChildFailed
+from optarena.envs.tensor_schedule.workload import Workload
 
 WORKER_MODULE = "optarena.envs.tensor_schedule.worker"
-"""Run as ``python -m WORKER_MODULE FD``; named, not imported, so ``runpy`` executes it fresh."""
+"""Run as ``python -m WORKER_MODULE SETUP``; named, not imported, so ``runpy`` executes it fresh."""
 
 ErrorKind = Literal["build", "run", "wrong_output", "timeout", "crash"]
 
@@ -90,124 +85,47 @@ class MeasureResult:
 # ------------------------------------------------------------------------------- parent side
 
 
-@dataclass
-class _Worker:
-    process: subprocess.Popen
-    conn: Connection
-
-
-@dataclass
 class Measurer:
-    """Measures programs of one workload on one target through an isolated worker process."""
+    """Measures programs of one workload on one target in an isolated worker process."""
 
-    workload: Workload
-    target: tvm.target.Target
-    config: MeasureConfig = field(default_factory=MeasureConfig)
-    rpc: RPCConfig | None = None
-    num_measurements: int = 0
-    """Real measurements made (cache hits and the unscheduled baseline excluded, failures
-    included)."""
-    cache: dict[int, MeasureResult] = field(default_factory=dict)
-    recorded: dict[int, MeasureResult] = field(default_factory=dict)
-    """Results to give instead of measuring (still counted): replays a run from another
-    measurer's ``cache``, so that a search can be repeated with the same latencies."""
-    _worker: _Worker | None = None
+    def __init__(self, workload: Workload, target: tvm.target.Target,
+                 config: MeasureConfig | None = None, rpc: RPCConfig | None = None) -> None:
+        self.workload = workload
+        self.target = target
+        self.config = config or MeasureConfig()
+        self.rpc = rpc
+        setup = {"spec": workload.name, "target": str(target), "config": self.config.model_dump(),
+                 "rpc": None if rpc is None else rpc.model_dump()}
+        self.worker = Child([sys.executable, "-m", WORKER_MODULE, json.dumps(setup)],
+                            name=f"the measurement worker of {workload.name}",
+                            start_timeout_s=self.config.startup_timeout_s)
 
-    def measure(self, mod: tvm.IRModule, *, baseline: bool = False,
-                fresh: bool = False) -> MeasureResult:
-        """Measure a program, or return the cached result for a structurally equal one
-        (``fresh``: time it again all the same, e.g. to verify a claimed latency)."""
-        key = tvm_structural_hash(mod)
-        cached = self.cache.get(key)
-        if cached is not None and not fresh:
-            return cached
-        result = self.recorded.get(key) or self._run(
-            mod, self.config.baseline_timeout_s if baseline else self.config.timeout_s)
-        self.num_measurements += not baseline
-        self.cache[key] = result
-        return result
-
-    def _run(self, mod: tvm.IRModule, timeout: float) -> MeasureResult:
+    def measure(self, mod: tvm.IRModule, *, baseline: bool = False) -> MeasureResult:
+        """Compile, check and time one program (``baseline``: the unscheduled program, which may
+        take longer)."""
+        timeout = self.config.baseline_timeout_s if baseline else self.config.timeout_s
         start = time.perf_counter()
-        worker = self._ensure_worker()
-        worker.conn.send({
-            "mod": tvm.ir.save_json(mod),
-            "number": self.config.number,
-            "repeat": self.config.repeat,
-            "min_repeat_ms": self.config.min_repeat_ms,
-        })
         try:
-            if not worker.conn.poll(timeout):
-                self._kill_worker()
-                return MeasureResult(None, error_kind="timeout", seconds=time.perf_counter() - start,
-                                     error=f"no result within {timeout:g} s; worker killed")
-            reply = worker.conn.recv()
-        except (EOFError, ConnectionResetError, BrokenPipeError):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.process.wait(10)
-            reason = _exit_reason(worker.process.returncode)
-            self._kill_worker()
-            return MeasureResult(None, error_kind="crash", seconds=time.perf_counter() - start,
-                                 error=f"worker died: {reason}")
-        elapsed = time.perf_counter() - start
+            self.worker.start()
+        except ChildFailed as err:
+            raise RuntimeError(f"{err.detail}; its stderr is above") from None
+        try:
+            reply = self.worker.request({
+                "mod": tvm.ir.save_json(mod), "number": self.config.number,
+                "repeat": self.config.repeat, "min_repeat_ms": self.config.min_repeat_ms,
+            }, timeout)
+        except ChildFailed as err:  # the worker was killed or died: the next one starts fresh
+            return MeasureResult(None, error_kind=err.kind, error=err.detail,  # type: ignore[arg-type]
+                                 seconds=time.perf_counter() - start)
         if reply.get("restart"):
-            self._kill_worker()
+            self.worker.kill()
         return MeasureResult(
             reply.get("latency_s"), tuple(reply.get("runs_s", ())), reply.get("error_kind"),
-            reply.get("error"), reply.get("max_error"), elapsed,
+            reply.get("error"), reply.get("max_error"), time.perf_counter() - start,
         )
-
-    def _ensure_worker(self) -> _Worker:
-        if self._worker is not None and self._worker.process.poll() is None:
-            return self._worker
-        self._kill_worker()
-        ours, theirs = socket.socketpair()
-        process = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, str(theirs.fileno())], pass_fds=(theirs.fileno(),)
-        )
-        theirs.close()
-        conn = Connection(ours.detach())
-        conn.send({"spec": self.workload.name, "target": str(self.target),
-                   "config": self.config.model_dump(),
-                   "rpc": None if self.rpc is None else self.rpc.model_dump()})
-        try:
-            started = conn.poll(self.config.startup_timeout_s)
-            if started:
-                conn.recv()
-        except (EOFError, ConnectionResetError) as err:
-            process.wait(10)
-            raise RuntimeError(
-                f"measurement worker for {self.workload.name} died while starting "
-                f"({_exit_reason(process.returncode)}); its stderr is above"
-            ) from err
-        if not started:
-            process.kill()
-            raise RuntimeError(
-                f"measurement worker for {self.workload.name} did not start within "
-                f"{self.config.startup_timeout_s:g} s"
-            )
-        self._worker = _Worker(process, conn)
-        return self._worker
-
-    def _kill_worker(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        if worker.process.poll() is None:
-            worker.process.kill()
-        worker.process.wait(10)
-        worker.conn.close()
 
     def close(self) -> None:
-        self._kill_worker()
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        return signal.Signals(-code).name
-    return f"exit code {code}"
+        self.worker.close()
 
 
 # ------------------------------------------------------------------------------- surrogate

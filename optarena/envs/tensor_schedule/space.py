@@ -41,15 +41,19 @@ import importlib
 import importlib.util
 import platform
 import sys
-from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import tvm
+import tvm_ffi
+from gymnasium import spaces
 from tvm.s_tir import Schedule, Trace
 from tvm.s_tir.schedule import Instruction
 
+from optarena.envs.contract import Outcome, error_summary
+from optarena.envs.lru import LRU
 from optarena.envs.tensor_schedule.workload import Workload
 
 KnobKind = Literal["tile", "categorical", "compute_location", "parallel"]
@@ -108,20 +112,23 @@ class Knob:
 
 @dataclass(frozen=True)
 class ScheduleState:
-    """A point of the design space: the sketch and one value per knob."""
+    """A point of a workload's design space (``problem``: the workload's name): the sketch and
+    one value per knob."""
 
+    problem: str
     sketch: int
     values: tuple[Value, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"sketch": self.sketch, "values": [list(v) if isinstance(v, tuple) else v
-                                                   for v in self.values]}
+        return {"problem": self.problem, "sketch": self.sketch,
+                "values": [list(v) if isinstance(v, tuple) else v for v in self.values]}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ScheduleState:
+    def from_json(cls, data: Mapping[str, Any]) -> ScheduleState:
         return cls(
+            str(data["problem"]),
             int(data["sketch"]),
-            tuple(tuple(int(x) for x in v) if isinstance(v, list) else int(v)
+            tuple(tuple(int(x) for x in v) if isinstance(v, list | tuple) else int(v)
                   for v in data["values"]),
         )
 
@@ -161,8 +168,18 @@ class DesignSpace:
         target: tvm.target.Target,
         *,
         max_compute_location: int = 16,
+        layout: tuple[int, int] | None = None,
         cache_size: int = 4096,
     ) -> None:
+        """
+        Args:
+            workload: the program whose schedules form the space.
+            target: the TVM target MetaSchedule generates sketches for.
+            max_compute_location: compute-location choices offered (loops 0 .. n-1).
+            layout: ``(max_knobs, slots)`` of the action space, to share one layout between the
+                spaces of several workloads (default: this workload's own, the smallest).
+            cache_size: replayed schedules and legal-action lists kept.
+        """
         import_cpu_tensor_intrinsics()
         from tvm.s_tir import meta_schedule as ms
 
@@ -184,14 +201,24 @@ class DesignSpace:
             self._read_sketch(sch) for sch in
             self.context.space_generator.generate_design_space(workload.mod)
         ]
-        self.max_knobs = max(len(s.knobs) for s in self.sketches)
-        self.slots = max(
-            [self._sub_actions(k) for s in self.sketches for k in s.knobs] or [1]
-        )
+        self.use_layout(layout or self.own_layout())
+        self._schedules: LRU[ScheduleState, tuple[Schedule, ScheduleState] | InvalidSchedule] = \
+            LRU(cache_size)
+        self._legal: LRU[ScheduleState, tuple[Action, ...]] = LRU(cache_size)
+
+    def use_layout(self, layout: tuple[int, int]) -> None:
+        """Address actions with ``layout = (max_knobs, slots)`` (at least :meth:`own_layout`)."""
+        knobs, slots = self.own_layout()
+        if layout[0] < knobs or layout[1] < slots:
+            raise ValueError(f"{self.workload.name} needs an action layout of at least {knobs} "
+                             f"knobs x {slots} slots, not {layout}")
+        self.max_knobs, self.slots = layout
         self.n_actions = self.max_knobs * self.slots
-        self._schedules: OrderedDict[ScheduleState, Schedule | InvalidSchedule] = OrderedDict()
-        self._legal: OrderedDict[ScheduleState, tuple[Action, ...]] = OrderedDict()
-        self._cache_size = cache_size
+
+    def own_layout(self) -> tuple[int, int]:
+        """``(knobs, slots)``: the smallest action layout that fits this workload's sketches."""
+        return (max(len(s.knobs) for s in self.sketches),
+                max([self._sub_actions(k) for s in self.sketches for k in s.knobs] or [1]))
 
     # ------------------------------------------------------------------ sketches and knobs
 
@@ -284,9 +311,7 @@ class DesignSpace:
         cached = self._schedules.get(state)
         if cached is None:
             cached = self._build(state)
-            self._remember(self._schedules, state, cached)
-        else:
-            self._schedules.move_to_end(state)
+            self._schedules.put(state, cached)
         if isinstance(cached, InvalidSchedule):
             raise cached
         return cached
@@ -300,7 +325,7 @@ class DesignSpace:
         try:
             self.trace(state).apply_to_schedule(sch, remove_postproc=True)
         except (RuntimeError, ValueError, TypeError) as err:
-            return InvalidSchedule(f"trace does not replay: {_first_line(err)}")
+            return InvalidSchedule(f"trace does not replay: {error_summary(err)}")
         canonical = self._read_values(state.sketch, sch)
         failure = self._postprocess(sch)
         return failure or (sch, canonical)
@@ -315,11 +340,50 @@ class DesignSpace:
             replayed = Schedule(self.workload.mod, debug_mask=0)
             sch.trace.apply_to_schedule(replayed, remove_postproc=True)
         except (RuntimeError, ValueError, TypeError) as err:
-            raise InvalidSchedule(f"trace does not replay: {_first_line(err)}") from err
+            raise InvalidSchedule(f"trace does not replay: {error_summary(err)}") from err
         failure = self._postprocess(replayed)
         if failure is not None:
             raise failure
         return replayed
+
+    def state_of_trace(self, trace: object) -> ScheduleState:
+        """The state whose program a MetaSchedule trace (JSON, e.g. from its tuning database)
+        describes: the sketch whose knobs the trace has, in order, with the trace's decisions
+        (MetaSchedule searches the same sketches; its database keeps traces without their dead
+        instructions). ``ValueError`` when no sketch gives the trace's program."""
+        try:
+            replayed = self.replay_json(trace)
+            sch = Schedule(self.workload.mod, debug_mask=0)
+            Trace.apply_json_to_schedule(trace, sch)
+            bare = Schedule(self.workload.mod, debug_mask=0)
+            sch.trace.apply_to_schedule(bare, remove_postproc=True)
+        except (InvalidSchedule, RuntimeError, ValueError, TypeError) as err:
+            raise ValueError(f"trace does not replay on {self.workload.name}: "
+                             f"{error_summary(err)}") from err
+        decisions = dict(bare.trace.decisions)
+        found: list[tuple[KnobKind, Value]] = []
+        for inst in bare.trace.insts:
+            kind = inst.kind.name
+            if kind == "SamplePerfectTile":
+                found.append(("tile", tuple(int(v) for v in decisions[inst])))
+            elif kind == "SampleCategorical":
+                found.append(("categorical", int(decisions[inst])))
+            elif kind == "SampleComputeLocation":
+                found.append(("compute_location", int(decisions[inst])))
+            elif kind == "Annotate" and str(inst.attrs[0]) == "meta_schedule.parallel":
+                found.append(("parallel", int(inst.inputs[1])))
+        for index, sketch in enumerate(self.sketches):
+            if [k.kind for k in sketch.knobs] != [kind for kind, _ in found]:
+                continue
+            try:
+                state = self.canonical(ScheduleState(self.workload.name, index,
+                                                     tuple(value for _, value in found)))
+            except InvalidSchedule:
+                continue
+            if tvm_ffi.structural_equal(self.schedule(state).mod, replayed.mod):
+                return state
+        raise ValueError(f"the trace is of none of the {len(self.sketches)} sketches of "
+                         f"{self.workload.name}")
 
     def _postprocess(self, sch: Schedule) -> InvalidSchedule | None:
         """Run the postprocessors on ``sch`` in place; the failure, if one rejects it."""
@@ -328,7 +392,7 @@ class DesignSpace:
             try:
                 ok = postproc.apply(sch)
             except RuntimeError as err:
-                return InvalidSchedule(f"{postproc.legacy_repr()} failed: {_first_line(err)}")
+                return InvalidSchedule(f"{postproc.legacy_repr()} failed: {error_summary(err)}")
             if not ok:
                 return InvalidSchedule(f"rejected by {postproc.legacy_repr()}")
         return None
@@ -350,12 +414,7 @@ class DesignSpace:
                 values.append(tuple(int(v) for v in decisions[inst]))
             else:
                 values.append(int(decisions[inst]))
-        return ScheduleState(sketch, tuple(values))
-
-    def _remember(self, cache: OrderedDict, key: ScheduleState, value: Any) -> None:
-        cache[key] = value
-        if len(cache) > self._cache_size:
-            cache.popitem(last=False)
+        return ScheduleState(self.workload.name, sketch, tuple(values))
 
     def is_valid(self, state: ScheduleState) -> bool:
         try:
@@ -426,7 +485,7 @@ class DesignSpace:
         """The canonical state the action leads to (raises :class:`InvalidSchedule`)."""
         values = list(state.values)
         values[action.knob] = action.new
-        return self.canonical(ScheduleState(state.sketch, tuple(values)))
+        return self.canonical(ScheduleState(state.problem, state.sketch, tuple(values)))
 
     def locations(self, state: ScheduleState, knob: int) -> tuple[int, ...]:
         """Compute locations MetaSchedule accepts for a compute-location knob in this state.
@@ -441,7 +500,7 @@ class DesignSpace:
         while probe >= -2:
             values = list(state.values)
             values[knob] = probe
-            trace = self.trace(ScheduleState(state.sketch, tuple(values)))
+            trace = self.trace(ScheduleState(state.problem, state.sketch, tuple(values)))
             prefix = Trace(list(trace.insts)[: inst_index + 1], dict(trace.decisions))
             sch = Schedule(self.workload.mod, debug_mask=0)
             try:
@@ -471,7 +530,7 @@ class DesignSpace:
                 if isinstance(action, Action):
                     legal.append(action)
         result = tuple(legal)
-        self._remember(self._legal, state, result)
+        self._legal.put(state, result)
         return result
 
     def mask(self, state: ScheduleState) -> np.ndarray:
@@ -518,9 +577,126 @@ def _axis_names(original: Schedule, block: str) -> list[str]:
     return [iv.var.name for iv in sblock.iter_vars]
 
 
-def _first_line(err: BaseException) -> str:
-    lines = [line for line in str(err).splitlines() if line.strip()]
-    for line in lines:
-        if "Error" in line or "error" in line:
-            return line.strip()[:300]
-    return (lines[-1] if lines else type(err).__name__)[:300]
+FEATURE_BOUND = 64.0
+LOG_SPEEDUP_BOUND = 20.0
+PER_STORE_FEATURES = 164
+"""MetaSchedule's per-store feature vector (``PerStoreFeature``): the observation's summary of
+the program is their mean and maximum over the program's stores."""
+
+
+class TensorSpace:
+    """The design spaces of one or more workloads, with one action and observation layout.
+
+    The layout (``max_knobs`` x ``slots`` actions, ``max_knobs`` decision slots, ``max_sketches``
+    sketch flags) is the largest the workloads need, or a larger one given, so that one policy
+    acts on every workload: the unused slots are padding and masked. ``slots`` is at least the
+    compute-location choices (``2 + max_compute_location``), so it does not depend on whether a
+    workload has a compute-location knob.
+    """
+
+    random_start = True
+
+    def __init__(self, workloads: Sequence[Workload], target: tvm.target.Target, *,
+                 max_compute_location: int = 16, max_knobs: int | None = None,
+                 max_sketches: int | None = None) -> None:
+        own = [DesignSpace(w, target, max_compute_location=max_compute_location)
+               for w in workloads]
+        knobs = max(d.own_layout()[0] for d in own)
+        slots = max(2 + max_compute_location, *(d.own_layout()[1] for d in own))
+        if max_knobs is not None:
+            if max_knobs < knobs:
+                raise ValueError(f"the workloads need {knobs} knob slots, more than max_knobs="
+                                 f"{max_knobs}")
+            knobs = max_knobs
+        for space in own:
+            space.use_layout((knobs, slots))
+        self.spaces = {d.workload.name: d for d in own}
+        self.sketches = max(len(d.sketches) for d in own)
+        if max_sketches is not None and max_sketches < self.sketches:
+            raise ValueError(f"the workloads have up to {self.sketches} sketches, more than "
+                             f"max_sketches={max_sketches}")
+        self.max_sketches = max_sketches or self.sketches
+        self.max_knobs, self.slots = knobs, slots
+        self.n_actions = knobs * slots
+        self.observation_space = spaces.Dict({
+            "decisions": spaces.Box(-2.0, 32.0, (knobs * 4,), np.float32),
+            "knob_kinds": spaces.MultiBinary(knobs * 4),
+            "sketch": spaces.MultiBinary(self.max_sketches),
+            "features": spaces.Box(-FEATURE_BOUND, FEATURE_BOUND, (2 * PER_STORE_FEATURES,),
+                                   np.float32),
+            "log_speedup": spaces.Box(-LOG_SPEEDUP_BOUND, LOG_SPEEDUP_BOUND, (1,), np.float32),
+            "progress": spaces.Box(0.0, 1.0, (1,), np.float32),
+        })
+        from tvm.s_tir import meta_schedule as ms
+
+        self._features = ms.feature_extractor.PerStoreFeature()
+
+    def space(self, problem: str) -> DesignSpace:
+        try:
+            return self.spaces[problem]
+        except KeyError:
+            raise ValueError(f"unknown workload {problem!r}; this environment's: "
+                             f"{list(self.spaces)}") from None
+
+    def problems(self) -> Sequence[str]:
+        return list(self.spaces)
+
+    def initial(self, problem: str, rng: np.random.Generator) -> ScheduleState:
+        """A random valid sample of the workload (MetaSchedule's initial population)."""
+        return self.space(problem).sample(rng)
+
+    def canonical(self, state: ScheduleState) -> ScheduleState:
+        try:
+            return self.space(state.problem).canonical(state)
+        except InvalidSchedule as err:
+            raise ValueError(f"not a valid state of {state.problem}: {err}") from err
+
+    def state_from_json(self, data: Mapping[str, Any]) -> ScheduleState:
+        return ScheduleState.from_json(data)
+
+    def legal_mask(self, state: ScheduleState) -> np.ndarray:
+        return self.space(state.problem).mask(state)
+
+    def transition(self, state: ScheduleState, action: int) -> ScheduleState | str:
+        space = self.space(state.problem)
+        decoded = space.decode(state, action)
+        if isinstance(decoded, str):
+            return decoded
+        try:
+            successor = space.successor(state, decoded)
+        except InvalidSchedule as err:
+            return f"{decoded.text}: {err}"
+        if successor == state:
+            return f"{decoded.text}: MetaSchedule applies the same decisions (no change)"
+        return successor
+
+    def describe_actions(self, state: ScheduleState) -> list[dict[str, Any]]:
+        space = self.space(state.problem)
+        knobs = space.knobs(state.sketch)
+        return [{"id": a.id, "knob": knobs[a.knob].label, "old": a.old, "new": a.new,
+                 "text": a.text} for a in space.legal_actions(state)]
+
+    def observe(self, state: ScheduleState, outcome: Outcome, reference: float, progress: float
+                ) -> dict[str, np.ndarray]:
+        from tvm.s_tir import meta_schedule as ms
+
+        space = self.space(state.problem)
+        schedule = space.schedule(state)
+        candidate = ms.MeasureCandidate(
+            schedule, ms.arg_info.ArgInfo.from_prim_func(schedule.mod["main"]))
+        per_store = self._features.extract_from(space.context, [candidate])[0].numpy()
+        summary = np.concatenate([per_store.mean(axis=0), per_store.max(axis=0)]) \
+            if len(per_store) else np.zeros(2 * PER_STORE_FEATURES)
+        decisions, kinds = space.encode(state)
+        sketch = np.zeros(self.max_sketches, dtype=np.int8)
+        sketch[state.sketch] = 1
+        score = outcome.score if outcome.score is not None else reference
+        return {
+            "decisions": decisions,
+            "knob_kinds": kinds,
+            "sketch": sketch,
+            "features": np.clip(summary, -FEATURE_BOUND, FEATURE_BOUND).astype(np.float32),
+            "log_speedup": np.clip([np.log(reference / score)], -LOG_SPEEDUP_BOUND,
+                                   LOG_SPEEDUP_BOUND).astype(np.float32),
+            "progress": np.array([progress], dtype=np.float32),
+        }

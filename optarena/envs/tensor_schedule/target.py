@@ -17,6 +17,7 @@ from typing import Any
 import tvm
 from tvm.target import codegen
 
+from optarena.envs.contract import error_summary
 from optarena.envs.host import host_cpu_flags
 
 # LLVM feature name -> /proc/cpuinfo flag, for the features whose absence raises SIGILL.
@@ -104,9 +105,19 @@ def host_target(num_cores: int | None = None) -> dict[str, Any]:
 
 
 def resolve_target(target: str | dict[str, Any] | None) -> tvm.target.Target:
-    """``None`` or ``"host"`` -> :func:`host_target`; a dict or a TVM target string as given."""
+    """``None`` or ``"host"`` -> :func:`host_target`; a dict or a TVM target string as given.
+    ``ValueError`` naming the problem for a target TVM rejects or an ``mcpu`` LLVM does not
+    know (TVM's own message is about a missing attribute)."""
     if target is None or target == "host":
         return tvm.target.Target(host_target())
-    if isinstance(target, dict):
-        return tvm.target.Target(target)
-    return tvm.target.Target(target)
+    try:
+        resolved = tvm.target.Target(target)
+    except (ValueError, RuntimeError, TypeError) as err:
+        raise ValueError(f"not a TVM target: {target!r} ({error_summary(err)})") from err
+    mcpu = str(resolved.attrs.get("mcpu", "")) if resolved.kind.name == "llvm" else ""
+    if mcpu:
+        known = set(codegen.llvm_get_cpu_archlist(tvm.target.Target({"kind": "llvm"})))
+        if known and mcpu not in known:
+            raise ValueError(f"unknown mcpu {mcpu!r} for LLVM {codegen.llvm_version_major()} on "
+                             f"this machine; valid: {', '.join(sorted(known))}")
+    return resolved

@@ -1,24 +1,27 @@
 """The measurement worker: runs in its own process, started by :class:`~.measure.Measurer`.
 
-``python -m optarena.envs.tensor_schedule.worker FD`` talks over the socket ``FD``: it receives the
-workload, target and settings, generates the random inputs and the reference outputs once, answers
-``{"ready": True}``, then compiles, checks and times each program it is sent. Generated code runs
-only here, so a kernel that crashes or hangs takes this process down, not the environment.
+``python -m optarena.envs.tensor_schedule.worker SETUP`` (``SETUP``: JSON with the workload,
+target, settings and RPC device) generates the random inputs and the reference outputs once,
+says it is ready, then compiles, checks and times each program it is sent, one JSON line each
+way (:func:`optarena.envs.isolation.serve`). Generated code runs only here, so a kernel that
+crashes or hangs takes this process down, not the environment.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tvm
 
+from optarena.envs.contract import error_summary
+from optarena.envs.isolation import serve
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
 from optarena.envs.tensor_schedule.workload import Workload, get_workload
 
@@ -70,9 +73,8 @@ class _Device:
         return self.session.load_module(path.name)
 
 
-def _serve(conn: Connection) -> None:
+def _serve(setup: dict[str, Any]) -> None:
     """Worker loop: set up inputs and reference once, then answer measurement requests."""
-    setup = conn.recv()
     spec, target = setup["spec"], setup["target"]
     config = MeasureConfig(**setup["config"])
     rpc = None if setup["rpc"] is None else RPCConfig(**setup["rpc"])
@@ -90,13 +92,8 @@ def _serve(conn: Connection) -> None:
         reference_fn["main"](*args)
         reference = [args[i].numpy() for i in written]
     args = [tvm.runtime.tensor(a, device.dev) for a in inputs]
-    conn.send({"ready": True})
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        conn.send(_measure_one(request, device, args, inputs, written, reference, config))
+    serve(lambda request: _measure_one(request, device, args, inputs, written, reference, config),
+          ready={"ready": True})
 
 
 def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
@@ -105,9 +102,9 @@ def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
     try:
         module = device.load(tvm.ir.load_json(request["mod"]))
     except tvm.error.RPCError as err:  # the remote side is gone: reconnect in a fresh worker
-        return {"error_kind": "run", "error": _summarize(err), "restart": True}
+        return {"error_kind": "run", "error": error_summary(err, 500), "restart": True}
     except Exception as err:  # any compiler error is a failed build
-        return {"error_kind": "build", "error": _summarize(err)}
+        return {"error_kind": "build", "error": error_summary(err, 500)}
     try:
         max_error = None
         if config.check:
@@ -126,18 +123,11 @@ def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
                                       min_repeat_ms=request["min_repeat_ms"])
         runs = [float(r) for r in timer(*args).results]
     except tvm.error.RPCError as err:
-        return {"error_kind": "run", "error": _summarize(err), "restart": True}
+        return {"error_kind": "run", "error": error_summary(err, 500), "restart": True}
     except Exception as err:  # any runtime error is a failed run
-        return {"error_kind": "run", "error": _summarize(err)}
+        return {"error_kind": "run", "error": error_summary(err, 500)}
     return {"latency_s": float(np.median(runs)), "runs_s": runs, "max_error": max_error}
 
 
-def _summarize(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    useful = [line for line in lines if "rror" in line] or lines or [type(err).__name__]
-    return useful[-1][:500]
-
-
-
 if __name__ == "__main__":
-    _serve(Connection(int(sys.argv[1])))
+    _serve(json.loads(sys.argv[1]))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import re
+import runpy
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import tvm
 from tvm import te
+
+from optarena.envs.contract import error_summary
 
 Reference = Callable[[list[np.ndarray]], list[np.ndarray]]
 
@@ -450,23 +454,39 @@ def _parse_knobs(text: str, name: str) -> dict[str, int]:
 
 
 def load_tvmscript(path: Path) -> Workload:
-    """A user's workload: a TVMScript file holding one PrimFunc or an IRModule with one PrimFunc."""
-    from tvm.s_tir.analysis import estimate_tir_flops
-    from tvm.script import from_source
+    """A user's workload: a Python file defining one TVMScript ``PrimFunc`` (or an ``IRModule``
+    holding one), as users write them -- a docstring, imports, comments, helper functions and an
+    ``if __name__ == "__main__":`` block are fine (the file is run as a module, not as a script).
 
-    # TVM's parser takes no imports; a file written for Python has them (T, I are provided).
-    text = re.sub(r"^(from\s+\S+\s+import\s+.*|import\s+.*)$", "", path.read_text(), flags=re.M)
-    parsed = from_source(text)
-    if isinstance(parsed, tvm.IRModule):
-        funcs = [f for f in parsed.functions.values() if isinstance(f, tvm.tirx.PrimFunc)]
+    ``ValueError`` naming the file and the problem when it does not run, TVM cannot parse it, or
+    it defines no ``PrimFunc``/``IRModule`` or several."""
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    try:
+        namespace = runpy.run_path(str(path), run_name="optarena_user_workload")
+    except Exception as err:  # the user's file: any error is theirs to see, with its place
+        raise ValueError(f"{path}: cannot load the workload: {type(err).__name__}: "
+                         f"{error_summary(err)}{_where(err, path)}") from err
+    found = {id(v): (name, v) for name, v in namespace.items()
+             if isinstance(v, tvm.tirx.PrimFunc | tvm.IRModule) and not name.startswith("__")}
+    modules = [(name, v) for name, v in found.values() if isinstance(v, tvm.IRModule)]
+    funcs = [(name, v) for name, v in found.values() if isinstance(v, tvm.tirx.PrimFunc)]
+    if modules:
+        if len(modules) > 1 or funcs:
+            names = ", ".join(sorted(n for n, _ in found.values()))
+            raise ValueError(f"{path}: defines several programs ({names}); a workload file "
+                             "defines one PrimFunc or one IRModule")
+        name, module = modules[0]
+        funcs = [(f"{name}.{g.name_hint}", f) for g, f in module.functions.items()
+                 if isinstance(f, tvm.tirx.PrimFunc)]
         if len(funcs) != 1:
-            raise ValueError(f"{path}: expected one PrimFunc in the IRModule, found {len(funcs)}")
-        func = funcs[0]
-    elif isinstance(parsed, tvm.tirx.PrimFunc):
-        func = parsed
-    else:
-        raise ValueError(f"{path}: holds a {type(parsed).__name__}, not a PrimFunc or IRModule")
-    mod = _mod(func)
+            raise ValueError(f"{path}: IRModule {name} holds {len(funcs)} PrimFuncs; a workload "
+                             "is one")
+    if len(funcs) != 1:
+        what = ", ".join(sorted(n for n, _ in funcs)) if funcs else "none"
+        raise ValueError(f"{path}: a workload file defines one TVMScript PrimFunc "
+                         f"(@T.prim_func) or IRModule (@I.ir_module); found {what}")
+    mod = _mod(funcs[0][1])
     return Workload(
         name=str(path.resolve()),
         mod=mod,
@@ -474,6 +494,17 @@ def load_tvmscript(path: Path) -> Workload:
         source=f"user TVMScript {path}",
         description="user workload (checked against its unscheduled program)",
     )
+
+
+def _where(err: BaseException, path: Path) -> str:
+    """Where in the user's file ``err`` happened: TVMScript's own ``--> file:line:col``, else
+    the deepest frame of the traceback in the file."""
+    located = re.search(r"-->\s*(\S+:\d+:\d+)", str(err))
+    if located:
+        return f" at {located.group(1)}"
+    lines = [frame.lineno for frame in traceback.extract_tb(err.__traceback__)
+             if Path(frame.filename).resolve() == path.resolve()]
+    return f" at {path}:{lines[-1]}" if lines else ""
 
 
 def get_workload(spec: str) -> Workload:

@@ -1,0 +1,105 @@
+"""How ``optarena/AArch64Peephole-v0`` scores a block: verified, then llvm-mca cycles.
+
+A candidate block is first checked against its problem's original block by the equivalence
+checker (:mod:`~optarena.envs.aarch64_peephole.check`); an inequivalent block is a failed
+measurement whose kind is the checker's class (``assemble``, ``register``, ``memory``, ``flags``,
+``crash``). An equivalent one scores llvm-mca's total cycles for ``iterations`` repetitions on
+``mcpu``. Scores are deterministic. The reference is the original block; the anchor ``llvm`` is
+LLVM's own load/store optimizer's output (the corpus oracle), where the corpus has one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from optarena.envs.aarch64_peephole.block import format_block, parse_block
+from optarena.envs.aarch64_peephole.check import EquivalenceChecker
+from optarena.envs.aarch64_peephole.corpus import BlockPair
+from optarena.envs.aarch64_peephole.space import BlockState
+from optarena.envs.aarch64_peephole.toolchain import AssembleError, Toolchain
+from optarena.envs.contract import Outcome, Program
+
+CHECKER_FAILURES = frozenset({"assemble", "register", "memory", "flags", "crash"})
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class PeepholeScorer:
+    """Equivalence-checked llvm-mca cycles of blocks of one corpus."""
+
+    deterministic = True
+    has_cost_model = True
+    """:meth:`estimate` (unverified llvm-mca cycles) is always available."""
+
+    def __init__(self, blocks: Mapping[str, BlockPair], toolchain: Toolchain, mcpu: str,
+                 iterations: int, check_states: int) -> None:
+        self.blocks = blocks
+        self.toolchain = toolchain
+        self.mcpu = mcpu
+        self.iterations = iterations
+        self.checker = EquivalenceChecker(toolchain, states=check_states)
+        self.num_cost_model_calls = 0
+
+    def original(self, problem: str) -> str:
+        """The problem's block as compiled, in canonical text."""
+        return format_block(parse_block(self.blocks[problem].input))
+
+    def context(self, problem: str) -> dict[str, Any]:
+        return {
+            "workload_hash": text_hash(self.blocks[problem].input),
+            "target": {"mcpu": self.mcpu, "iterations": self.iterations,
+                       "llvm_mca": self.toolchain.version()},
+            "checker": {"states": self.checker.states, "seed": self.checker.seed},
+        }
+
+    def anchors(self, problem: str) -> dict[str, float]:
+        """``llvm``: the cycles of LLVM's own load/store optimizer's output (if known)."""
+        oracle = self.blocks[problem].oracle
+        if oracle is None:
+            return {}
+        cycles = self.cycles([oracle])[0]
+        return {} if isinstance(cycles, AssembleError) else {"llvm": float(cycles)}
+
+    def compile(self, state: BlockState) -> Program:
+        return Program(state.problem, text_hash(state.asm), state.asm)
+
+    def reference(self, problem: str) -> Program:
+        original = self.original(problem)
+        return Program(problem, text_hash(original), original)
+
+    def score(self, programs: Sequence[Program], bound: Sequence[float | None]) -> list[Outcome]:
+        """Verify the batch against the originals (one assembler run, the originals' emulation
+        kept), then score the equivalent blocks in one llvm-mca run."""
+        outcomes: dict[int, Outcome] = {}
+        candidates = [i for i, p in enumerate(programs) if p.payload != self.original(p.problem)]
+        checks = self.checker.check_many([(self.blocks[programs[i].problem].input,
+                                           programs[i].payload) for i in candidates])
+        for index, result in zip(candidates, checks, strict=True):
+            if not result.equivalent:
+                assert result.failure is not None
+                outcomes[index] = Outcome.failed(result.failure.kind, result.failure.detail)
+        verified = [i for i in range(len(programs)) if i not in outcomes]
+        for index, cycles in zip(verified, self.cycles([programs[i].payload for i in verified]),
+                                 strict=True):
+            outcomes[index] = (Outcome.failed("assemble", f"llvm-mca: {cycles.message}")
+                               if isinstance(cycles, AssembleError) else Outcome(float(cycles)))
+        return [outcomes[i] for i in range(len(programs))]
+
+    def cycles(self, blocks: Sequence[str]) -> list[int | AssembleError]:
+        """llvm-mca cycles of each block (unverified, one llvm-mca run), or why it was rejected."""
+        return self.toolchain.cycles_many(blocks, self.mcpu, self.iterations)
+
+    def estimate(self, states: Sequence[BlockState]) -> np.ndarray:
+        """llvm-mca cycles of unverified blocks: the cheap cost model of tree search."""
+        self.num_cost_model_calls += len(states)
+        return np.array([c if isinstance(c, int) else np.inf
+                         for c in self.cycles([s.asm for s in states])], dtype=float)
+
+    def close(self) -> None:
+        """Nothing runs between calls."""

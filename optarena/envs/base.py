@@ -1,0 +1,356 @@
+"""The gymnasium layer every optarena environment shares: :class:`ArenaEnv`.
+
+It implements the contract of :mod:`optarena.envs.contract` once, over a space, a scorer and the
+shared :class:`~optarena.envs.evaluator.Evaluator`. An environment subclasses it to build its
+space and scorer from its constructor arguments and to add what only it has (the tensor
+environment's crossover and export, the peephole environment's free-form rewrite).
+
+``reset(seed=, options=)`` takes ``options={"problem": ID}`` (start on that problem),
+``options={"state": STATE_OR_JSON}`` (start from that state); otherwise it starts on the
+environment's fixed problem, or on one drawn with the seed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from optarena.envs.contract import (
+    SCORE_FLOOR,
+    CostModel,
+    Failure,
+    Outcome,
+    Scorer,
+    Space,
+    State,
+    log_ratio,
+)
+from optarena.envs.evaluator import Evaluator
+from optarena.envs.lru import LRU
+from optarena.envs.store import Store, open_store
+
+S = TypeVar("S", bound=State)
+StepResult = tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]
+
+START_TRIES = 32
+"""Random starting states tried before a reset gives up (spaces with random starts)."""
+
+
+class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
+    """One optimization game: a problem, its states and their measured scores."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    prompt_family: ClassVar[str] = "generic"
+    """Which prompt templates (``optarena/llm/prompts/<family>.txt``) describe it to an LLM."""
+    problem_kwargs: ClassVar[tuple[str, ...]] = ()
+    """Constructor arguments that define the problem besides the problem's name (a submission
+    may set only these; the rest say how to measure, which the verifier decides)."""
+
+    @classmethod
+    def measures_time(cls, kwargs: Mapping[str, Any]) -> bool:
+        """Whether an environment made with ``kwargs`` times programs (runs need a quiet
+        machine; scores are verified with a tolerance)."""
+        return False
+
+    @classmethod
+    def baseline(cls, kwargs: Mapping[str, Any]) -> str:
+        """What reports compare agents with: an agent name or ``anchor:NAME``."""
+        return "random"
+
+    @classmethod
+    def verification_kwargs(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor arguments a verifier measures with, from its own ``settings``: every
+        check forced on, whatever the settings say."""
+        return dict(settings)
+
+    def __init__(self, space: Space[S], scorer: Scorer[S], *, problem: str | None = None,
+                 max_steps: int = 32, store: Store | str | Path | None = "default",
+                 render_mode: str | None = None, cache_size: int = 1 << 16) -> None:
+        """
+        Args:
+            space: states, transitions, masks, observations.
+            scorer: how programs are built and scored.
+            problem: the problem every reset starts on (``None``: drawn with the seed).
+            max_steps: steps before an episode is truncated.
+            store: the persistent measurement store (:mod:`~optarena.envs.store`): a path,
+                ``"default"`` or ``None`` for none.
+            render_mode: ``"ansi"`` or ``None``.
+            cache_size: programs whose outcomes are kept in memory.
+        """
+        self.space = space
+        self.scorer = scorer
+        self.evaluator: Evaluator[S] = Evaluator(scorer, store=open_store(store),
+                                                 cache_size=cache_size)
+        if problem is not None and problem not in space.problems():
+            raise ValueError(f"unknown problem {problem!r} for {type(self).__name__}")
+        self.fixed_problem = problem
+        self.max_steps = max_steps
+        self.render_mode = render_mode
+        self.action_space = spaces.Discrete(space.n_actions)
+        self.observation_space = space.observation_space
+        self._state: S | None = None
+        self._outcome: Outcome | None = None
+        self._steps = 0
+        self._failed: LRU[S, frozenset[int]] = LRU(cache_size)
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        self._steps = 0
+        if "state" in options:
+            state = self.as_state(options["state"])
+            (outcome,) = self.evaluate([state])
+            if not outcome.ok:
+                raise ValueError(f"options['state'] cannot be scored: {_reason(outcome)}")
+        else:
+            state, outcome = self._start(self._pick_problem(options.get("problem")))
+        self._state, self._outcome = state, outcome
+        return self._observation(), self._info()
+
+    def step(self, action: int | np.integer) -> StepResult:
+        return self.step_to(self.transition(self.get_state(), int(action)), action=int(action))
+
+    def step_to(self, successor: S | str, what: str | None = None, action: int | None = None
+                ) -> StepResult:
+        """One step to ``successor`` (or, given a string, a step that does not apply for that
+        reason). ``action``, if given, is masked in this state from now on if its program
+        fails; ``what`` names a free-form move in messages. ``step`` is
+        ``step_to(transition(...), action=...)``; environments with free-form moves (a whole
+        rewritten block) call it directly."""
+        state, outcome = self._require()
+        self._steps += 1
+        reward, extra = 0.0, {}
+        if isinstance(successor, str):
+            extra["invalid_action"] = successor
+        else:
+            (new,) = self.evaluate([successor])
+            if new.ok:
+                reward = log_ratio(_score(outcome), _score(new))
+                self._state, self._outcome = successor, new
+            else:
+                assert new.failure is not None
+                if action is not None:
+                    self._mark_failed(state, action)
+                move = what or self._action_text(state, action if action is not None else -1)
+                extra["invalid_action"] = f"{move} failed: {_reason(new)}"
+                extra["failure"] = new.failure.to_json()
+        info = {**self._info(), **extra}
+        terminated = not info["action_mask"].any()
+        truncated = self._steps >= self.max_steps
+        return self._observation(), reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        state, outcome = self._require()
+        return f"{state.problem}: {self.format_score(_score(outcome))}\n" \
+               f"{self.program_text(state)}"
+
+    def close(self) -> None:
+        self.scorer.close()
+        if self.evaluator.store is not None:
+            self.evaluator.store.close()
+
+    # ------------------------------------------------------------------ the contract
+
+    def get_state(self) -> S:
+        """The current state (immutable and hashable: store it, branch from it)."""
+        return self._require()[0]
+
+    def set_state(self, state: S | Mapping[str, Any]) -> dict[str, Any]:
+        """Jump to ``state`` (a state or its JSON), scoring it unless its program is known;
+        returns its ``info``. ``ValueError`` (and no change) if it is not a state of this
+        environment or its program fails."""
+        target = self.as_state(state)
+        (outcome,) = self.evaluate([target])
+        if not outcome.ok:
+            raise ValueError(f"cannot move to a state whose program failed: {_reason(outcome)}")
+        self._state, self._outcome = target, outcome
+        return self._info()
+
+    def transition(self, state: S, action: int) -> S | str:
+        """The successor of ``state`` under ``action``, or why there is none; measures nothing."""
+        if action in (self._failed.get(state) or ()):
+            return f"{self._action_text(state, action)}: its program failed before"
+        return self.space.transition(state, action)
+
+    def legal_mask(self, state: S | None = None) -> np.ndarray:
+        """Legal actions of ``state`` (default: the current one), as 0/1 ``int8``."""
+        state = self.get_state() if state is None else state
+        mask = self.space.legal_mask(state)
+        failed = self._failed.get(state)
+        if failed:
+            mask = mask.copy()
+            mask[list(failed)] = 0
+        return mask
+
+    def action_masks(self) -> np.ndarray:
+        """Legal actions of the current state (MaskablePPO's name)."""
+        return self.legal_mask()
+
+    def evaluate(self, states: Sequence[S], *, fresh: bool = False) -> list[Outcome]:
+        """The outcome of each state's program (a batch; known programs are free)."""
+        return self.evaluator.evaluate(states, fresh=fresh)
+
+    def estimate(self, states: Sequence[S]) -> np.ndarray:
+        """Estimated scores from the environment's cost model, counted in
+        ``num_cost_model_calls``, not in measurements. ``NotImplementedError`` without one."""
+        if not isinstance(self.scorer, CostModel) or not self.scorer.has_cost_model:
+            raise NotImplementedError(f"{type(self).__name__} has no cost model with these "
+                                      "settings")
+        return self.scorer.estimate(states)
+
+    @property
+    def has_cost_model(self) -> bool:
+        return isinstance(self.scorer, CostModel) and self.scorer.has_cost_model
+
+    @property
+    def num_measurements(self) -> int:
+        return self.evaluator.num_measurements
+
+    @property
+    def num_cost_model_calls(self) -> int:
+        return self.scorer.num_cost_model_calls if isinstance(self.scorer, CostModel) else 0
+
+    def state_from_json(self, data: Mapping[str, Any]) -> S:
+        return self.space.state_from_json(data)
+
+    def as_state(self, state: S | Mapping[str, Any]) -> S:
+        """The canonical state ``state`` (a state or its JSON) names; ``ValueError`` saying why
+        when it is not a state of this environment."""
+        try:
+            given = self.space.state_from_json(state) if isinstance(state, Mapping) else state
+            return self.space.canonical(given)
+        except (KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"not a state of {type(self).__name__}: {err!r}") from err
+
+    def export(self, state: S, directory: str | Path) -> list[Path]:
+        """Write what a user needs to reuse ``state`` into ``directory``: ``state.json`` (the
+        state, its score and the problem) and the environment's own forms of the program."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (outcome,) = self.evaluate([state])
+        path = out / "state.json"
+        path.write_text(json.dumps({"state": state.to_json(), "score": outcome.score,
+                                    "problem": self.problem()}, indent=1, default=str))
+        return [path]
+
+    def problem(self) -> dict[str, Any]:
+        """What the current problem's scores are measured on (for results and submissions):
+        ``workload`` and ``workload_hash``, the scorer's settings, ``reference_score`` and named
+        ``anchors`` (scores of well-known alternatives such as ``-O3``)."""
+        problem = self._current_problem()
+        return {"workload": problem, **self.scorer.context(problem),
+                "reference_score": self.reference_score(problem),
+                "anchors": self.scorer.anchors(problem),
+                "deterministic": self.scorer.deterministic}
+
+    def reference_score(self, problem: str | None = None) -> float:
+        return _score(self.evaluator.reference(problem or self._current_problem()))
+
+    def describe_actions(self, state: S | None = None) -> list[dict[str, Any]]:
+        """The legal actions of ``state`` (default: the current one) as ``{"id", "text", ...}``."""
+        state = self.get_state() if state is None else state
+        mask = self.legal_mask(state)
+        return [d for d in self.space.describe_actions(state) if mask[d["id"]]]
+
+    def program_text(self, state: S, full: bool = False) -> str:
+        """The state's program for a prompt or a log (``full``: the whole program)."""
+        return str(state.to_json())
+
+    def target_text(self) -> str:
+        """Where scores are measured, in words (for prompts)."""
+        return type(self).__name__
+
+    def format_score(self, score: float) -> str:
+        return f"{score:.6g}"
+
+    # ------------------------------------------------------------------ helpers
+
+
+    def _pick_problem(self, problem: str | None) -> str:
+        problems = self.space.problems()
+        if problem is not None:
+            if problem not in problems:
+                raise ValueError(f"unknown problem {problem!r}")
+            return problem
+        if self.fixed_problem is not None:
+            return self.fixed_problem
+        return problems[int(self.np_random.integers(len(problems)))]
+
+    def _start(self, problem: str) -> tuple[S, Outcome]:
+        reasons = []
+        for _ in range(START_TRIES):
+            state = self.space.initial(problem, self.np_random)
+            (outcome,) = self.evaluate([state])
+            if outcome.ok:
+                return state, outcome
+            reasons.append(_reason(outcome))
+            if not getattr(self.space, "random_start", False):
+                break
+        raise RuntimeError(f"no starting state of {problem} could be scored; last: {reasons[-3:]}")
+
+    def _current_problem(self) -> str:
+        if self._state is not None:
+            return self._state.problem
+        if self.fixed_problem is not None:
+            return self.fixed_problem
+        return self.space.problems()[0]
+
+    def _mark_failed(self, state: S, action: int) -> None:
+        self._failed.put(state, frozenset({*(self._failed.get(state) or ()), action}))
+
+    def _action_text(self, state: S, action: int) -> str:
+        described = (d["text"] for d in self.space.describe_actions(state) if d["id"] == action)
+        return next(described, f"action {action}")
+
+    def _require(self) -> tuple[S, Outcome]:
+        if self._state is None or self._outcome is None:
+            raise gym.error.ResetNeeded("call reset() before using the environment")
+        return self._state, self._outcome
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        state, outcome = self._require()
+        reference = self.reference_score(state.problem)
+        progress = min(self._steps / self.max_steps, 1.0)
+        return self.space.observe(state, outcome, reference, progress)
+
+    def _info(self) -> dict[str, Any]:
+        state, outcome = self._require()
+        score, reference = _score(outcome), self.reference_score(state.problem)
+        info: dict[str, Any] = {
+            "score": score,
+            "improvement": reference / max(score, SCORE_FLOOR),
+            "reference_score": reference,
+            "state": state.to_json(),
+            "action_mask": self.legal_mask(state),
+            "num_measurements": self.num_measurements,
+        }
+        if outcome.censored:
+            info["censored"] = True
+        return {**info, **self._extras(state, outcome)}
+
+    def _extras(self, state: S, outcome: Outcome) -> dict[str, Any]:
+        """Environment-specific ``info`` entries (documented by each environment)."""
+        return {}
+
+
+def _score(outcome: Outcome) -> float:
+    assert outcome.score is not None
+    return outcome.score
+
+
+def _reason(outcome: Outcome) -> str:
+    failure = outcome.failure or Failure("unknown", "no score")
+    return f"{failure.kind}: {failure.detail}"
+
+

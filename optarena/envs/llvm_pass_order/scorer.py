@@ -1,0 +1,229 @@
+"""How ``optarena/LlvmPassOrder-v0`` builds and scores programs: CompilerGym applies the passes,
+:mod:`~optarena.envs.llvm_pass_order.measure` scores the IR.
+
+A state's program is the IR CompilerGym's ``llvm-v0`` reaches after its passes; its key is the IR's
+SHA-1, so pass sequences that give the same IR are one program (one measurement). Building it asks
+the service for the features of the observation, the IR instruction count, the metric's own
+observation (``ir_instructions``, ``code_size``) and, where scoring needs it (``cycles``,
+``runtime``, checking), the bitcode.
+
+With ``check`` (default: on for ``runtime``, which runs the program anyway; ``verify`` always
+checks), a program with a ``main`` is run and must print what the unoptimized program printed and
+exit the same way: a miscompile, crash or hang is a failed measurement (``output``, ``crash``,
+``timeout``). Anchors: ``-O3`` and ``-Oz``, the compiler's own pipelines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optarena.envs.contract import Failure, Outcome, Program
+from optarena.envs.llvm_pass_order.measure import SERVICE_METRICS, MeasureError, Measurer, Run
+from optarena.envs.llvm_pass_order.session import ServiceError, Session
+from optarena.envs.llvm_pass_order.space import FEATURES, PassState
+from optarena.envs.llvm_pass_order.workload import Benchmark, parse_benchmark
+from optarena.envs.lru import LRU
+
+ANCHORS = {"-O3": ("IrInstructionCountO3", "ObjectTextSizeO3"),
+           "-Oz": ("IrInstructionCountOz", "ObjectTextSizeOz")}
+"""Anchor -> CompilerGym's observation of it for ``ir_instructions`` and ``code_size``."""
+
+
+@dataclass(frozen=True)
+class BuiltIR:
+    """What the service said of one IR module (and its bitcode, where scoring needs it)."""
+
+    observations: dict[str, Any]
+    bitcode: Path | None
+
+
+class PassScorer:
+    """Builds IR through one CompilerGym service and scores it with one metric."""
+
+    def __init__(self, session: Session, measurer: Measurer, metric: str, observation: str,
+                 check: bool, files_kept: int = 1024) -> None:
+        self.session = session
+        self.measurer = measurer
+        self.metric = metric
+        self.check = check
+        self.deterministic = metric != "runtime"
+        self.observations = [FEATURES[observation][0], "IrInstructionCount"]
+        if metric in SERVICE_METRICS:
+            self.observations.append(SERVICE_METRICS[metric][0])
+        self.needs_bitcode = metric in ("cycles", "runtime") or check
+        self.pass_names: list[str] = []
+        self._benchmarks: dict[str, Benchmark] = {}
+        self._loaded: str | None = None
+        self._reference_runs: dict[str, Run | None] = {}
+        self._anchors: dict[str, dict[str, float]] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="optarena-llvm-")
+        self._files: LRU[str, Path] = LRU(files_kept)
+
+    # ------------------------------------------------------------------ the service
+
+    def load(self, spec: str) -> Benchmark:
+        """Parse ``spec`` and load it into the service (``ValueError`` with the reason)."""
+        benchmark = self._benchmarks.get(spec)
+        if benchmark is None:
+            benchmark = parse_benchmark(spec)
+            self._reset(benchmark)
+            self._benchmarks[spec] = benchmark
+        return benchmark
+
+    def _reset(self, benchmark: Benchmark) -> None:
+        try:
+            reply = self.session.request("reset", benchmark=benchmark.request)
+        except ServiceError as err:
+            self._loaded = None
+            raise ValueError(f"cannot load {benchmark.spec}: {err}") from None
+        self._loaded = benchmark.spec
+        self.pass_names = reply["actions"]
+
+    def apply(self, state: PassState, observations: list[str], out: Path | None
+              ) -> dict[str, Any]:
+        """The service's answer for ``state`` (retried once from a fresh reset: the service
+        may have died and restarted)."""
+        benchmark = self.load(state.problem)
+        request = {"passes": list(state.passes), "out": None if out is None else str(out),
+                   "observations": observations}
+        for attempt in range(2):
+            try:
+                if self._loaded != state.problem:
+                    self._reset(benchmark)
+                return self.session.request("apply", **request)
+            except (ServiceError, ValueError) as err:
+                self._loaded = None
+                if attempt:
+                    raise ValueError(f"CompilerGym: {err}") from None
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ the scorer contract
+
+    def context(self, problem: str) -> dict[str, Any]:
+        reference = self.compile(PassState(problem))
+        assert isinstance(reference, Program)
+        return {
+            "workload_hash": reference.key[:16],
+            "target": {"triple": self.measurer.triple, "mcpu": self.measurer.mcpu,
+                       "metric": self.metric, "llc": _version(self.measurer.llc),
+                       "compiler_gym": "0.2.5"},
+            "settings": {"runs": self.measurer.runs, "check": self.check},
+        }
+
+    def compile(self, state: PassState) -> Program | Failure:
+        out = Path(self._tmp.name) / "current.bc" if self.needs_bitcode else None
+        try:
+            reply = self.apply(state, self.observations, out)
+        except ValueError as err:
+            return Failure("service", str(err))
+        sha = reply["ir_sha1"]
+        bitcode = None
+        if out is not None:
+            bitcode = Path(self._tmp.name) / f"{sha}.bc"
+            out.replace(bitcode)
+            self._keep(sha, bitcode)
+        return Program(state.problem, sha, BuiltIR(reply["observations"], bitcode))
+
+    def reference(self, problem: str) -> Program:
+        built = self.compile(PassState(problem))
+        if isinstance(built, Failure):
+            raise ValueError(f"cannot build {problem}: {built.detail}")
+        return built
+
+    def score(self, programs: Sequence[Program], bound: Sequence[float | None]) -> list[Outcome]:
+        return [self._score_one(program) for program in programs]
+
+    def _score_one(self, program: Program) -> Outcome:
+        built: BuiltIR = program.payload
+        extras = {"features": built.observations[self.observations[0]],
+                  "ir_instructions": int(built.observations["IrInstructionCount"])}
+        try:
+            score = self._measure(program.problem, built)
+        except MeasureError as err:
+            return Outcome(None, Failure(err.kind, err.detail), extras=extras)
+        return Outcome(score, extras=extras)
+
+    def _measure(self, problem: str, built: BuiltIR) -> float:
+        run = None
+        reference_run = self.reference_run(problem)
+        if reference_run is not None and (self.check or self.metric == "runtime"):
+            assert built.bitcode is not None
+            run = self.measurer.run(built.bitcode, runs=None if self.metric == "runtime" else 1)
+            if self.check:
+                self.measurer.check(run, reference_run)
+        if self.metric == "cycles":
+            assert built.bitcode is not None
+            return float(self.measurer.cycles(built.bitcode))
+        if self.metric == "runtime":
+            if run is None:
+                raise MeasureError("run", f"{problem} has no main that runs: use reward='cycles'")
+            return run.seconds
+        return float(built.observations[SERVICE_METRICS[self.metric][0]])
+
+    def reference_run(self, problem: str) -> Run | None:
+        """How the unoptimized program behaves (``None``: it has no ``main`` that runs here)."""
+        if problem not in self._reference_runs:
+            run = None
+            if self.measurer.target == "host" and (self.check or self.metric == "runtime"):
+                built = self.reference(problem).payload
+                with contextlib.suppress(MeasureError):
+                    run = self.measurer.run(built.bitcode, runs=1)
+            self._reference_runs[problem] = run
+        return self._reference_runs[problem]
+
+    def anchors(self, problem: str) -> dict[str, float]:
+        """``-O3`` and ``-Oz``: the scores of the compiler's own pipelines."""
+        if problem not in self._anchors:
+            if self.metric in SERVICE_METRICS:
+                index = 0 if self.metric == "ir_instructions" else 1
+                names = [observation[index] for observation in ANCHORS.values()]
+                reply = self.apply(PassState(problem), names, None)
+                found = {anchor: float(reply["observations"][name])
+                         for anchor, name in zip(ANCHORS, names, strict=True)}
+            else:
+                source = self.reference(problem).payload.bitcode
+                found = {}
+                for anchor in ANCHORS:
+                    optimized = Path(self._tmp.name) / f"anchor{anchor}.bc"
+                    self.measurer.optimize(source, optimized, anchor)
+                    with contextlib.suppress(MeasureError):
+                        found[anchor] = self._measure(problem, BuiltIR({}, optimized))
+            self._anchors[problem] = found
+        return self._anchors[problem]
+
+    def ir_text(self, state: PassState, limit: int) -> str:
+        """The IR of ``state`` as text (``llvm-dis``), cut at ``limit`` characters."""
+        out = Path(self._tmp.name) / "text.bc"
+        self.apply(state, [], out)
+        return self.measurer.disassemble(out)[:limit]
+
+    def opcodes(self, state: PassState) -> dict[str, int]:
+        """How often each IR opcode occurs in ``state``'s program."""
+        counts = self.apply(state, ["InstCountDict"], None)["observations"]["InstCountDict"]
+        return {k.removesuffix("Count"): int(v) for k, v in counts.items()
+                if k.endswith("Count") and not k.startswith("Total") and v}
+
+    def _keep(self, sha: str, bitcode: Path) -> None:
+        """Keep a bounded number of bitcode files (the oldest are deleted)."""
+        evicted = self._files.put(sha, bitcode)
+        if evicted is not None and evicted != bitcode:
+            evicted.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.session.close()
+        self._tmp.cleanup()
+
+
+
+def _version(tool: str) -> str:
+    done = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if "LLVM version" in line:
+            return line.split("LLVM version", 1)[1].strip()
+    return "unknown"
