@@ -78,11 +78,6 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         self.mcpu, self.iterations, self.max_instructions = mcpu, iterations, max_instructions
 
     @classmethod
-    def measures_time(cls, kwargs: Mapping[str, Any]) -> bool:
-        """llvm-mca cycles do not depend on the machine's load."""
-        return False
-
-    @classmethod
     def baseline(cls, kwargs: Mapping[str, Any]) -> str:
         """Reports compare agents with the greedy rule (apply every profitable rewrite)."""
         return "greedy"
