@@ -1,167 +1,244 @@
-"""Measured candidates per second: optarena's measurement vs stock MetaSchedule, in one run.
+"""Measured candidates per second: optarena's batch path against MetaSchedule's, in one run.
 
-The same ``N`` distinct valid candidates of one workload (sampled with a seed) are measured with
-the same timing settings (``number``, ``repeat``, ``min_repeat_ms``) by
+The same candidates of one workload are measured with the same timing settings (``number``,
+``repeat``, ``min_repeat_ms``) by
 
-1. optarena's :class:`~optarena.envs.tensor_schedule.measure.Measurer` (one persistent worker:
-   compile, check against NumPy, time);
-2. stock MetaSchedule's ``LocalBuilder`` + ``LocalRunner`` (what ``tune_tir`` uses), one batch,
-   (a) as shipped but with the build timeout raised from 30 s to 300 s: its ``default_build``
-   imports every tensor intrinsic (CUDA's included) inside the first build of each worker, which
-   takes longer than 30 s on 2 cores, so with the stock timeout every build fails; and
-   (b) with a builder initializer that imports only the CPU intrinsics (the fix optarena applies
-   to itself), which compares the two measurement pipelines like for like;
-3. ``tune_tir`` for ``N`` trials end to end (search, cost model, builder, runner), with builders
-   (a) and (b);
-4. the environment itself: random legal steps until ``N`` new measurements (mask, features and
-   step overhead included).
+* **optarena, batch path**: the environment's ``evaluate`` in batches of ``--batch`` (as an
+  evolutionary generation or a vector step submits them): the candidates are built and checked in
+  parallel worker processes, then timed one at a time with nothing else running, adaptively (a
+  short first pass, repeats until their spread is small) and with early stopping of candidates
+  clearly slower than the best so far (censored). A fresh measurement store: no result is reused.
+* **optarena, full protocol**: the same batches, nothing adaptive (MetaSchedule's timing).
+* **optarena, one at a time** (the pipeline before batches): one worker compiles, checks and
+  times each candidate in full.
+* **MetaSchedule** ``LocalBuilder`` + ``LocalRunner``, the builder's workers importing only the CPU
+  tensor intrinsics (its stock initializer imports every target's, 44 s on 2 cores: see the
+  README), the runner timing with the same settings.
 
-Wall-clock includes start-up (worker processes, imports): that is what a user waits for. Usage::
+for two candidate sets: (a) ``--candidates`` random samples of the design space and (b) the
+candidates an evolutionary search of ``--evolution`` measurements proposes. Wall-clock includes
+start-up (worker processes, imports): what a user waits for. It also checks the adaptive protocol
+against the full one on ``--accuracy`` programs (each timed both ways, the relative difference
+of the medians) and says where the time per candidate goes (build and check, timing, the rest).
 
-    python benchmarks/bench_measure.py --workload matmul-256 --candidates 32
+    python benchmarks/bench_measure.py --workload matmul-256
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
-import tvm
 
-from optarena.envs.tensor_schedule.measure import MeasureConfig, Measurer
-from optarena.envs.tensor_schedule.space import DesignSpace, import_cpu_tensor_intrinsics
-from optarena.envs.tensor_schedule.target import host_target
-from optarena.envs.tensor_schedule.workload import get_workload, tvm_structural_hash
+import optarena.envs  # noqa: F401 - registers the environments
+from optarena import agents
+from optarena.envs.contract import Outcome
+from optarena.envs.host import cpu_model
+from optarena.envs.tensor_schedule.env import TensorScheduleEnv
+from optarena.envs.tensor_schedule.measure import MeasureConfig, Measurer, MeasureResult
+from optarena.envs.tensor_schedule.space import ScheduleState, import_cpu_tensor_intrinsics
 
 
-def distinct_candidates(space: DesignSpace, count: int, seed: int) -> list[tvm.IRModule]:
+def make_env(workload: str, measure: MeasureConfig, store: Path) -> TensorScheduleEnv:
+    env = gym.make("optarena/TensorSchedule-v0", workload=workload, store=store,
+                   measure=measure.model_dump(), info_program=False).unwrapped
+    assert isinstance(env, TensorScheduleEnv)
+    return env
+
+
+def random_candidates(env: TensorScheduleEnv, count: int, seed: int) -> list[ScheduleState]:
+    """``count`` states with distinct programs, sampled with ``seed``."""
     rng = np.random.default_rng(seed)
-    mods: dict[int, tvm.IRModule] = {}
-    while len(mods) < count:
-        mod = space.schedule(space.sample(rng)).mod
-        mods.setdefault(tvm_structural_hash(mod), mod)
-    return list(mods.values())
+    found: dict[str, ScheduleState] = {}
+    while len(found) < count:
+        state = env.initial_state(rng)
+        found.setdefault(str(env.evaluator.key(state)), state)
+    return list(found.values())
 
 
-def bench_optarena(space: DesignSpace, mods: list[tvm.IRModule], config: MeasureConfig) -> float:
-    measurer = Measurer(space.workload, space.target, config)
-    start = time.perf_counter()
+def evolution_candidates(workload: str, measure: MeasureConfig, budget: int, seed: int,
+                         scratch: Path) -> list[ScheduleState]:
+    """The states an evolutionary search of ``budget`` measurements measured, in order."""
+    env = make_env(workload, measure, scratch / "evolution.sqlite")
+    measured: list[ScheduleState] = []
+    evaluate = env.evaluate
+
+    def recording(states: list[ScheduleState], *, fresh: bool = False) -> list[Outcome]:
+        measured.extend(s for s in states if env.evaluator.cached(s) is None)
+        return evaluate(states, fresh=fresh)
+
+    env.evaluate = recording  # type: ignore[method-assign]
     try:
+        env.reset(seed=seed)
+        measured.insert(0, env.get_state())
+        agents.make("evolutionary").run(env, budget, seed)
+    finally:
+        env.close()
+    return list(dict.fromkeys(measured))
+
+
+def bench_env(workload: str, states: list[ScheduleState], measure: MeasureConfig, batch: int,
+              store: Path) -> tuple[float, float, list[Outcome]]:
+    """Seconds to measure ``states`` through a fresh environment's ``evaluate``, in batches:
+    from scratch (the environment made, its workers started), and once started."""
+    start = time.perf_counter()
+    env = make_env(workload, measure, store)
+    try:
+        env.reference_score()  # starts the workers (the reference outputs are computed once)
+        warm = time.perf_counter()
+        outcomes = []
+        for first in range(0, len(states), batch):
+            outcomes += env.evaluate(states[first:first + batch])
+        end = time.perf_counter()
+    finally:
+        env.close()
+    failed = sum(not o.ok for o in outcomes)
+    censored = sum(o.censored for o in outcomes)
+    print(f"    {len(states)} candidates in {end - start:.1f} s, {end - warm:.1f} s once started "
+          f"({failed} failed, {censored} stopped early)")
+    return end - start, end - warm, outcomes
+
+
+def bench_one_at_a_time(env: TensorScheduleEnv, states: list[ScheduleState],
+                        measure: MeasureConfig) -> tuple[float, float, list[MeasureResult]]:
+    design = env.tensor_space.space(states[0].problem)
+    config = measure.model_copy(update={"build_workers": 1, "early_stop": None, "spread": None})
+    mods = [design.schedule(s).mod for s in states]
+    start = time.perf_counter()
+    measurer = Measurer(design.workload, env.target, config)
+    try:
+        measurer.measure(design.workload.mod, baseline=True)  # starts the worker
+        warm = time.perf_counter()
         results = [measurer.measure(mod) for mod in mods]
+        end = time.perf_counter()
     finally:
         measurer.close()
-    elapsed = time.perf_counter() - start
-    failed = sum(not r.ok for r in results)
-    print(f"  optarena: {len(mods)} candidates in {elapsed:.1f} s ({failed} failed)")
-    return elapsed
+    print(f"    {len(states)} candidates in {end - start:.1f} s, {end - warm:.1f} s once started "
+          f"({sum(not r.ok for r in results)} failed)")
+    return end - start, end - warm, results
 
 
-def bench_metaschedule(space: DesignSpace, mods: list[tvm.IRModule], config: MeasureConfig,
-                       builder: object, label: str) -> float:
+def bench_metaschedule(env: TensorScheduleEnv, states: list[ScheduleState],
+                       measure: MeasureConfig) -> tuple[float, float, list[Any]]:
+    """MetaSchedule's builder and runner; "once started" leaves out making them (the builder's
+    check and the runner's worker), not the builder's pool, which it starts for every batch."""
     from tvm.s_tir import meta_schedule as ms
 
-    runner = ms.runner.LocalRunner(evaluator_config=_evaluator(config))
-    args_info = ms.arg_info.ArgInfo.from_prim_func(space.workload.func)
+    design = env.tensor_space.space(states[0].problem)
+    mods = [design.schedule(s).mod for s in states]
     start = time.perf_counter()
-    built = builder.build([ms.builder.BuilderInput(mod, space.target) for mod in mods])
+    builder = ms.builder.LocalBuilder(initializer=import_cpu_tensor_intrinsics)
+    runner = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
+        number=measure.number, repeat=measure.repeat, min_repeat_ms=measure.min_repeat_ms,
+        enable_cpu_cache_flush=False))
+    args_info = ms.arg_info.ArgInfo.from_prim_func(design.workload.func)
+    warm = time.perf_counter()
+    built = builder.build([ms.builder.BuilderInput(mod, env.target) for mod in mods])
     inputs = [ms.runner.RunnerInput(b.artifact_path, "cpu", args_info)
               for b in built if b.error_msg is None]
     results = [future.result() for future in runner.run(inputs)]
-    elapsed = time.perf_counter() - start
+    end = time.perf_counter()
+    runner.pool.shutdown()
     failed = len(mods) - sum(r.error_msg is None for r in results)
-    print(f"  MetaSchedule builder+runner, {label}: {len(mods)} candidates in {elapsed:.1f} s "
+    print(f"    {len(mods)} candidates in {end - start:.1f} s, {end - warm:.1f} s once started "
           f"({failed} failed)")
-    return elapsed
+    return end - start, end - warm, []
 
 
-def _evaluator(config: MeasureConfig) -> object:
-    from tvm.s_tir import meta_schedule as ms
-
-    return ms.runner.EvaluatorConfig(number=config.number, repeat=config.repeat,
-                                     min_repeat_ms=config.min_repeat_ms,
-                                     enable_cpu_cache_flush=False)
-
-
-def bench_tune_tir(space: DesignSpace, count: int, config: MeasureConfig, builder: object,
-                   label: str) -> float:
-    from tvm.s_tir import meta_schedule as ms
-
-    with tempfile.TemporaryDirectory() as work_dir:
-        start = time.perf_counter()
-        ms.tune_tir(mod=space.workload.mod, target=space.target, work_dir=work_dir,
-                    max_trials_global=count, num_trials_per_iter=count, builder=builder,
-                    runner=ms.runner.LocalRunner(evaluator_config=_evaluator(config)))
-        elapsed = time.perf_counter() - start
-    print(f"  MetaSchedule tune_tir, {label}: {count} trials in {elapsed:.1f} s")
-    return elapsed
-
-
-def bench_env(workload: str, count: int, config: MeasureConfig, seed: int) -> float:
-    import gymnasium as gym
-
-    import optarena.envs  # noqa: F401 - registers the environments
-
-    start = time.perf_counter()
-    env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=config.model_dump(),
-                   info_program=False, max_steps=10**6)
-    inner = env.unwrapped
-    rng = np.random.default_rng(seed)
+def accuracy(env: TensorScheduleEnv, states: list[ScheduleState], measure: MeasureConfig
+             ) -> tuple[list[float], list[float]]:
+    """Relative differences of each program's adaptive median from its full-protocol median,
+    and, as the noise floor, of a second full-protocol median from the first."""
+    design = env.tensor_space.space(states[0].problem)
+    measurer = Measurer(design.workload, env.target, measure.model_copy(update={
+        "early_stop": None, "build_workers": 1}))
+    adaptive, control = [], []
     try:
-        _, info = env.reset(seed=seed)
-        while inner.num_measurements < count:
-            legal = np.flatnonzero(info["action_mask"])
-            if len(legal) == 0:
-                _, info = env.reset(seed=int(rng.integers(2**31)))
-                continue
-            _, _, _, _, info = env.step(int(rng.choice(legal)))
+        for state in states:
+            mod = design.schedule(state).mod
+            fast, full, again = (measurer.measure(mod), measurer.measure(mod, full=True),
+                                 measurer.measure(mod, full=True))
+            if fast.ok and full.ok and again.ok:
+                adaptive.append(abs(fast.latency_s - full.latency_s) / full.latency_s)
+                control.append(abs(again.latency_s - full.latency_s) / full.latency_s)
     finally:
-        env.close()
-    elapsed = time.perf_counter() - start
-    print(f"  optarena env: {inner.num_measurements} measurements (baseline included) "
-          f"in {elapsed:.1f} s")
-    return elapsed
+        measurer.close()
+    return adaptive, control
+
+
+def _where(label: str, elapsed: float, results: list[Outcome | MeasureResult],
+           count: int) -> None:
+    phases = [(r.extras.get("build_s", 0.0), r.extras.get("time_s", 0.0))
+              if isinstance(r, Outcome) else (r.build_s, r.time_s) for r in results]
+    build, timing = sum(b for b, _ in phases), sum(t for _, t in phases)
+    print(f"    {label}: {1e3 * elapsed / count:.0f} ms per candidate of wall-clock; in the "
+          f"workers {1e3 * build / count:.0f} ms building and checking (CPU, parallel), "
+          f"{1e3 * timing / count:.0f} ms timing")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", default="matmul-256")
-    parser.add_argument("--candidates", type=int, default=32)
+    parser.add_argument("--candidates", type=int, default=64)
+    parser.add_argument("--evolution", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--accuracy", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-tune-tir", action="store_true")
-    parser.add_argument("--skip-stock-import", action="store_true",
-                        help="skip variant (a), which pays the all-intrinsics import per worker")
     args = parser.parse_args()
-
-    config = MeasureConfig()
-    target = tvm.target.Target(host_target())
-    space = DesignSpace(get_workload(args.workload), target)
-    mods = distinct_candidates(space, args.candidates, args.seed)
-    print(f"{args.workload}, {len(mods)} distinct candidates (seed {args.seed}), target {target}, "
-          f"{platform.processor() or platform.machine()}")
-    print(f"timing: number={config.number} repeat={config.repeat} "
-          f"min_repeat_ms={config.min_repeat_ms}")
-    from tvm.s_tir import meta_schedule as ms
-
-    n = len(mods)
-    rates = {"optarena Measurer": n / bench_optarena(space, mods, config),
-             "optarena env (random steps)": n / bench_env(args.workload, n, config, args.seed)}
-    builders = {"(b) CPU intrinsics only": ms.builder.LocalBuilder(
-        initializer=import_cpu_tensor_intrinsics)}
-    if not args.skip_stock_import:
-        builders["(a) as shipped, build timeout 300 s"] = ms.builder.LocalBuilder(timeout_sec=300)
-    for label, builder in builders.items():
-        rates[f"MetaSchedule builder+runner {label}"] = n / bench_metaschedule(
-            space, mods, config, builder, label)
-        if not args.skip_tune_tir:
-            rates[f"tune_tir {label}"] = n / bench_tune_tir(space, n, config, builder, label)
-    ours = rates["optarena Measurer"]
-    print(f"\n{'pipeline':55s} {'candidates/s':>12s} {'optarena is':>12s}")
-    for label, rate in rates.items():
-        print(f"{label:55s} {rate:12.2f} {ours / rate:11.1f}x")
+    measure = MeasureConfig()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        env = make_env(args.workload, measure, root / "sampling.sqlite")
+        sets = {"(a) random": random_candidates(env, args.candidates, args.seed),
+                "(b) evolutionary": evolution_candidates(args.workload, measure, args.evolution,
+                                                         args.seed, root)}
+        print(f"{args.workload} on {cpu_model()}, target {env.target}")
+        print(f"timing: number={measure.number} repeat={measure.repeat} "
+              f"min_repeat_ms={measure.min_repeat_ms}; optarena batches of {args.batch}, "
+              f"early stop at {measure.early_stop}x the best, adaptive spread {measure.spread}")
+        full = measure.model_copy(update={"early_stop": None, "spread": None})
+        rows: list[tuple[str, str, float]] = []
+        for name, states in sets.items():
+            count = len(states)
+            print(f"{name}: {count} candidates")
+            runs: dict[str, Callable[[], tuple[float, float, list[Any]]]] = {
+                "optarena batch path": lambda s=states, n=name: bench_env(
+                    args.workload, s, measure, args.batch, root / f"{n}-batch.sqlite"),
+                "optarena batch, full protocol": lambda s=states, n=name: bench_env(
+                    args.workload, s, full, args.batch, root / f"{n}-full.sqlite"),
+                "optarena one at a time (before)": lambda s=states: bench_one_at_a_time(
+                    env, s, measure),
+                "MetaSchedule builder + runner": lambda s=states: bench_metaschedule(
+                    env, s, measure),
+            }
+            for label, run in runs.items():
+                print(f"  {label}")
+                cold, warm, results = run()
+                rows.append((name, label, count / cold, count / warm))
+                if results:
+                    _where(label, warm, results, count)
+        adaptive, control = accuracy(env, sets["(a) random"][: args.accuracy], measure)
+        env.close()
+    print(f"\n{'candidates':18s} {'pipeline':34s} {'from scratch':>18s} {'once started':>18s}")
+    print(f"{'':18s} {'':34s} {'cand./s  vs MS':>18s} {'cand./s  vs MS':>18s}")
+    for name in sets:
+        anchor = next(row for row in rows if row[0] == name and row[1].startswith("Meta"))
+        for n, label, cold, warm in rows:
+            if n == name:
+                print(f"{n:18s} {label:34s} {cold:8.2f} {cold / anchor[2]:7.2f}x "
+                      f"{warm:8.2f} {warm / anchor[3]:7.2f}x")
+    for what, differences in (("adaptive vs full", adaptive), ("full vs full (noise)", control)):
+        print(f"{what:22s} on {len(differences)} programs: median difference "
+              f"{100 * statistics.median(differences):.2f}%, max {100 * max(differences):.2f}%, "
+              f"{sum(d <= 0.03 for d in differences)}/{len(differences)} within 3%")
 
 
 if __name__ == "__main__":

@@ -130,3 +130,36 @@ def test_rpc_runner_measures_through_a_local_tracker():
         measurer.close()
         server.terminate()
         tracker.terminate()
+
+
+def test_a_batch_is_measured_on_every_device_of_a_farm():
+    """Two RPC servers under one key: a worker holds each, and a batch runs on both."""
+    pytest.importorskip("tornado")
+    from tvm.rpc.server import Server
+    from tvm.rpc.tracker import Tracker
+
+    tracker = Tracker(host="127.0.0.1", port=9500, port_end=9600, silent=True)
+    servers = [Server(host="127.0.0.1", port=9700, port_end=9800, silent=True,
+                      tracker_addr=("127.0.0.1", tracker.port), key="farm") for _ in range(2)]
+    workload = get_workload("matmul-64")
+    try:
+        client = tvm.rpc.connect_tracker("127.0.0.1", tracker.port)
+        deadline = time.time() + 30
+        while client.summary()["queue_info"].get("farm", {}).get("free", 0) < 2:
+            assert time.time() < deadline, "the RPC servers did not register with the tracker"
+            time.sleep(0.2)
+        measurer = Measurer(workload, tvm.target.Target(host_target()), FAST,
+                            RPCConfig(tracker_port=tracker.port, key="farm"))
+        assert len(measurer.workers) == 2  # one per free device
+        try:
+            results = measurer.measure_many([workload.mod, _mod(WRONG), workload.mod,
+                                             _mod(WRONG.replace("+ B", "- B"))])
+            assert client.summary()["queue_info"]["farm"]["free"] == 0  # both devices held
+        finally:
+            measurer.close()
+        assert [r.error_kind for r in results] == [None, "wrong_output", None, "wrong_output"]
+        assert all(r.max_error < 1e-5 for r in (results[0], results[2]))
+    finally:
+        for server in servers:
+            server.terminate()
+        tracker.terminate()

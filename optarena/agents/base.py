@@ -24,17 +24,19 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
-from optarena.envs.contract import Game, game
+from optarena.envs.contract import Game, Outcome, game
 
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """Best score so far after ``measurements`` measurements and ``wall_s`` seconds."""
+    """Best score so far after ``measurements`` measurements and ``wall_s`` seconds; of those
+    measurements, ``censored`` were stopped early (estimates, never bests)."""
 
     measurements: int
     wall_s: float
     best_score: float
     best_improvement: float
+    censored: int = 0
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Usage:
     """What a search consumed."""
 
     measurements: int = 0
+    censored: int = 0
+    """Of the measurements, those stopped early as clearly worse than the best (estimates)."""
     cost_model_calls: int = 0
     llm_calls: int = 0
     """Completions requested from the endpoint (replies served from the disk cache included)."""
@@ -143,11 +147,15 @@ class Tracker:
         self.envs = [self.env, *(game(e) for e in envs)]
         self.start = time.perf_counter()
         self.offset = self._total()
+        self.censored_offset = self._censored()
         self.cost_offset = self._cost_model_calls()
         self.result = SearchResult(agent=agent, seed=seed, budget=budget)
 
     def _total(self) -> int:
         return sum(e.num_measurements for e in self.envs)
+
+    def _censored(self) -> int:
+        return sum(e.num_censored for e in self.envs)
 
     def _cost_model_calls(self) -> int:
         return sum(e.num_cost_model_calls for e in self.envs)
@@ -172,21 +180,48 @@ class Tracker:
             stalls = stalls + 1 if self.used == before else 0
 
     def observe(self, info: dict[str, Any], actions: list[int]) -> None:
-        """Record the state just reached (its ``info``) and the actions that led to it."""
+        """Record the state just reached (its ``info``) and the actions that led to it. A
+        censored score (an estimate of a candidate clearly worse than the best) is never a
+        best."""
         result = self.result
         score = float(info["score"])
-        if score < result.best_score:
+        if score < result.best_score and not info.get("censored"):
             result.best_score = score
             result.best_improvement = float(info["improvement"])
             result.best_state = info["state"]
             result.best_actions = list(actions)
-        if not result.curve or result.curve[-1].measurements != self.used:
-            result.curve.append(CurvePoint(self.used, time.perf_counter() - self.start,
-                                           result.best_score, result.best_improvement))
+        self._point()
+
+    def observe_outcome(self, state: Any, outcome: Outcome, actions: list[int]) -> None:
+        """Record a state measured through ``evaluate`` (a failed one adds only the curve's
+        point)."""
+        if outcome.score is None:
+            self.observe_failure()
+            return
+        reference = self.env.reference_score(state.problem)
+        self.observe({"score": outcome.score, "improvement": reference / outcome.score,
+                      "state": state.to_json(), "censored": outcome.censored}, actions)
+
+    def observe_failure(self) -> None:
+        """A measurement that failed: the curve goes on at the same best."""
+        if self.result.curve:
+            self._point()
+
+    def _point(self) -> None:
+        """The curve's point for the measurements made so far (the states of one batch are
+        observed one after another: the batch's point ends with its best)."""
+        result, curve = self.result, self.result.curve
+        point = CurvePoint(self.used, time.perf_counter() - self.start, result.best_score,
+                           result.best_improvement, self._censored() - self.censored_offset)
+        if curve and curve[-1].measurements == self.used:
+            curve[-1] = point
+        else:
+            curve.append(point)
 
     def finish(self) -> SearchResult:
         result = self.result
         result.wall_s = time.perf_counter() - self.start
         result.usage.measurements = self.used
+        result.usage.censored = self._censored() - self.censored_offset
         result.usage.cost_model_calls = self._cost_model_calls() - self.cost_offset
         return result

@@ -2,8 +2,9 @@
 
 A population of the best measured states evolves in generations:
 
-1. **Seed.** ``init_samples`` resets with fresh seeds (random samples of the design space; on an
-   environment with one fixed start, the start) are measured and form the first population.
+1. **Seed.** The start of ``reset(seed)`` and ``init_samples - 1`` more random starting states
+   (samples of the design space; on an environment with one fixed start, the start) are measured,
+   as one batch, and form the first population.
 2. **Breed.** ``children`` unmeasured candidates are made from parents drawn from the population
    (better parents are drawn more often: weights ``1 / rank``): with probability
    ``crossover_prob``, and where the environment offers ``crossover``, a child of two parents;
@@ -12,8 +13,9 @@ A population of the best measured states evolves in generations:
 3. **Select.** With ``cost_model``, candidates are ranked by the environment's ``estimate`` and each
    of the ``measure_per_generation`` slots takes the best remaining one, or with probability
    ``epsilon`` a random one (MetaSchedule's epsilon-greedy); without it, all are taken at random.
-4. **Measure** the selected ones (``set_state``), keep the ``population`` best, repeat until the
-   budget is spent or ``max_stalls`` generations in a row measured nothing new.
+4. **Measure** the selected ones as one batch (``evaluate``: the tensor environment builds them
+   in parallel), keep the ``population`` best, repeat until the budget is spent or
+   ``max_stalls`` generations in a row measured nothing new.
 """
 
 from __future__ import annotations
@@ -65,31 +67,29 @@ class Evolutionary:
                              "(a tensor-schedule environment needs surrogate=True)")
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
-        population: list[tuple[float, Any]] = []  # (score, state), best first
-        seen: set[Any] = set()
-
-        for _ in range(config.init_samples):
-            if tracker.used >= budget:
-                break
-            _, info = env.reset(seed=int(rng.integers(2**31)))
-            seen.add(inner.get_state())
-            tracker.observe(info, [])
-            population.append((float(info["score"]), inner.get_state()))
-
+        _, info = env.reset(seed=int(rng.integers(2**31)))
+        tracker.observe(info, [])
+        population: list[tuple[float, Any]] = [(float(info["score"]), inner.get_state())]
+        seen: set[Any] = {inner.get_state()}
+        starts = {inner.initial_state(rng): None for _ in range(config.init_samples - 1)}
+        self._measure(inner, tracker, [s for s in starts if s not in seen], population, seen)
         for _ in tracker.rounds(config.max_stalls):
             population = _best_unique(population, config.population)
             candidates = self._breed(inner, population, seen, rng)
-            for state in self._select(inner, candidates, rng):
-                if tracker.used >= budget:
-                    break
-                seen.add(state)
-                try:
-                    info = inner.set_state(state)
-                except ValueError:  # the program failed: counted, not kept
-                    continue
-                tracker.observe(info, [])
-                population.append((float(info["score"]), inner.get_state()))
+            self._measure(inner, tracker, self._select(inner, candidates, rng), population, seen)
         return tracker.finish()
+
+    @staticmethod
+    def _measure(inner: Game[Any], tracker: Tracker, states: list[Any],
+                 population: list[tuple[float, Any]], seen: set[Any]) -> None:
+        """Measure ``states`` as one batch (as many as the budget allows); the ones whose
+        program works join the population."""
+        batch = states[: max(tracker.left, 0)]
+        seen.update(batch)
+        for state, outcome in zip(batch, inner.evaluate(batch), strict=True):
+            tracker.observe_outcome(state, outcome, [])
+            if outcome.score is not None:
+                population.append((outcome.score, state))
 
     def _breed(self, inner: Game[Any], population: list[tuple[float, Any]], seen: set[Any],
                rng: np.random.Generator) -> list[Any]:

@@ -1,14 +1,15 @@
 """Greedy search: always take the legal action with the best immediate reward.
 
-From a fresh start (``reset`` with a new seed), every legal action is tried from the current
-state (``set_state`` returns to it; each try may cost a measurement), the best one is taken, and
-the search goes on from there until no action improves the score; then it restarts. It stops at
-the budget, or after ``max_stalls`` restarts that measured nothing new. On the peephole
+From a fresh start (``reset`` with a new seed), the successors of every legal action from the
+current state are measured as one batch (as many as the budget allows), the best one is taken,
+and the search goes on from there until no action improves the score; then it restarts. It stops
+at the budget, or after ``max_stalls`` restarts that measured nothing new. On the peephole
 environment this applies the most profitable legal rewrite first until none is left.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -21,7 +22,7 @@ from optarena.envs.contract import game
 @dataclass
 class GreedyConfig:
     min_gain: float = 0.0
-    """An action must improve the reward by more than this to be taken."""
+    """An action must improve the log score by more than this to be taken."""
     max_stalls: int = 3
     """Stop after this many restarts in a row that measured nothing new (all cached)."""
 
@@ -41,23 +42,22 @@ class Greedy:
         for _ in tracker.rounds(self.config.max_stalls):
             _, info = env.reset(seed=int(rng.integers(2**31)))
             tracker.observe(info, [])
-            path: list[int] = []
-            while tracker.used < budget:
-                here = inner.get_state()
-                best: tuple[float, int, object] | None = None
-                for action in np.flatnonzero(info["action_mask"]):
-                    if tracker.used >= budget:
-                        break
-                    inner.set_state(here)
-                    _, reward, _, _, tried = env.step(int(action))
-                    if "invalid_action" in tried:
+            here, score, path = inner.get_state(), float(info["score"]), []
+            while tracker.left > 0:
+                moves = [(int(a), inner.transition(here, int(a)))
+                         for a in np.flatnonzero(inner.legal_mask(here))]
+                moves = [(a, s) for a, s in moves if not isinstance(s, str)][: tracker.left]
+                best = None
+                for (action, state), outcome in zip(moves, inner.evaluate([s for _, s in moves]),
+                                                    strict=True):
+                    tracker.observe_outcome(state, outcome, [*path, action])
+                    if outcome.score is None or outcome.censored:
                         continue
-                    tracker.observe(tried, [*path, int(action)])
-                    if reward > self.config.min_gain and (best is None or reward > best[0]):
-                        best = (reward, int(action), inner.get_state())
+                    gain = math.log(score / outcome.score)
+                    if gain > self.config.min_gain and (best is None or gain > best[0]):
+                        best = (gain, action, state, outcome.score)
                 if best is None:
                     break
-                _, action, state = best
+                _, action, here, score = best
                 path.append(action)
-                info = inner.set_state(state)
         return tracker.finish()

@@ -20,6 +20,11 @@ The root is ``reset(seed=seed)``. Every node is a measured state; its *gain* is
 
 It stops at the budget, or after ``max_stalls`` iterations in a row that measured nothing new
 (the tree is exhausted or everything reachable is cached).
+
+**Batches.** With ``leaves_per_round = k > 1``, each iteration selects ``k`` leaves, a *virtual
+loss* along each chosen path steering the next selection elsewhere, and measures their children
+as one batch, then their rollouts as one batch (the tensor environment builds a batch in parallel).
+``k = 1`` is the plain algorithm above.
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ class MCTSConfig:
     """Random legal actions applied after an expansion (0: no rollout)."""
     max_stalls: int = 20
     """Stop after this many iterations in a row that measured nothing new."""
+    leaves_per_round: int = 1
+    """Leaves expanded per iteration, their measurements one batch (1: plain UCT)."""
+    virtual_loss: float = 1.0
+    """Value taken from each node on a path selected this iteration, until it is backed up."""
 
 
 @dataclass(eq=False)
@@ -63,6 +72,8 @@ class Node:
     children: list[Node] = field(default_factory=list)
     visits: int = 0
     value_sum: float = 0.0
+    pending: int = 0
+    """Expansions of this node selected in the current iteration."""
 
     def actions(self) -> list[int]:
         """The actions from the root to this node."""
@@ -95,17 +106,27 @@ class MCTS:
                     [int(a) for a in np.flatnonzero(info["action_mask"])])
 
         for _ in tracker.rounds(config.max_stalls):
-            node = self._select(root)
-            child = self._expand(env, node, root, rng, tracker)
-            leaf = child or node
-            value = leaf.gain
-            if child is not None and config.rollout_depth > 0 and tracker.used < budget:
-                value = max(value, self._rollout(env, child, root, rng, tracker))
-            while leaf is not None:
-                leaf.visits += 1
-                leaf.value_sum += value
-                leaf = leaf.parent
+            leaves = [self._select(root) for _ in range(config.leaves_per_round)]
+            for leaf in leaves:  # undo the virtual losses: the measured values replace them
+                self._visit(leaf, -1, config.virtual_loss)
+            children = self._expand(env, leaves, root, rng, tracker)
+            values = [(child or leaf).gain for leaf, child in zip(leaves, children, strict=True)]
+            grown = [i for i, child in enumerate(children) if child is not None]
+            if grown and config.rollout_depth > 0 and tracker.used < budget:
+                rolled = self._rollout(env, [children[i] for i in grown], root, rng, tracker)
+                for i, value in zip(grown, rolled, strict=True):
+                    values[i] = max(values[i], value)
+            for leaf, child, value in zip(leaves, children, values, strict=True):
+                self._visit(child or leaf, 1, value)
         return tracker.finish()
+
+    @staticmethod
+    def _visit(node: Node | None, visits: int, value: float) -> None:
+        """Add ``visits`` and ``value`` to ``node`` and every node above it."""
+        while node is not None:
+            node.visits += visits
+            node.value_sum += value
+            node = node.parent
 
     def prepare(self, env: gym.Env, seed: int) -> None:
         """Called once before a search (the LLM variant checks its endpoint here)."""
@@ -115,47 +136,73 @@ class MCTS:
         return int(rng.choice(node.untried))
 
     def _select(self, node: Node) -> Node:
-        while node.children and not (node.untried and len(node.children) < self.config.branching):
+        """The node to expand: down the tree by UCT while the node is fully expanded (its
+        children and the expansions selected this iteration fill ``branching``). The path gets
+        a virtual loss (a visit worth ``-virtual_loss``) until the iteration backs up."""
+        while node.children and not (len(node.untried) > node.pending
+                                     and len(node.children) + node.pending < self.config.branching):
             log_n = math.log(max(node.visits, 1))
             node = max(node.children, key=lambda c: c.value_sum / max(c.visits, 1)
                        + self.config.exploration * math.sqrt(log_n / max(c.visits, 1)))
+        node.pending += 1
+        self._visit(node, 1, -self.config.virtual_loss)
         return node
 
-    def _expand(self, env: gym.Env, node: Node, root: Node, rng: np.random.Generator,
-                tracker: Tracker) -> Node | None:
-        """Measure one new child of ``node``; ``None`` if no untried action works."""
+    def _expand(self, env: gym.Env, leaves: list[Node], root: Node, rng: np.random.Generator,
+                tracker: Tracker) -> list[Node | None]:
+        """One new measured child of each leaf (``None`` where no untried action works): the
+        actions are proposed and their successors measured as one batch, again for the leaves
+        whose child failed."""
         inner = game(env)
-        while node.untried and len(node.children) < self.config.branching and tracker.left > 0:
-            action = self.propose(env, node, rng, tracker.result.usage)
-            node.untried.remove(action)
-            state = inner.transition(node.state, action)
-            if isinstance(state, str):
-                continue
-            try:
-                info = inner.set_state(state)
-            except ValueError:  # its program failed: counted, dropped
-                continue
-            tracker.observe(info, [*node.actions(), action])
-            child = Node(inner.get_state(), float(info["score"]),
-                         log_gain(root.score, float(info["score"])),
-                         [int(a) for a in np.flatnonzero(info["action_mask"])], node, action)
-            node.children.append(child)
-            return child
-        return None
+        children: list[Node | None] = [None] * len(leaves)
+        waiting = list(range(len(leaves)))
+        while waiting and tracker.left > 0:
+            tries: list[tuple[int, int, object]] = []
+            for i in waiting:
+                leaf = leaves[i]
+                while leaf.untried and len(leaf.children) < self.config.branching:
+                    action = self.propose(env, leaf, rng, tracker.result.usage)
+                    leaf.untried.remove(action)
+                    state = inner.transition(leaf.state, action)
+                    if not isinstance(state, str):
+                        tries.append((i, action, state))
+                        break
+            tries = tries[: tracker.left]
+            outcomes = inner.evaluate([state for _, _, state in tries])
+            waiting = []
+            for (i, action, state), outcome in zip(tries, outcomes, strict=True):
+                leaf = leaves[i]
+                tracker.observe_outcome(state, outcome, [*leaf.actions(), action])
+                if outcome.score is None:  # its program failed: counted, dropped, try another
+                    waiting.append(i)
+                    continue
+                child = Node(state, outcome.score, log_gain(root.score, outcome.score),
+                             [int(a) for a in np.flatnonzero(inner.legal_mask(state))], leaf,
+                             action)
+                leaf.children.append(child)
+                children[i] = child
+        for leaf in leaves:
+            leaf.pending = 0
+        return children
 
-    def _rollout(self, env: gym.Env, child: Node, root: Node, rng: np.random.Generator,
-                 tracker: Tracker) -> float:
-        """The gain of a random walk's end state from ``child`` (the child's own if it fails)."""
+    def _rollout(self, env: gym.Env, children: list[Node], root: Node, rng: np.random.Generator,
+                 tracker: Tracker) -> list[float]:
+        """The gain of each random walk's end state from each child (the child's own where the
+        walk goes nowhere or its end fails), the end states measured as one batch."""
         inner = game(env)
-        state, walked = random_walk(inner, child.state, self.config.rollout_depth, rng)
-        actions = [*child.actions(), *walked]
-        if not walked:
-            return child.gain
+        gains = [child.gain for child in children]
+        walks = [(i, *random_walk(inner, child.state, self.config.rollout_depth, rng))
+                 for i, child in enumerate(children)]
+        walks = [(i, state, walked) for i, state, walked in walks if walked][: tracker.left]
+        if not walks:
+            return gains
+        states = [state for _, state, _ in walks]
         if self.config.rollout == "cost_model":
-            return log_gain(root.score, float(inner.estimate([state])[0]))
-        try:
-            info = inner.set_state(state)
-        except ValueError:
-            return child.gain
-        tracker.observe(info, actions)
-        return log_gain(root.score, float(info["score"]))
+            for (i, _, _), estimate in zip(walks, inner.estimate(states), strict=True):
+                gains[i] = log_gain(root.score, float(estimate))
+            return gains
+        for (i, state, walked), outcome in zip(walks, inner.evaluate(states), strict=True):
+            tracker.observe_outcome(state, outcome, [*children[i].actions(), *walked])
+            if outcome.score is not None:
+                gains[i] = log_gain(root.score, outcome.score)
+        return gains

@@ -1,14 +1,13 @@
 """PPO with invalid-action masking: sb3-contrib's ``MaskablePPO``, trained within a measurement
 budget.
 
-``run(env, budget, seed)`` trains a ``MultiInputPolicy`` on ``n_envs`` copies of the environment
-(``gym.make(env.spec)``; a ``DummyVecEnv`` steps them one after the other, so measurements never
-overlap in time). Every measurement made while training counts against the budget, summed over
-the copies (each copy has its own measurement cache). A wrapper around each copy records the
-states reached in the search result and, once the budget is spent, stops touching its
-environment (it repeats the last observation as a truncated step), so the budget is never
-exceeded; training stops at the budget or after ``max_timesteps`` steps (cache hits are free, so
-steps can outnumber measurements).
+``run(env, budget, seed)`` trains a ``MultiInputPolicy`` on ``n_envs`` episodes of the environment
+stepped together (:class:`~optarena.envs.vector.ArenaVectorEnv` over the same environment, seen by
+SB3 through :class:`~optarena.agents.sb3.SB3VecEnv`): each step's new programs are measured as
+one batch, and every measurement counts against the budget. The states reached are recorded in
+the search result; once the budget is reached, steps that would measure a new program do not
+apply and end their episode, so the budget is never exceeded; training stops at the budget or
+after ``max_timesteps`` steps (repeats are free, so steps can outnumber measurements).
 
 ``save(path)`` / :meth:`PPO.load` keep the policy; :meth:`PPO.evaluate` runs it (with masks) on
 an environment for a budget and reports the same :class:`~optarena.agents.base.SearchResult`.
@@ -24,12 +23,14 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker
+from optarena.envs.contract import game
+from optarena.envs.vector import ArenaVectorEnv
 
 
 @dataclass
 class PPOConfig:
     n_envs: int = 2
-    """Copies of the environment (vectorized; needs ``env.spec``, i.e. ``gym.make``)."""
+    """Episodes stepped together (one vector step measures their new programs as a batch)."""
     n_steps: int = 16
     """Steps per copy between updates."""
     batch_size: int = 16
@@ -48,36 +49,6 @@ class PPOConfig:
     """Save the trained policy here (a ``.zip``)."""
 
 
-class _Recorded(gym.Wrapper):
-    """Feeds every state reached to the tracker; stops stepping the environment at the budget."""
-
-    def __init__(self, env: gym.Env, tracker: Tracker) -> None:
-        super().__init__(env)
-        self.tracker = tracker
-        self.actions: list[int] = []
-        self.last: tuple[Any, dict[str, Any]] | None = None
-
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        if self.last is not None and self.tracker.left <= 0:
-            return self.last
-        obs, info = self.env.reset(seed=seed, options=options)
-        self.actions = []
-        self.tracker.observe(info, self.actions)
-        self.last = (obs, info)
-        return obs, info
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        if self.last is not None and self.tracker.left <= 0:
-            return self.last[0], 0.0, False, True, self.last[1]
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if "invalid_action" not in info:
-            self.actions.append(int(action))
-        self.tracker.observe(info, self.actions)
-        self.last = (obs, info)
-        return obs, float(reward), terminated, truncated, info
-
-
 class PPO:
     """sb3-contrib ``MaskablePPO`` as an agent."""
 
@@ -90,29 +61,33 @@ class PPO:
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         from sb3_contrib import MaskablePPO
         from stable_baselines3.common.callbacks import BaseCallback
-        from stable_baselines3.common.vec_env import DummyVecEnv
 
-        config = self.config
-        if config.n_envs > 1 and env.spec is None:
-            raise ValueError("n_envs > 1 needs an environment made with gym.make (env.spec)")
-        copies = [gym.make(env.spec) for _ in range(config.n_envs - 1)]  # type: ignore[arg-type]
-        tracker = Tracker(self.name, env, budget, seed, envs=copies)
-        vec_env = DummyVecEnv([lambda e=e: _Recorded(e, tracker) for e in [env, *copies]])  # type: ignore[misc]
-        vec_env.seed(seed)
+        from optarena.agents.sb3 import SB3VecEnv
+
+        config, inner = self.config, game(env)
+        tracker = Tracker(self.name, env, budget, seed)
+        venv = ArenaVectorEnv(env.unwrapped, config.n_envs, autoreset_mode="SameStep")
+        venv.budget = inner.num_measurements + budget
+        paths: list[list[int]] = [[] for _ in range(config.n_envs)]
+
+        def record(copy: int, info: dict[str, Any], action: int | None) -> None:
+            if action is None:
+                paths[copy] = []
+            elif "invalid_action" not in info:
+                paths[copy].append(action)
+            tracker.observe(info, paths[copy])
 
         class StopAtBudget(BaseCallback):
             def _on_step(self) -> bool:
                 return tracker.left > 0
 
-        try:
-            self.model = MaskablePPO(
-                "MultiInputPolicy", vec_env, n_steps=config.n_steps, batch_size=config.batch_size,
-                n_epochs=config.n_epochs, learning_rate=config.learning_rate, gamma=config.gamma,
-                gae_lambda=config.gae_lambda, ent_coef=config.ent_coef, seed=seed, device="cpu")
-            self.model.learn(total_timesteps=config.max_timesteps, callback=StopAtBudget())
-        finally:
-            for copy in copies:
-                copy.close()
+        vec_env = SB3VecEnv(venv, record)
+        vec_env.seed(seed)
+        self.model = MaskablePPO(
+            "MultiInputPolicy", vec_env, n_steps=config.n_steps, batch_size=config.batch_size,
+            n_epochs=config.n_epochs, learning_rate=config.learning_rate, gamma=config.gamma,
+            gae_lambda=config.gae_lambda, ent_coef=config.ent_coef, seed=seed, device="cpu")
+        self.model.learn(total_timesteps=config.max_timesteps, callback=StopAtBudget())
         if config.save_path:
             self.save(config.save_path)
         result = tracker.finish()

@@ -1,8 +1,10 @@
 """Random search: the floor every other agent must beat.
 
-Each round resets the environment with a fresh seed (a new random sample of the design space),
-then walks ``walk_length`` uniformly chosen legal actions, measuring every program on the way,
-until the measurement budget is spent (or ``max_stalls`` rounds in a row measured nothing new).
+Each round draws ``batch`` fresh starting states (random samples of the design space; on an
+environment with one fixed start, the start) and walks ``walk_length`` uniformly chosen legal
+actions from each (``transition``: measuring nothing); every state on the walks is then measured
+as one batch (``evaluate``: the tensor environment builds them in parallel), until the
+measurement budget is spent (or ``max_stalls`` rounds in a row measured nothing new).
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from optarena.agents.base import SearchResult, Tracker
+from optarena.agents.base import SearchResult, Tracker, random_walk
+from optarena.envs.contract import game
 
 
 @dataclass
 class RandomSearchConfig:
     walk_length: int = 4
     """Random legal steps taken from each fresh sample (0: pure sampling)."""
+    batch: int = 2
+    """Walks measured together per round."""
     max_stalls: int = 50
     """Stop after this many rounds in a row that measured nothing new (all cached)."""
 
@@ -32,21 +37,23 @@ class RandomSearch:
         self.config = config or RandomSearchConfig()
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
+        config, inner = self.config, game(env)
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
-        for _ in tracker.rounds(self.config.max_stalls):
-            _, info = env.reset(seed=int(rng.integers(2**31)))
-            tracker.observe(info, [])
-            actions: list[int] = []
-            for _ in range(self.config.walk_length):
-                legal = np.flatnonzero(info["action_mask"])
-                if tracker.used >= budget or len(legal) == 0:
-                    break
-                action = int(rng.choice(legal))
-                _, _, terminated, truncated, info = env.step(action)
-                if "invalid_action" not in info:
-                    actions.append(action)
-                tracker.observe(info, actions)
-                if terminated or truncated:
-                    break
+        _, info = env.reset(seed=int(rng.integers(2**31)))
+        tracker.observe(info, [])
+        for _ in tracker.rounds(config.max_stalls):
+            walked: dict[object, list[int]] = {}  # state -> the actions from its walk's start
+            for _ in range(config.batch):
+                state, actions = inner.initial_state(rng), []
+                walked.setdefault(state, [])
+                for _ in range(config.walk_length):
+                    state, step = random_walk(inner, state, 1, rng)
+                    if not step:
+                        break
+                    actions = [*actions, *step]
+                    walked.setdefault(state, actions)
+            batch = list(walked)[: max(tracker.left, 0)]
+            for state, outcome in zip(batch, inner.evaluate(batch), strict=True):
+                tracker.observe_outcome(state, outcome, walked[state])
         return tracker.finish()

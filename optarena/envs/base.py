@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -40,6 +41,22 @@ StepResult = tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]
 
 START_TRIES = 32
 """Random starting states tried before a reset gives up (spaces with random starts)."""
+
+
+@dataclass
+class Episode(Generic[S]):
+    """Where one episode is: its state and that state's outcome, its steps and its random
+    generator (an environment has one episode; a vector environment one per copy)."""
+
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    state: S | None = None
+    outcome: Outcome | None = None
+    steps: int = 0
+
+    def require(self) -> tuple[S, Outcome]:
+        if self.state is None or self.outcome is None:
+            raise gym.error.ResetNeeded("call reset() before using the environment")
+        return self.state, self.outcome
 
 
 class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
@@ -94,9 +111,7 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(space.n_actions)
         self.observation_space = space.observation_space
-        self._state: S | None = None
-        self._outcome: Outcome | None = None
-        self._steps = 0
+        self.episode: Episode[S] = Episode()
         self._failed: LRU[S, frozenset[int]] = LRU(cache_size)
 
     # ------------------------------------------------------------------ gymnasium API
@@ -104,17 +119,9 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        options = options or {}
-        self._steps = 0
-        if "state" in options:
-            state = self.as_state(options["state"])
-            (outcome,) = self.evaluate([state])
-            if not outcome.ok:
-                raise ValueError(f"options['state'] cannot be scored: {_reason(outcome)}")
-        else:
-            state, outcome = self._start(self._pick_problem(options.get("problem")))
-        self._state, self._outcome = state, outcome
-        return self._observation(), self._info()
+        self.episode.rng = self.np_random
+        self.restart([self.episode], [options or {}])
+        return self.observe(self.episode), self.info(self.episode)
 
     def step(self, action: int | np.integer) -> StepResult:
         return self.step_to(self.transition(self.get_state(), int(action)), action=int(action))
@@ -126,32 +133,107 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         fails; ``what`` names a free-form move in messages. ``step`` is
         ``step_to(transition(...), action=...)``; environments with free-form moves (a whole
         rewritten block) call it directly."""
-        state, outcome = self._require()
-        self._steps += 1
-        reward, extra = 0.0, {}
-        if isinstance(successor, str):
-            extra["invalid_action"] = successor
-        else:
-            (new,) = self.evaluate([successor])
-            if new.ok:
+        return self.advance([self.episode], [successor], [action], [what])[0]
+
+    # ------------------------------------------------------------------ episodes (batched)
+
+    def restart(self, episodes: Sequence[Episode[S]], options: Sequence[Mapping[str, Any]]
+                ) -> None:
+        """Reset ``episodes``: to ``options["state"]``, else to a starting state of
+        ``options["problem"]``, the fixed problem or one drawn with the episode's generator;
+        the starting states are measured as one batch (random starts that fail are drawn
+        again, up to :data:`START_TRIES` times)."""
+        chosen: dict[int, S] = {}
+        for index, (episode, option) in enumerate(zip(episodes, options, strict=True)):
+            episode.steps = 0
+            if "state" in option:
+                chosen[index] = self.as_state(option["state"])
+        reasons: dict[int, list[str]] = {i: [] for i in range(len(episodes))}
+        waiting = list(range(len(episodes)))
+        for _ in range(START_TRIES):
+            for index in waiting:
+                if index not in chosen or reasons[index]:
+                    problem = self._pick_problem(options[index].get("problem"), episodes[index])
+                    chosen[index] = self.space.initial(problem, episodes[index].rng)
+            outcomes = self.evaluate([chosen[i] for i in waiting])
+            failed = []
+            for index, outcome in zip(waiting, outcomes, strict=True):
+                if outcome.ok:
+                    episodes[index].state, episodes[index].outcome = chosen[index], outcome
+                    continue
+                reasons[index].append(_reason(outcome))
+                if "state" in options[index]:
+                    raise ValueError(f"options['state'] cannot be scored: {_reason(outcome)}")
+                if not self.space.random_start:
+                    raise RuntimeError(f"the start of {chosen[index].problem} cannot be scored: "
+                                       f"{_reason(outcome)}")
+                failed.append(index)
+            waiting = failed
+            if not waiting:
+                return
+        raise RuntimeError(f"no starting state could be scored in {START_TRIES} tries; last: "
+                           f"{reasons[waiting[0]][-3:]}")
+
+    def advance(self, episodes: Sequence[Episode[S]], successors: Sequence[S | str],
+                actions: Sequence[int | None], what: Sequence[str | None] | None = None
+                ) -> list[StepResult]:
+        """One step of each episode to its successor (a string: why the step does not apply),
+        the new programs measured as one batch."""
+        moves = [i for i, successor in enumerate(successors) if not isinstance(successor, str)]
+        outcomes = dict(zip(moves, self.evaluate([successors[i] for i in moves]), strict=True))
+        results = []
+        for index, (episode, successor, action) in enumerate(
+                zip(episodes, successors, actions, strict=True)):
+            state, outcome = episode.require()
+            episode.steps += 1
+            reward, extra = 0.0, {}
+            new = outcomes.get(index)
+            if new is None:
+                extra["invalid_action"] = successor
+            elif new.ok:
                 reward = log_ratio(_score(outcome), _score(new))
-                self._state, self._outcome = successor, new
+                episode.state, episode.outcome = successor, new  # type: ignore[assignment]
             else:
                 assert new.failure is not None
                 if action is not None:
                     self._mark_failed(state, action)
-                move = what or self._action_text(state, action if action is not None else -1)
+                move = (what[index] if what else None) or self._action_text(
+                    state, action if action is not None else -1)
                 extra["invalid_action"] = f"{move} failed: {_reason(new)}"
                 extra["failure"] = new.failure.to_json()
-        info = {**self._info(), **extra}
-        terminated = not info["action_mask"].any()
-        truncated = self._steps >= self.max_steps
-        return self._observation(), reward, terminated, truncated, info
+            info = {**self.info(episode), **extra}
+            terminated = not info["action_mask"].any()
+            truncated = episode.steps >= self.max_steps
+            results.append((self.observe(episode), reward, terminated, truncated, info))
+        return results
+
+    def observe(self, episode: Episode[S]) -> dict[str, np.ndarray]:
+        """The observation of an episode's current state."""
+        state, outcome = episode.require()
+        reference = self.reference_score(state.problem)
+        progress = min(episode.steps / self.max_steps, 1.0)
+        return self.space.observe(state, outcome, reference, progress)
+
+    def info(self, episode: Episode[S]) -> dict[str, Any]:
+        """The ``info`` of an episode's current state (the keys of the contract)."""
+        state, outcome = episode.require()
+        score, reference = _score(outcome), self.reference_score(state.problem)
+        info: dict[str, Any] = {
+            "score": score,
+            "improvement": reference / max(score, SCORE_FLOOR),
+            "reference_score": reference,
+            "state": state.to_json(),
+            "action_mask": self.legal_mask(state),
+            "num_measurements": self.num_measurements,
+        }
+        if outcome.censored:
+            info["censored"] = True
+        return {**info, **self._extras(state, outcome)}
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
-        state, outcome = self._require()
+        state, outcome = self.episode.require()
         return f"{state.problem}: {self.format_score(_score(outcome))}\n" \
                f"{self.program_text(state)}"
 
@@ -164,7 +246,7 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
 
     def get_state(self) -> S:
         """The current state (immutable and hashable: store it, branch from it)."""
-        return self._require()[0]
+        return self.episode.require()[0]
 
     def set_state(self, state: S | Mapping[str, Any]) -> dict[str, Any]:
         """Jump to ``state`` (a state or its JSON), scoring it unless its program is known;
@@ -174,8 +256,8 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         (outcome,) = self.evaluate([target])
         if not outcome.ok:
             raise ValueError(f"cannot move to a state whose program failed: {_reason(outcome)}")
-        self._state, self._outcome = target, outcome
-        return self._info()
+        self.episode.state, self.episode.outcome = target, outcome
+        return self.info(self.episode)
 
     def transition(self, state: S, action: int) -> S | str:
         """The successor of ``state`` under ``action``, or why there is none; measures nothing."""
@@ -216,6 +298,16 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
     @property
     def num_measurements(self) -> int:
         return self.evaluator.num_measurements
+
+    @property
+    def num_censored(self) -> int:
+        """Measurements stopped early (their scores are estimates, never bests)."""
+        return self.evaluator.num_censored
+
+    def initial_state(self, rng: np.random.Generator, problem: str | None = None) -> S:
+        """A starting state of ``problem`` (default: the current one), drawn with ``rng``
+        where starts are random; measures nothing (``reset`` is this, measured)."""
+        return self.space.initial(problem or self._current_problem(), rng)
 
     @property
     def num_cost_model_calls(self) -> int:
@@ -277,31 +369,20 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
     # ------------------------------------------------------------------ helpers
 
 
-    def _pick_problem(self, problem: str | None) -> str:
+    def _pick_problem(self, problem: str | None, episode: Episode[S]) -> str:
         problems = self.space.problems()
         if problem is not None:
             if problem not in problems:
-                raise ValueError(f"unknown problem {problem!r}")
+                raise ValueError(f"unknown problem {problem!r}; this environment's: "
+                                 f"{list(problems)[:20]}")
             return problem
         if self.fixed_problem is not None:
             return self.fixed_problem
-        return problems[int(self.np_random.integers(len(problems)))]
-
-    def _start(self, problem: str) -> tuple[S, Outcome]:
-        reasons = []
-        for _ in range(START_TRIES):
-            state = self.space.initial(problem, self.np_random)
-            (outcome,) = self.evaluate([state])
-            if outcome.ok:
-                return state, outcome
-            reasons.append(_reason(outcome))
-            if not getattr(self.space, "random_start", False):
-                break
-        raise RuntimeError(f"no starting state of {problem} could be scored; last: {reasons[-3:]}")
+        return problems[int(episode.rng.integers(len(problems)))]
 
     def _current_problem(self) -> str:
-        if self._state is not None:
-            return self._state.problem
+        if self.episode.state is not None:
+            return self.episode.state.problem
         if self.fixed_problem is not None:
             return self.fixed_problem
         return self.space.problems()[0]
@@ -312,32 +393,6 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
     def _action_text(self, state: S, action: int) -> str:
         described = (d["text"] for d in self.space.describe_actions(state) if d["id"] == action)
         return next(described, f"action {action}")
-
-    def _require(self) -> tuple[S, Outcome]:
-        if self._state is None or self._outcome is None:
-            raise gym.error.ResetNeeded("call reset() before using the environment")
-        return self._state, self._outcome
-
-    def _observation(self) -> dict[str, np.ndarray]:
-        state, outcome = self._require()
-        reference = self.reference_score(state.problem)
-        progress = min(self._steps / self.max_steps, 1.0)
-        return self.space.observe(state, outcome, reference, progress)
-
-    def _info(self) -> dict[str, Any]:
-        state, outcome = self._require()
-        score, reference = _score(outcome), self.reference_score(state.problem)
-        info: dict[str, Any] = {
-            "score": score,
-            "improvement": reference / max(score, SCORE_FLOOR),
-            "reference_score": reference,
-            "state": state.to_json(),
-            "action_mask": self.legal_mask(state),
-            "num_measurements": self.num_measurements,
-        }
-        if outcome.censored:
-            info["censored"] = True
-        return {**info, **self._extras(state, outcome)}
 
     def _extras(self, state: S, outcome: Outcome) -> dict[str, Any]:
         """Environment-specific ``info`` entries (documented by each environment)."""

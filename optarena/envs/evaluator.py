@@ -13,6 +13,9 @@ and owns what every environment used to do its own way:
   A program the store knows is not measured again but still *counts* (it saves wall-clock, not
   samples), so budgets mean the same with and without a store.
 * **failure records**: ``failures`` counts failed programs by kind.
+* **the bound**: the best score seen of each problem goes to the scorer with every batch, so that
+  a scorer that can (the tensor environment) stops timing a clearly slower candidate early. Its
+  outcome is *censored*: its score is an estimate, flagged, never a best, not stored.
 * **references**: each problem's reference program is scored once and never counted (a state
   whose program is the reference, such as an unmodified block, is free).
 
@@ -51,12 +54,17 @@ class Evaluator(Generic[S]):
         self.num_measurements = 0
         self.store_hits = 0
         """Of the measurements, those the store answered (no program was run for them)."""
+        self.num_censored = 0
+        """Of the measurements, those stopped early (censored: estimates, never bests)."""
         self.failures: Counter[str] = Counter()
         self._keys: LRU[S, str | Failure] = LRU(cache_size)
         self._programs: LRU[S, Program] = LRU(programs_kept)
         self._outcomes: LRU[tuple[str, str], Outcome] = LRU(cache_size)
         self._references: dict[str, Outcome] = {}
         self._contexts: dict[str, str] = {}
+        self.best: dict[str, float] = {}
+        """The best (lowest, uncensored) score seen of each problem: the bound that lets a
+        scorer stop measuring a hopeless candidate early."""
 
     def key(self, state: S) -> str | Failure:
         """The key of ``state``'s program, or why it cannot be built (cached)."""
@@ -132,23 +140,30 @@ class Evaluator(Generic[S]):
                 found[index] = self.store.get(context, program.key)
             self.store_hits += sum(o is not None for o in found)
         missing = [i for i, outcome in enumerate(found) if outcome is None]
-        scored = self.scorer.score([programs[i] for i in missing], [None] * len(missing)) \
-            if missing else []
+        bounds = [None if fresh else self.best.get(programs[i].problem) for i in missing]
+        scored = self.scorer.score([programs[i] for i in missing], bounds) if missing else []
         for index, outcome in zip(missing, scored, strict=True):
             found[index] = outcome
-            if self.store is not None and not fresh:
+            if self.store is not None and not fresh and not outcome.censored:
                 context = self.context(programs[index].problem)
                 assert context is not None
                 self.store.put(context, programs[index].key, outcome)
         outcomes = [o for o in found if o is not None]
         self.num_measurements += len(programs)
+        self.num_censored += sum(o.censored for o in outcomes)
         for program, outcome in zip(programs, outcomes, strict=True):
             self._outcomes.put((program.problem, program.key), outcome)
+            self._remember_best(program.problem, outcome)
             if outcome.failure is not None:
                 self.failures[outcome.failure.kind] += 1
         if isinstance(self.scorer, Learner):
             self.scorer.learn(programs, outcomes)
         return outcomes
+
+    def _remember_best(self, problem: str, outcome: Outcome) -> None:
+        if outcome.score is not None and not outcome.censored \
+                and outcome.score < self.best.get(problem, float("inf")):
+            self.best[problem] = outcome.score
 
     def reference(self, problem: str) -> Outcome:
         """The problem's reference outcome: scored once, never counted; ``RuntimeError`` if it

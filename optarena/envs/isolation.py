@@ -94,6 +94,13 @@ class Child:
 
     def start(self) -> None:
         """Start the child (if it is not running) and wait until it says it is ready."""
+        if not self.alive or not self.ready:
+            self.launch()
+            self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the child without waiting for it (several start at once; then
+        :meth:`wait_ready`). A running child is left alone."""
         if self.alive:
             return
         self.kill()
@@ -105,6 +112,11 @@ class Child:
         finally:
             if stderr is not None:
                 stderr.close()
+
+    def wait_ready(self) -> None:
+        """Wait for a launched child's first line (what it says of itself when it is ready)."""
+        if self.ready:
+            return
         try:
             self.ready = self._read(self.start_timeout_s)
         except ChildFailed as err:
@@ -113,6 +125,12 @@ class Child:
     def request(self, message: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one request and return the reply; :class:`ChildFailed` if the child does not
         answer within ``timeout_s`` (it is killed) or dies."""
+        self.send(message)
+        return self.receive(timeout_s)
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Send one request (starting the child if needed); :meth:`receive` takes the reply.
+        One request at a time: a child answers in order."""
         self.start()
         process = self._process
         assert process is not None and process.stdin is not None
@@ -120,8 +138,16 @@ class Child:
             process.stdin.write(json.dumps(message) + "\n")
             process.stdin.flush()
         except (BrokenPipeError, OSError):
-            pass  # it died: _read reports how
+            pass  # it died: receive reports how
+
+    def receive(self, timeout_s: float) -> dict[str, Any]:
+        """The reply to the request sent (see :meth:`request` for failures)."""
         return self._read(timeout_s)
+
+    def fileno(self) -> int:
+        """The child's reply stream, for :func:`ready` (the child must be running)."""
+        assert self._process is not None and self._process.stdout is not None
+        return self._process.stdout.fileno()
 
     def _read(self, timeout_s: float) -> dict[str, Any]:
         process = self._process
@@ -145,6 +171,7 @@ class Child:
     def kill(self) -> None:
         """Kill the child and its process group (whatever it started)."""
         process, self._process = self._process, None
+        self.ready = {}
         if process is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -164,6 +191,16 @@ class Child:
                 process.stdin.flush()
                 process.wait(timeout_s)
         self.kill()
+
+
+def ready(children: Sequence[Child], timeout_s: float) -> list[Child]:
+    """Those of ``children`` (each with a request sent) whose reply has come, waiting up to
+    ``timeout_s`` for the first: several children work at once, their replies taken as they
+    come."""
+    with selectors.DefaultSelector() as selector:
+        for child in children:
+            selector.register(child, selectors.EVENT_READ)
+        return [key.fileobj for key, _ in selector.select(timeout_s)]  # type: ignore[misc]
 
 
 def serve(handle: Callable[[dict[str, Any]], dict[str, Any]], ready: dict[str, Any] | None = None,

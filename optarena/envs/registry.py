@@ -1,5 +1,8 @@
 """The environment kinds: one registry line each, read by gymnasium, the experiments and the CLI.
 
+Registering a kind registers its gymnasium id, with a vector entry point:
+``gym.make_vec(ID, num_envs=N)`` steps ``N`` episodes as one batch (:mod:`optarena.envs.vector`).
+
 An :class:`EnvKind` names an environment for experiment configs (``env: tensor_schedule``), says
 which gymnasium id it has, where its class is and which constructor argument names its problem
 (the workload, block or benchmark of a config's ``workloads``). Everything else the experiments need
@@ -73,7 +76,10 @@ def register(kind: EnvKind) -> EnvKind:
         raise ValueError(f"environment kind {kind.name!r} is registered already as {known}")
     KINDS[kind.name] = kind
     if kind.env_id not in gymnasium.registry:
-        gymnasium.register(id=kind.env_id, entry_point=kind.entry_point)
+        from optarena.envs.vector import vector_entry_point
+
+        gymnasium.register(id=kind.env_id, entry_point=kind.entry_point,
+                           vector_entry_point=vector_entry_point(kind.entry_point))
     return kind
 
 

@@ -14,6 +14,9 @@ parallel runs and later runs share the store, so racing agents see the same late
 program. It saves wall-clock, not samples: the evaluator still counts a stored result against
 the budget of the run that asks for it.
 
+Arrays a measurement needs (a workload's reference outputs on its random inputs) are kept too,
+so that every measuring process does not compute them again.
+
 Each write is one transaction (a process killed mid-write leaves no torn row); the database runs
 in WAL mode so readers and one writer at a time proceed concurrently across processes. The
 default file is ``$OPTARENA_STORE``, else ``<cache>/measurements.sqlite`` (``OPTARENA_CACHE_DIR``,
@@ -23,15 +26,18 @@ else ``~/.cache/optarena``); ``optarena store info`` shows it and ``optarena sto
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from optarena.envs.contract import Failure, Outcome
 from optarena.envs.host import cache_root
@@ -44,6 +50,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS contexts (
     context TEXT PRIMARY KEY,
     description TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS arrays (
+    key TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -144,6 +155,24 @@ class Store:
                  failure.detail if failure else None, int(outcome.censored), outcome.seconds,
                  json.dumps(dict(outcome.extras), default=_jsonable), time.time()))
 
+    def put_arrays(self, key: str, arrays: Sequence[np.ndarray]) -> None:
+        """Keep arrays under ``key`` (e.g. a workload's reference outputs), one transaction."""
+        buffer = io.BytesIO()
+        np.savez(buffer, *arrays)
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?)",
+                             (key, buffer.getvalue(), time.time()))
+
+    def has_arrays(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM arrays WHERE key = ?", (key,)).fetchone() is not None
+
+    def get_arrays(self, key: str) -> list[np.ndarray] | None:
+        row = self._db.execute("SELECT data FROM arrays WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        with np.load(io.BytesIO(row[0])) as stored:
+            return [stored[f"arr_{i}"] for i in range(len(stored.files))]
+
     def keys(self, context: str) -> set[str]:
         """The keys of the programs stored for ``context``."""
         rows = self._db.execute("SELECT key FROM outcomes WHERE context = ?", (context,))
@@ -161,6 +190,7 @@ class Store:
         with self._transaction():
             self._db.execute("DELETE FROM outcomes")
             self._db.execute("DELETE FROM contexts")
+            self._db.execute("DELETE FROM arrays")
         self._db.execute("VACUUM")
         self._known_contexts.clear()
         return count

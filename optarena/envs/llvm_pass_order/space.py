@@ -33,6 +33,10 @@ EXCLUDED_BY_DEFAULT = (
 
 FEATURES = {"autophase": ("Autophase", 56), "instcount": ("InstCount", 70)}
 """Observation name -> (CompilerGym observation, length)."""
+FEATURE_BOUND = 32.0
+"""``log1p`` of a count is at most this (a count of 7.9e13)."""
+SCORE_BOUND = 16.0
+"""The score over the reference is observed up to this (clipped above)."""
 
 
 def pass_mask(names: Sequence[str], allowed: Sequence[str] | None) -> np.ndarray:
@@ -52,14 +56,15 @@ def observation_space(features: str) -> spaces.Dict:
     if features not in FEATURES:
         raise ValueError(f"unknown observation {features!r}; available: {sorted(FEATURES)}")
     return spaces.Dict({
-        "features": spaces.Box(0.0, np.inf, (FEATURES[features][1],), np.float32),
-        "score": spaces.Box(0.0, np.inf, (1,), np.float32),
+        "features": spaces.Box(0.0, FEATURE_BOUND, (FEATURES[features][1],), np.float32),
+        "score": spaces.Box(0.0, SCORE_BOUND, (1,), np.float32),
         "progress": spaces.Box(0.0, 1.0, (1,), np.float32),
     })
 
 
 def feature_vector(counts: Sequence[int]) -> np.ndarray:
-    return np.log1p(np.maximum(np.asarray(counts, dtype=np.float64), 0.0)).astype(np.float32)
+    counts = np.maximum(np.asarray(counts, dtype=np.float64), 0.0)
+    return np.minimum(np.log1p(counts), FEATURE_BOUND).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,6 @@ class PassSpace:
         score = outcome.score if outcome.score is not None else reference
         return {
             "features": feature_vector(outcome.extras["features"]),
-            "score": np.array([score / reference], np.float32),
+            "score": np.array([min(score / reference, SCORE_BOUND)], np.float32),
             "progress": np.array([progress], np.float32),
         }

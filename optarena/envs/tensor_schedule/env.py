@@ -38,7 +38,7 @@ import numpy as np
 from optarena.envs.base import ArenaEnv
 from optarena.envs.contract import Outcome
 from optarena.envs.host import cpu_model
-from optarena.envs.store import Store
+from optarena.envs.store import Store, open_store
 from optarena.envs.tensor_schedule.export import export_schedule
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
 from optarena.envs.tensor_schedule.scorer import TensorScorer
@@ -98,11 +98,13 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
                             max_sketches=max_sketches)
         self.workloads = {name: design.workload for name, design in space.spaces.items()}
         self.tensor_space = space
-        self.tensor: TensorScorer = TensorScorer(space, self.target, config, rpc_config,
-                                                 surrogate, surrogate_warmup)
+        kept = open_store(store)
+        self.tensor: TensorScorer = TensorScorer(
+            space, self.target, config, rpc_config, surrogate, surrogate_warmup,
+            None if kept is None else kept.path)
         super().__init__(space, self.tensor, problem=next(iter(self.workloads))
                          if len(self.workloads) == 1 else None, max_steps=max_steps,
-                         store=store, render_mode=render_mode)
+                         store=kept, render_mode=render_mode)
         self.info_program = info_program
 
     @classmethod
@@ -119,10 +121,10 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
     @classmethod
     def verification_kwargs(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
         """Outputs are always checked against the reference, at the default tolerance or a
-        stricter one."""
+        stricter one, and timed in full (no early stop, no adaptive repeats)."""
         measure = dict(settings.get("measure") or {})
-        measure["check"] = True
-        measure["tolerance"] = min(float(measure.get("tolerance", 1e-3)), 1e-3)
+        measure.update(check=True, early_stop=None, spread=None,
+                       tolerance=min(float(measure.get("tolerance", 1e-3)), 1e-3))
         return {**settings, "measure": measure}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -133,7 +135,7 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         if sketch is None:
             return super().reset(seed=seed, options=options)
         super(ArenaEnv, self).reset(seed=seed)
-        problem = self._pick_problem(options.get("problem"))
+        problem = self._pick_problem(options.get("problem"), self.episode)
         design = self.tensor_space.space(problem)
         return super().reset(options={"state": design.sample(self.np_random, int(sketch))})
 

@@ -19,16 +19,20 @@ lasting at least ``min_repeat_ms``).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import tvm
 from pydantic import BaseModel, ConfigDict, Field
 
-from optarena.envs.isolation import Child, ChildFailed
+from optarena.envs.isolation import Child, ChildFailed, ready
+from optarena.envs.store import Store
 from optarena.envs.tensor_schedule.workload import Workload
 
 WORKER_MODULE = "optarena.envs.tensor_schedule.worker"
@@ -51,6 +55,32 @@ class MeasureConfig(BaseModel):
     check: bool = Field(True, description="compare outputs with the reference before timing")
     tolerance: float = Field(1e-3, gt=0, description="max |out - ref| / max |ref| accepted")
     input_seed: int = Field(0, description="seed of the random inputs")
+    build_workers: int | None = Field(None, ge=1, description="processes that build and check a "
+                                      "batch in parallel (default: the usable cores)")
+    early_stop: float | None = Field(1.5, gt=1, description="stop timing a candidate whose first "
+                                     "pass is this many times slower than the best so far (a "
+                                     "censored result); None: off")
+    spread: float | None = Field(0.02, gt=0, description="adaptive repeats: stop once the "
+                                 "repeats' (max - min) / median is at most this; None: all "
+                                 "`repeat` repeats")
+    min_repeats: int = Field(3, ge=1, description="adaptive repeats: at least this many")
+    first_pass_ms: int = Field(2, ge=0, description="adaptive timing: the first pass lasts "
+                                 "at least this long")
+
+    def protocol(self, bound: float | None, full: bool = False) -> dict[str, Any]:
+        """The timing protocol of one program (``full``: MetaSchedule's, nothing adaptive)."""
+        adaptive = not full and (self.early_stop is not None or self.spread is not None)
+        return {"number": self.number, "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
+                "bound": (None if full or bound is None or self.early_stop is None
+                          else bound * self.early_stop),
+                "spread": self.spread if adaptive else None, "min_repeats": self.min_repeats,
+                "first_pass_ms": self.first_pass_ms}
+
+    def defining(self) -> dict[str, Any]:
+        """The settings that define a latency (what the measurement store keys on)."""
+        return self.model_dump(include={"number", "repeat", "min_repeat_ms", "check",
+                                         "tolerance", "input_seed", "spread", "min_repeats",
+                                         "first_pass_ms"})
 
 
 class RPCConfig(BaseModel):
@@ -62,6 +92,8 @@ class RPCConfig(BaseModel):
     tracker_port: int = 9190
     key: str = "local"
     session_timeout_s: float = 600.0
+    parallel: int | None = Field(None, ge=1, description="devices measured at once (default: "
+                                 "the servers the tracker has free under the key)")
 
 
 @dataclass(frozen=True)
@@ -76,6 +108,12 @@ class MeasureResult:
     """Largest |out - ref| / max |ref| over the outputs (``None`` when not checked)."""
     seconds: float = 0.0
     """Wall-clock of the whole measurement (build, check, timing)."""
+    censored: bool = False
+    """Timing stopped after the first pass: the candidate was clearly slower than the best."""
+    build_s: float = 0.0
+    """Of ``seconds``, compiling, loading and checking (in a worker)."""
+    time_s: float = 0.0
+    """Of ``seconds``, timing (in a worker)."""
 
     @property
     def ok(self) -> bool:
@@ -86,46 +124,186 @@ class MeasureResult:
 
 
 class Measurer:
-    """Measures programs of one workload on one target in an isolated worker process."""
+    """Measures programs of one workload on one target in isolated worker processes.
+
+    Locally, a batch is measured in two phases: the workers build and check the programs in
+    parallel (each keeps what it built), then the programs are timed one at a time, nothing else
+    running. With an RPC tracker, each worker holds a device of the tracker and builds, uploads
+    and times its programs; the devices work at once (a device farm).
+    """
 
     def __init__(self, workload: Workload, target: tvm.target.Target,
-                 config: MeasureConfig | None = None, rpc: RPCConfig | None = None) -> None:
+                 config: MeasureConfig | None = None, rpc: RPCConfig | None = None,
+                 store: Path | None = None) -> None:
         self.workload = workload
         self.target = target
         self.config = config or MeasureConfig()
         self.rpc = rpc
+        self.store = store
         setup = {"spec": workload.name, "target": str(target), "config": self.config.model_dump(),
-                 "rpc": None if rpc is None else rpc.model_dump()}
-        self.worker = Child([sys.executable, "-m", WORKER_MODULE, json.dumps(setup)],
-                            name=f"the measurement worker of {workload.name}",
-                            start_timeout_s=self.config.startup_timeout_s)
+                 "rpc": None if rpc is None else rpc.model_dump(),
+                 "store": None if store is None else str(store)}
+        count = _rpc_devices(rpc) if rpc is not None else \
+            (self.config.build_workers or len(os.sched_getaffinity(0)))
+        self.workers = [Child([sys.executable, "-m", WORKER_MODULE, json.dumps(setup)],
+                              name=f"measurement worker {i} of {workload.name}",
+                              start_timeout_s=self.config.startup_timeout_s)
+                        for i in range(count)]
 
-    def measure(self, mod: tvm.IRModule, *, baseline: bool = False) -> MeasureResult:
-        """Compile, check and time one program (``baseline``: the unscheduled program, which may
-        take longer)."""
+    def measure(self, mod: tvm.IRModule, *, baseline: bool = False, full: bool = False
+                ) -> MeasureResult:
+        """Measure one program (``baseline``: the unscheduled one, which may take longer and is
+        always timed in full; ``full``: MetaSchedule's timing, nothing adaptive)."""
+        return self.measure_many([mod], [None], baseline=baseline, full=full)[0]
+
+    def measure_many(self, mods: Sequence[tvm.IRModule],
+                     bounds: Sequence[float | None] | None = None, *, baseline: bool = False,
+                     full: bool = False) -> list[MeasureResult]:
+        """Measure a batch; ``bounds[i]`` is the best latency known of the program's workload
+        (early stopping times a candidate clearly slower than it only briefly)."""
+        self._start()
         timeout = self.config.baseline_timeout_s if baseline else self.config.timeout_s
-        start = time.perf_counter()
+        bounds = list(bounds) if bounds is not None else [None] * len(mods)
+        protocols = [self.config.protocol(b, full=full or baseline) for b in bounds]
+        jobs = [_Job(index, tvm.ir.save_json(mod), protocol)
+                for index, (mod, protocol) in enumerate(zip(mods, protocols, strict=True))]
+        if self.rpc is not None:
+            _run_concurrently(self.workers, jobs, "measure", timeout)
+        else:
+            pending = jobs
+            while pending:  # a worker lost in a phase takes its built programs: they go again
+                built = _run_concurrently(self.workers, pending, "build", timeout)
+                pending = [job for job in built if not job.timed(timeout)]
+        return [job.result for job in jobs]  # type: ignore[misc]
+
+    def _start(self) -> None:
+        """Start the workers, at once when the store has the reference outputs; else the first
+        alone (it computes and stores them), then the others."""
+        if all(worker.alive for worker in self.workers):
+            return
         try:
-            self.worker.start()
+            if not self._reference_stored():
+                self.workers[0].start()
+            for worker in self.workers:
+                worker.launch()
+            for worker in self.workers:
+                worker.wait_ready()
         except ChildFailed as err:
             raise RuntimeError(f"{err.detail}; its stderr is above") from None
+
+    def _reference_stored(self) -> bool:
+        if self.store is None:
+            return False
+        store = Store(self.store)
         try:
-            reply = self.worker.request({
-                "mod": tvm.ir.save_json(mod), "number": self.config.number,
-                "repeat": self.config.repeat, "min_repeat_ms": self.config.min_repeat_ms,
-            }, timeout)
-        except ChildFailed as err:  # the worker was killed or died: the next one starts fresh
-            return MeasureResult(None, error_kind=err.kind, error=err.detail,  # type: ignore[arg-type]
-                                 seconds=time.perf_counter() - start)
-        if reply.get("restart"):
-            self.worker.kill()
-        return MeasureResult(
-            reply.get("latency_s"), tuple(reply.get("runs_s", ())), reply.get("error_kind"),
-            reply.get("error"), reply.get("max_error"), time.perf_counter() - start,
-        )
+            return store.has_arrays(reference_key(self.workload, self.config.input_seed))
+        finally:
+            store.close()
 
     def close(self) -> None:
-        self.worker.close()
+        for worker in self.workers:
+            worker.close()
+
+
+def reference_key(workload: Workload, seed: int) -> str:
+    """Where the measurement store keeps a workload's reference outputs for an input seed."""
+    return f"reference:{workload.structural_hash}:{seed}"
+
+
+@dataclass
+class _Job:
+    """One program of a batch and, once known, its result."""
+
+    index: int
+    mod: str
+    protocol: dict[str, Any]
+    worker: Child | None = None
+    """The worker that built it and keeps it (until it is timed)..."""
+    worker_pid: int | None = None
+    """... as long as that worker is the same process."""
+    result: MeasureResult | None = None
+    started: float = field(default_factory=time.perf_counter)
+    built: dict[str, Any] = field(default_factory=dict)
+    """The worker's reply to ``build`` (the check's error, the build's seconds)."""
+
+    def request(self, op: str) -> dict[str, Any]:
+        return {"op": op, "id": str(self.index), "mod": self.mod, **self.protocol}
+
+    def finish(self, reply: dict[str, Any]) -> None:
+        reply = {**self.built, **reply}
+        self.result = MeasureResult(
+            reply.get("latency_s"), tuple(reply.get("runs_s", ())), reply.get("error_kind"),
+            reply.get("error"), reply.get("max_error"), time.perf_counter() - self.started,
+            bool(reply.get("censored")), reply.get("build_s", 0.0), reply.get("time_s", 0.0))
+
+    def fail(self, err: ChildFailed) -> None:
+        self.result = MeasureResult(None, error_kind=err.kind,  # type: ignore[arg-type]
+                                    error=err.detail, seconds=time.perf_counter() - self.started)
+
+    def timed(self, timeout: float) -> bool:
+        """Time the built program on its worker, alone; ``False`` if the worker was lost
+        before this program's turn (it must be built again)."""
+        worker = self.worker
+        if self.result is not None:
+            return True
+        if worker is None or worker.pid is None or worker.pid != self.worker_pid:
+            return False
+        try:
+            reply = worker.request({"op": "time", "id": str(self.index), **self.protocol}, timeout)
+        except ChildFailed as err:
+            self.fail(err)
+            return True
+        self.finish(reply)
+        if reply.get("restart"):
+            worker.kill()
+        return True
+
+
+def _run_concurrently(workers: list[Child], jobs: list[_Job], op: str, timeout: float
+                      ) -> list[_Job]:
+    """Send ``op`` requests for ``jobs`` to the workers, one job per worker at a time, taking
+    the replies as they come. ``build`` keeps a built job on its worker (``job.worker``) and
+    returns the jobs built; a failure is the job's result. A worker that dies or times out is
+    restarted for the next job."""
+    queue, busy, built = list(jobs), {}, []
+    while queue or busy:
+        for worker in workers:
+            if worker not in busy and queue:
+                job = queue.pop(0)
+                job.started = time.perf_counter()
+                worker.send(job.request(op))
+                busy[worker] = job
+        deadline = min(job.started for job in busy.values()) + timeout
+        answered = ready(list(busy), max(0.0, deadline - time.perf_counter()))
+        for worker in [w for w, j in busy.items()
+                       if w not in answered and time.perf_counter() - j.started >= timeout]:
+            worker.kill()
+            busy.pop(worker).fail(ChildFailed("timeout", f"{worker.name} gave no answer within "
+                                                         f"{timeout:g} s; killed"))
+        for worker in answered:
+            job = busy.pop(worker)
+            try:
+                reply = worker.receive(0)
+            except ChildFailed as err:
+                job.fail(err)
+                continue
+            if op == "build" and "error_kind" not in reply:
+                job.worker, job.worker_pid, job.built = worker, worker.pid, reply
+                built.append(job)
+            else:
+                job.finish(reply)
+            if reply.get("restart"):
+                worker.kill()
+    return built
+
+
+def _rpc_devices(rpc: RPCConfig) -> int:
+    """How many devices to measure on at once: ``rpc.parallel``, else the servers the tracker
+    has free under the key (at least one)."""
+    if rpc.parallel is not None:
+        return rpc.parallel
+    summary = tvm.rpc.connect_tracker(rpc.tracker_host, rpc.tracker_port).summary()
+    return max(1, int(summary.get("queue_info", {}).get(rpc.key, {}).get("free", 1)))
 
 
 # ------------------------------------------------------------------------------- surrogate

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import platform
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +35,13 @@ from optarena.envs.tensor_schedule.workload import tvm_structural_hash
 
 
 def _outcome(result: MeasureResult) -> Outcome:
-    extras: dict[str, Any] = {"runs_s": list(result.runs_s)}
+    extras: dict[str, Any] = {"runs_s": list(result.runs_s), "build_s": result.build_s,
+                              "time_s": result.time_s}
     if result.max_error is not None:
         extras["max_error"] = result.max_error
     if result.ok:
-        return Outcome(result.latency_s, seconds=result.seconds, extras=extras)
+        return Outcome(result.latency_s, censored=result.censored, seconds=result.seconds,
+                       extras=extras)
     return Outcome(None, Failure(result.error_kind or "run", result.error or "failed"),
                    seconds=result.seconds, extras=extras)
 
@@ -49,12 +52,13 @@ class TensorScorer:
     deterministic = False
 
     def __init__(self, space: TensorSpace, target: tvm.target.Target, config: MeasureConfig,
-                 rpc: RPCConfig | None, surrogate: bool, surrogate_warmup: int) -> None:
+                 rpc: RPCConfig | None, surrogate: bool, surrogate_warmup: int,
+                 store: Path | None = None) -> None:
         self.space = space
         self.target = target
         self.config = config
         self.rpc = rpc
-        self.measurers = {name: Measurer(design.workload, target, config, rpc)
+        self.measurers = {name: Measurer(design.workload, target, config, rpc, store)
                           for name, design in space.spaces.items()}
         self.surrogates = {name: Surrogate(design.context, warmup=surrogate_warmup)
                            for name, design in space.spaces.items()} if surrogate else None
@@ -75,8 +79,7 @@ class TensorScorer:
         return {
             "workload_hash": design.workload.structural_hash,
             "target": json.loads(str(self.target)),
-            "measure": self.config.model_dump(exclude={"timeout_s", "baseline_timeout_s",
-                                                       "startup_timeout_s"}),
+            "measure": self.config.defining(),
             "where": dict(where),
             "tvm": tvm.__version__,
         }
@@ -96,15 +99,20 @@ class TensorScorer:
         return Program(problem, _hash(workload.mod), None)
 
     def score(self, programs: Sequence[Program], bound: Sequence[float | None]) -> list[Outcome]:
-        outcomes = []
-        for program in programs:
-            measurer = self.measurers[program.problem]
-            if program.payload is None:  # the reference: the unscheduled program
-                result = measurer.measure(measurer.workload.mod, baseline=True)
-            else:
-                result = measurer.measure(program.payload.mod)
-            outcomes.append(_outcome(result))
-        return outcomes
+        """Measure the batch, each workload's programs together (built in parallel, timed one
+        at a time; a candidate clearly slower than ``bound`` is timed briefly, censored)."""
+        outcomes: dict[int, Outcome] = {}
+        for problem in dict.fromkeys(p.problem for p in programs):
+            measurer = self.measurers[problem]
+            mine = [i for i, p in enumerate(programs) if p.problem == problem]
+            for i in mine:
+                if programs[i].payload is None:  # the reference: the unscheduled program
+                    outcomes[i] = _outcome(measurer.measure(measurer.workload.mod, baseline=True))
+            candidates = [i for i in mine if i not in outcomes]
+            results = measurer.measure_many([programs[i].payload.mod for i in candidates],
+                                            [bound[i] for i in candidates])
+            outcomes.update(zip(candidates, map(_outcome, results), strict=True))
+        return [outcomes[i] for i in range(len(programs))]
 
     def learn(self, programs: Sequence[Program], outcomes: Sequence[Outcome]) -> None:
         """Train the surrogate on every counted measurement that has a latency."""

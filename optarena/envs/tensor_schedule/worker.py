@@ -1,15 +1,22 @@
 """The measurement worker: runs in its own process, started by :class:`~.measure.Measurer`.
 
 ``python -m optarena.envs.tensor_schedule.worker SETUP`` (``SETUP``: JSON with the workload,
-target, settings and RPC device) generates the random inputs and the reference outputs once,
-says it is ready, then compiles, checks and times each program it is sent, one JSON line each
-way (:func:`optarena.envs.isolation.serve`). Generated code runs only here, so a kernel that
-crashes or hangs takes this process down, not the environment.
+target, settings, RPC device and measurement store) generates the random inputs and takes the
+reference outputs from the store (computing them the first time), says it is ready, then answers
+one JSON line per request (:func:`optarena.envs.isolation.serve`):
+
+* ``build``: compile a program, load it and check its outputs; keep it;
+* ``time``: time a kept program (:func:`timing`) and forget it;
+* ``measure``: both; ``drop``: forget kept programs.
+
+Generated code runs only here, so a kernel that crashes or hangs takes this process down, not the
+environment.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -22,7 +29,8 @@ import tvm
 
 from optarena.envs.contract import error_summary
 from optarena.envs.isolation import serve
-from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
+from optarena.envs.store import Store
+from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig, reference_key
 from optarena.envs.tensor_schedule.workload import Workload, get_workload
 
 
@@ -73,61 +81,145 @@ class _Device:
         return self.session.load_module(path.name)
 
 
-def _serve(setup: dict[str, Any]) -> None:
-    """Worker loop: set up inputs and reference once, then answer measurement requests."""
-    spec, target = setup["spec"], setup["target"]
-    config = MeasureConfig(**setup["config"])
-    rpc = None if setup["rpc"] is None else RPCConfig(**setup["rpc"])
-    os.environ["TVM_NUM_THREADS"] = str(tvm.target.Target(target).attrs.get("num-cores", 1))
-    workload = get_workload(spec)
-    tgt = tvm.target.Target(target)
-    device = _Device(tgt, rpc)
-    inputs = make_inputs(workload, config.input_seed)
-    written = workload.written
-    if workload.reference is not None:
-        reference = workload.reference([a for i, a in enumerate(inputs) if i not in written])
-    else:  # a user's workload: its unscheduled program is the reference
-        reference_fn = tvm.compile(workload.mod, target=tgt).jit()
-        args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
-        reference_fn["main"](*args)
-        reference = [args[i].numpy() for i in written]
-    args = [tvm.runtime.tensor(a, device.dev) for a in inputs]
-    serve(lambda request: _measure_one(request, device, args, inputs, written, reference, config),
-          ready={"ready": True})
+class _Worker:
+    """The worker's state: the device, the inputs and the reference outputs, and the programs
+    built and checked but not yet timed."""
+
+    def __init__(self, setup: dict[str, Any]) -> None:
+        self.config = MeasureConfig(**setup["config"])
+        rpc = None if setup["rpc"] is None else RPCConfig(**setup["rpc"])
+        target = tvm.target.Target(setup["target"])
+        os.environ["TVM_NUM_THREADS"] = str(target.attrs.get("num-cores", 1))
+        workload = get_workload(setup["spec"])
+        self.device = _Device(target, rpc)
+        self.inputs = make_inputs(workload, self.config.input_seed)
+        self.written = workload.written
+        self.reference = _reference(workload, target, self.inputs, setup.get("store"),
+                                    self.config.input_seed)
+        self.args = [tvm.runtime.tensor(a, self.device.dev) for a in self.inputs]
+        self.built: dict[str, Any] = {}
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op", "measure")
+        if op == "drop":
+            for key in request["ids"]:
+                self.built.pop(key, None)
+            return {}
+        if op in ("build", "measure"):
+            reply = self.build(request)
+            if op == "build" or "error_kind" in reply:
+                return reply
+            return {**reply, **self.time(request)}
+        if op == "time":
+            return self.time(request)
+        raise ValueError(f"unknown op {op!r}")
+
+    def build(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Compile, load and check a program; keep it for :meth:`time`."""
+        started = time.perf_counter()
+        try:
+            module = self.device.load(tvm.ir.load_json(request["mod"]))
+        except tvm.error.RPCError as err:  # the remote side is gone: reconnect in a fresh worker
+            return {"error_kind": "run", "error": error_summary(err, 500), "restart": True}
+        except Exception as err:  # any compiler error is a failed build
+            return {"error_kind": "build", "error": error_summary(err, 500)}
+        try:
+            max_error = self.check(module) if self.config.check else None
+        except tvm.error.RPCError as err:
+            return {"error_kind": "run", "error": error_summary(err, 500), "restart": True}
+        except Exception as err:  # any runtime error is a failed run
+            return {"error_kind": "run", "error": error_summary(err, 500)}
+        if max_error is not None and not max_error <= self.config.tolerance:
+            return {"error_kind": "wrong_output", "max_error": max_error,
+                    "error": f"output differs from the reference: relative error "
+                             f"{max_error:.3g} > {self.config.tolerance:g}"}
+        self.built[request["id"]] = module
+        return {"max_error": max_error, "build_s": time.perf_counter() - started}
+
+    def check(self, module: Any) -> float:
+        """The largest relative error of the outputs of one call (outputs reset first: a
+        kernel that skips part of its output must not pass)."""
+        for i in self.written:
+            self.args[i].copyfrom(self.inputs[i])
+        module["main"](*self.args)
+        errors = [relative_error(self.args[i].numpy(), ref)
+                  for i, ref in zip(self.written, self.reference, strict=True)]
+        return max(errors) if errors else 0.0
+
+    def time(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Time a built program (:func:`timing`); it is forgotten afterwards."""
+        module = self.built.pop(request["id"])
+        started = time.perf_counter()
+        try:
+            return {**timing(module, self.device.dev, self.args, request),
+                    "time_s": time.perf_counter() - started}
+        except tvm.error.RPCError as err:
+            return {"error_kind": "run", "error": error_summary(err, 500), "restart": True}
+        except Exception as err:  # any runtime error is a failed run
+            return {"error_kind": "run", "error": error_summary(err, 500)}
 
 
-def _measure_one(request: dict[str, Any], device: _Device, args: list[Any],
-                 inputs: list[np.ndarray], written: list[int], reference: list[np.ndarray],
-                 config: MeasureConfig) -> dict[str, Any]:
-    try:
-        module = device.load(tvm.ir.load_json(request["mod"]))
-    except tvm.error.RPCError as err:  # the remote side is gone: reconnect in a fresh worker
-        return {"error_kind": "run", "error": error_summary(err, 500), "restart": True}
-    except Exception as err:  # any compiler error is a failed build
-        return {"error_kind": "build", "error": error_summary(err, 500)}
-    try:
-        max_error = None
-        if config.check:
-            for i in written:  # a kernel that skips part of its output must not pass
-                args[i].copyfrom(inputs[i])
-            module["main"](*args)
-            errors = [relative_error(args[i].numpy(), ref)
-                      for i, ref in zip(written, reference, strict=True)]
-            max_error = max(errors) if errors else 0.0
-            if not max_error <= config.tolerance:
-                return {"error_kind": "wrong_output", "max_error": max_error,
-                        "error": f"output differs from the reference: relative error "
-                                 f"{max_error:.3g} > {config.tolerance:g}"}
-        timer = module.time_evaluator("main", device.dev, number=request["number"],
-                                      repeat=request["repeat"],
-                                      min_repeat_ms=request["min_repeat_ms"])
+def timing(module: Any, dev: Any, args: list[Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    """Time ``module["main"]`` as ``protocol`` says (:class:`MeasureConfig`'s fields).
+
+    Full (no ``bound``, no ``spread``): ``time_evaluator(number, repeat, min_repeat_ms)``,
+    MetaSchedule's protocol. Adaptive: a first pass of one repeat lasting ``first_pass_ms``; if it
+    is slower than ``bound`` the candidate is hopeless and the result is *censored* (its
+    first-pass latency, never a best); otherwise repeats of as many calls as fill
+    ``min_repeat_ms`` (calibrated on the first pass) until the last ``min_repeats`` of them
+    agree (their ``(max - min) / median`` at most ``spread``), or ``repeat`` of them; the latency
+    is the median of the last ``min_repeats`` (the first repeats after a build run warm up).
+    """
+    number, repeat = int(protocol["number"]), int(protocol["repeat"])
+    bound, spread = protocol.get("bound"), protocol.get("spread")
+    if bound is None and spread is None:
+        timer = module.time_evaluator("main", dev, number=number, repeat=repeat,
+                                      min_repeat_ms=int(protocol["min_repeat_ms"]))
         runs = [float(r) for r in timer(*args).results]
-    except tvm.error.RPCError as err:
-        return {"error_kind": "run", "error": error_summary(err, 500), "restart": True}
-    except Exception as err:  # any runtime error is a failed run
-        return {"error_kind": "run", "error": error_summary(err, 500)}
-    return {"latency_s": float(np.median(runs)), "runs_s": runs, "max_error": max_error}
+        return {"latency_s": float(np.median(runs)), "runs_s": runs, "censored": False}
+    first = float(module.time_evaluator("main", dev, number=number, repeat=1,
+                                        min_repeat_ms=int(protocol["first_pass_ms"])
+                                        )(*args).results[0])
+    if bound is not None and first > bound:
+        return {"latency_s": first, "runs_s": [first], "censored": True}
+    calls = max(number, math.ceil(protocol["min_repeat_ms"] / 1e3 / max(first, 1e-9)))
+    timer = module.time_evaluator("main", dev, number=calls, repeat=1, min_repeat_ms=0)
+    window = int(protocol["min_repeats"]) if spread is not None else repeat
+    runs: list[float] = []
+    while len(runs) < repeat:
+        runs.append(float(timer(*args).results[0]))
+        last = runs[-window:]
+        if spread is not None and len(last) == window \
+                and max(last) - min(last) <= spread * float(np.median(last)):
+            break
+    return {"latency_s": float(np.median(runs[-window:])), "runs_s": runs, "censored": False}
+
+
+def _reference(workload: Workload, target: tvm.target.Target, inputs: list[np.ndarray],
+               store: str | None, seed: int) -> list[np.ndarray]:
+    """The reference outputs on ``inputs``: the workload's NumPy reference, or for a user's
+    workload its unscheduled program; kept in the measurement store (computed once)."""
+    kept = Store(store) if store is not None else None
+    key = reference_key(workload, seed)
+    try:
+        known = kept.get_arrays(key) if kept is not None else None
+        if known is not None:
+            return known
+        written = workload.written
+        if workload.reference is not None:
+            reference = workload.reference([a for i, a in enumerate(inputs) if i not in written])
+        else:
+            function = tvm.compile(workload.mod, target=target).jit()
+            args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
+            function["main"](*args)
+            reference = [args[i].numpy() for i in written]
+        if kept is not None:
+            kept.put_arrays(key, reference)
+        return reference
+    finally:
+        if kept is not None:
+            kept.close()
 
 
 if __name__ == "__main__":
-    _serve(json.loads(sys.argv[1]))
+    serve(_Worker(json.loads(sys.argv[1])).handle, ready={"ready": True})
