@@ -10,13 +10,15 @@ environment this applies the most profitable legal rewrite first until none is l
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker
-from optarena.envs.contract import game
+from optarena.envs.contract import Game, Outcome, game
 
 
 @dataclass
@@ -42,22 +44,35 @@ class Greedy:
         for _ in tracker.rounds(self.config.max_stalls):
             _, info = env.reset(seed=int(rng.integers(2**31)))
             tracker.observe(info, [])
-            here, score, path = inner.get_state(), float(info["score"]), []
-            while tracker.left > 0:
-                moves = [(int(a), inner.transition(here, int(a)))
-                         for a in np.flatnonzero(inner.legal_mask(here))]
-                moves = [(a, s) for a, s in moves if not isinstance(s, str)][: tracker.left]
-                best = None
-                for (action, state), outcome in zip(moves, inner.evaluate([s for _, s in moves]),
-                                                    strict=True):
-                    tracker.observe_outcome(state, outcome, [*path, action])
-                    if outcome.score is None or outcome.censored:
-                        continue
-                    gain = math.log(score / outcome.score)
-                    if gain > self.config.min_gain and (best is None or gain > best[0]):
-                        best = (gain, action, state, outcome.score)
-                if best is None:
-                    break
-                _, action, here, score = best
-                path.append(action)
+            descend(inner, inner.get_state(), float(info["score"]), lambda: tracker.left,
+                    tracker.observe_outcome, self.config.min_gain)
         return tracker.finish()
+
+
+def descend(inner: Game[Any], state: Any, score: float, left: Callable[[], int],
+            observe: Callable[[Any, Outcome, list[int]], None] | None = None,
+            min_gain: float = 0.0, max_moves: int | None = None) -> tuple[Any, float, list[int]]:
+    """Steepest descent from ``state`` (scored ``score``): measure every legal successor as one
+    batch (as many as ``left()`` measurements allow), move to the best if it gains more than
+    ``min_gain`` in log score, until none does (or after ``max_moves`` moves). ``observe`` sees
+    every successor measured. Returns the state reached, its score and the actions taken."""
+    path: list[int] = []
+    while left() > 0 and (max_moves is None or len(path) < max_moves):
+        moves = [(int(a), inner.transition(state, int(a)))
+                 for a in np.flatnonzero(inner.legal_mask(state))]
+        moves = [(a, s) for a, s in moves if not isinstance(s, str)][: left()]
+        best = None
+        for (action, successor), outcome in zip(moves, inner.evaluate([s for _, s in moves]),
+                                                strict=True):
+            if observe is not None:
+                observe(successor, outcome, [*path, action])
+            if outcome.score is None or outcome.censored:
+                continue
+            gain = math.log(score / outcome.score)
+            if gain > min_gain and (best is None or gain > best[0]):
+                best = (gain, action, successor, outcome.score)
+        if best is None:
+            break
+        _, action, state, score = best
+        path.append(action)
+    return state, score, path

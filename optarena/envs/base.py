@@ -81,6 +81,11 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         return "random"
 
     @classmethod
+    def splits(cls) -> Sequence[Any]:
+        """Its train/test splits (:class:`~optarena.envs.splits.Split`; none by default)."""
+        return ()
+
+    @classmethod
     def verification_kwargs(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
         """The constructor arguments a verifier measures with, from its own ``settings``: every
         check forced on, whatever the settings say."""

@@ -18,7 +18,7 @@ that loads an :class:`EnvKind` (``toy = "my_package.toy:KIND"`` in ``[project.en
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -45,8 +45,9 @@ class EnvKind:
         module, _, name = self.entry_point.partition(":")
         return getattr(importlib.import_module(module), name)
 
-    def make(self, problem: str, kwargs: Mapping[str, Any] | None = None) -> gymnasium.Env:
-        """The environment fixed on ``problem``, built with ``kwargs``."""
+    def make(self, problem: str | Sequence[str], kwargs: Mapping[str, Any] | None = None
+             ) -> gymnasium.Env:
+        """The environment on ``problem`` (one, or several), built with ``kwargs``."""
         kwargs = dict(kwargs or {})
         if self.problem_arg in kwargs:
             raise ValueError(f"name the {self.problem_arg} as the problem, not in kwargs")

@@ -10,6 +10,8 @@
 * ``optarena llm models | serve --model NAME | check --base-url URL --model NAME``.
 * ``optarena setup compiler-gym`` -- CompilerGym for ``optarena/LlvmPassOrder-v0``, offline.
 * ``optarena store info | clear`` -- the persistent measurement store.
+* ``optarena splits`` and ``optarena train --config configs/train-peephole.yaml --out DIR`` --
+  train/test splits, and MaskablePPO trained on one and tested on its held-out problems.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-from optarena.experiments import arena_cli, llm_cli, peephole_cli, setup_cli, store_cli
+from optarena.experiments import (
+    arena_cli,
+    llm_cli,
+    peephole_cli,
+    setup_cli,
+    store_cli,
+    train_cli,
+)
 
 
 class TuneConfig(BaseModel):
@@ -112,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     peephole_cli.add_commands(commands)
     setup_cli.add_commands(commands)
     store_cli.add_commands(commands)
+    train_cli.add_commands(commands)
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "workloads":
@@ -124,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return setup_cli.run(args, console)
     if args.command == "store":
         return store_cli.run(args, console)
+    if args.command in ("splits", "train"):
+        return train_cli.run(args, console)
     if args.command != "tune":
         return arena_cli.run(args, console)
     values: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}

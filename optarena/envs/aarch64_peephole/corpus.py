@@ -15,6 +15,7 @@ kept, plus a deterministic share of those that do not.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -29,6 +30,10 @@ SHIPPED_SOURCES = Path(__file__).parent / "sources"
 CROSS_SYSROOT = Path("/usr/aarch64-linux-gnu")  # Debian's libc6-dev-arm64-cross
 CSMITH_INCLUDE = Path("/usr/include/csmith")  # Debian's libcsmith-dev
 SHIPPED_CORPUS = Path(__file__).parent / "data" / "corpus.jsonl"
+CSMITH_CORPUS = Path(__file__).parent / "data" / "csmith-v1.jsonl.gz"
+"""60 csmith programs (``csmith --seed 1..60``) at -O0, -O1 and -O2, every block kept: the corpus of
+the ``peephole-csmith`` split (``optarena peephole build-corpus --csmith 60 --csmith-seed 1
+--unchanged-share 1``, sources by file name)."""
 TERMINATORS = ("b", "br", "ret", "cbz", "cbnz", "tbz", "tbnz", "bl", "blr")
 _SYMBOLIC = re.compile(r"adrp|\badr\b|:lo12:|:got|\.L[A-Za-z]|\b[A-Za-z_]\w*@", re.I)
 _FUNCTION = re.compile(r"^([A-Za-z_][\w.$]*):")
@@ -191,4 +196,7 @@ def build_corpus(paths: Iterable[Path], out: Path, *, opts: tuple[str, ...] = ("
 
 
 def load_corpus(path: Path = SHIPPED_CORPUS) -> list[BlockPair]:
-    return [BlockPair(**json.loads(line)) for line in path.read_text().splitlines() if line]
+    """The entries of a corpus file (JSONL, or gzipped JSONL: ``.jsonl.gz``)."""
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" \
+        else path.read_text()
+    return [BlockPair(**json.loads(line)) for line in text.splitlines() if line]

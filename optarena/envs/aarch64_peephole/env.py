@@ -6,8 +6,9 @@ observations) and :class:`~optarena.envs.aarch64_peephole.scorer.PeepholeScorer`
 llvm-mca cycles).
 
 **Problems** are the blocks of the corpus (default: the shipped one) with at most
-``max_instructions`` instructions: ``block=ID`` fixes one (every reset starts from it),
-``reset(options={"problem": ID})`` picks one, else a reset draws one with its seed. The starting
+``max_instructions`` instructions: ``block=ID`` fixes one (every reset starts from it), a list
+of ids restricts them, ``reset(options={"problem": ID})`` picks one, else a reset draws one with
+its seed. The starting
 state is the block as compiled; the reference score is its cycles.
 
 **Actions** are rewrites at sites (``describe_actions()`` lists them as text); ``rewrite(text)``
@@ -22,7 +23,7 @@ the cycles of LLVM's own result for the block.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ from optarena.envs.aarch64_peephole.block import format_block, parse_block
 from optarena.envs.aarch64_peephole.corpus import SHIPPED_CORPUS, load_corpus
 from optarena.envs.aarch64_peephole.scorer import CHECKER_FAILURES, PeepholeScorer
 from optarena.envs.aarch64_peephole.space import BlockState, PeepholeSpace
+from optarena.envs.aarch64_peephole.splits import SPLITS as PEEPHOLE_SPLITS
 from optarena.envs.aarch64_peephole.toolchain import Toolchain
 from optarena.envs.base import ArenaEnv, StepResult
+from optarena.envs.splits import Split
 from optarena.envs.store import Store
 
 CHECK_STATES = 8
@@ -52,7 +55,7 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         corpus: str | Path | None = None,
         mcpu: str = "neoverse-n1",
         *,
-        block: str | None = None,
+        block: str | Sequence[str] | None = None,
         iterations: int = 100,
         max_steps: int = 32,
         max_instructions: int = 64,
@@ -65,17 +68,28 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
                   if len(parse_block(b.input)) <= max_instructions]
         if not blocks:
             raise ValueError(f"no block of at most {max_instructions} instructions in the corpus")
+        if block is not None:
+            chosen = [block] if isinstance(block, str) else list(block)
+            by_id = {b.id: b for b in blocks}
+            unknown = [b for b in chosen if b not in by_id]
+            if unknown:
+                raise ValueError(f"unknown block(s) {unknown[:3]} (or longer than "
+                                 f"{max_instructions} instructions)")
+            blocks = [by_id[b] for b in chosen]
         toolchain = toolchain or Toolchain()
         toolchain.check_mcpu(mcpu)
         space = PeepholeSpace(blocks, max_instructions)
         scorer = PeepholeScorer(space.blocks, toolchain, mcpu, iterations, check_states)
-        if block is not None and block not in space.blocks:
-            raise ValueError(f"unknown block {block!r} (or longer than {max_instructions} "
-                             "instructions)")
-        super().__init__(space, scorer, problem=block, max_steps=max_steps,
+        super().__init__(space, scorer, problem=block if isinstance(block, str) else None,
+                         max_steps=max_steps,
                          store=store,
                          render_mode=render_mode)
         self.mcpu, self.iterations, self.max_instructions = mcpu, iterations, max_instructions
+
+    @classmethod
+    def splits(cls) -> Sequence[Split]:
+        """Its train/test splits (:mod:`optarena.envs.aarch64_peephole.splits`)."""
+        return PEEPHOLE_SPLITS
 
     @classmethod
     def baseline(cls, kwargs: Mapping[str, Any]) -> str:

@@ -38,6 +38,9 @@ from optarena.envs.llvm_pass_order.measure import METRICS, Measurer, default_mcp
 from optarena.envs.llvm_pass_order.scorer import PassScorer
 from optarena.envs.llvm_pass_order.session import Session
 from optarena.envs.llvm_pass_order.space import PassSpace, PassState
+from optarena.envs.llvm_pass_order.splits import SPLITS as LLVM_SPLITS
+from optarena.envs.llvm_pass_order.workload import parse_benchmark
+from optarena.envs.splits import Split
 from optarena.envs.store import Store
 
 
@@ -75,17 +78,17 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
                             timeout_s=run_timeout_s)
         scorer = PassScorer(Session(Path(home) if home else None, service_timeout_s), measurer,
                             reward, observation, reward == "runtime" if check is None else check)
+        for spec in benchmarks:  # every spec is checked now, loaded when first used
+            parse_benchmark(spec)
         try:
-            for spec in benchmarks:
-                scorer.load(spec)
-                if reward == "runtime" and scorer.reference_run(spec) is None:
-                    raise ValueError(f"{spec} has no main that runs: use reward='cycles'")
+            scorer.load(benchmarks[0])
+            if reward == "runtime" and scorer.reference_run(benchmarks[0]) is None:
+                raise ValueError(f"{benchmarks[0]} has no main that runs: use reward='cycles'")
             space = PassSpace(benchmarks, scorer.pass_names, passes, observation)
             super().__init__(space, scorer, problem=benchmarks[0] if len(benchmarks) == 1
                              else None, max_steps=max_steps, store=store,
-                         render_mode=render_mode)
-            for spec in benchmarks:  # the unoptimized programs must score
-                self.reference_score(spec)
+                             render_mode=render_mode)
+            self.reference_score(benchmarks[0])  # the unoptimized program must score
         except BaseException:
             scorer.close()  # the service and the scratch folder do not outlive a failed start
             raise
@@ -96,6 +99,11 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
     def measures_time(cls, kwargs: Mapping[str, Any]) -> bool:
         """Only the ``runtime`` metric times programs."""
         return kwargs.get("reward", "runtime") == "runtime"
+
+    @classmethod
+    def splits(cls) -> Sequence[Split]:
+        """Its train/test splits (:mod:`optarena.envs.llvm_pass_order.splits`)."""
+        return LLVM_SPLITS
 
     @classmethod
     def baseline(cls, kwargs: Mapping[str, Any]) -> str:

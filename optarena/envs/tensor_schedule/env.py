@@ -38,11 +38,13 @@ import numpy as np
 from optarena.envs.base import ArenaEnv
 from optarena.envs.contract import Outcome
 from optarena.envs.host import cpu_model
+from optarena.envs.splits import Split
 from optarena.envs.store import Store, open_store
 from optarena.envs.tensor_schedule.export import export_schedule
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
 from optarena.envs.tensor_schedule.scorer import TensorScorer
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
+from optarena.envs.tensor_schedule.splits import SPLITS as TENSOR_SPLITS
 from optarena.envs.tensor_schedule.target import resolve_target
 from optarena.envs.tensor_schedule.workload import get_workload
 
@@ -112,6 +114,11 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         """Scores are timings: runs need a quiet machine, unless a device farm times them
         (``rpc``)."""
         return kwargs.get("rpc") is None
+
+    @classmethod
+    def splits(cls) -> Sequence[Split]:
+        """Its train/test splits (:mod:`optarena.envs.tensor_schedule.splits`)."""
+        return TENSOR_SPLITS
 
     @classmethod
     def baseline(cls, kwargs: Mapping[str, Any]) -> str:

@@ -1,0 +1,297 @@
+"""``optarena train``: MaskablePPO trained on a split's training problems, tested zero-shot on its
+held-out problems against the greedy rule and a random policy.
+
+For each seed, a policy trains on ``n_envs`` episodes stepped together (one batch of measurements
+per step: :class:`~optarena.envs.vector.ArenaVectorEnv`) over the split's training problems,
+drawn at random at every reset. SB3 writes its CSV and TensorBoard logs and a checkpoint every
+``checkpoint_every`` steps; a run that is stopped resumes from its last checkpoint. Then, on every
+held-out problem, one episode of ``max_steps`` each of
+
+* the **policy** (deterministic, masked),
+* the **greedy rule** (steepest descent: every legal successor measured, the best taken, until
+  none improves),
+* a **random policy** (uniform legal actions),
+
+and the final scores, against the problem's reference (its start) and the environment's anchor
+(its baseline's anchor, ``-Oz`` for IR instructions; else its first: LLVM's own
+peephole): the geometric-mean improvement over the start and over the
+anchor, and the share of the anchor's saving reached, ``sum(reference - final) / sum(reference
+- anchor)``. ``DIR/report.md`` has the table (mean and 95% t-interval over seeds), the learning
+curves (``curves.png``) and the training speed; ``DIR/results.jsonl`` every test episode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+
+from optarena.envs.contract import game
+from optarena.envs.registry import kind
+from optarena.envs.splits import Split, get_split
+from optarena.envs.vector import ArenaVectorEnv
+from optarena.experiments.runs import machine_info, read_records, software_versions
+from optarena.experiments.stats import t_band
+
+RESULTS = "results.jsonl"
+REPORT = "report.md"
+POLICIES = ("policy", "greedy", "random")
+
+
+class PPOSettings(BaseModel):
+    """MaskablePPO's settings (sb3-contrib's names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_steps: int = Field(128, ge=1, description="steps per copy between updates")
+    batch_size: int = Field(256, ge=1)
+    n_epochs: int = Field(4, ge=1)
+    learning_rate: float = Field(3e-4, gt=0)
+    gamma: float = Field(0.99, gt=0, le=1)
+    gae_lambda: float = Field(0.95, gt=0, le=1)
+    ent_coef: float = Field(0.01, ge=0)
+
+
+class TrainConfig(BaseModel):
+    """A training run, as read from YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "train"
+    split: str = Field(description="a split id, e.g. peephole-csmith/v1 (optarena splits)")
+    kwargs: dict[str, Any] = Field(default_factory=dict,
+                                   description="environment arguments besides the split's")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    n_envs: int = Field(8, ge=1, description="episodes stepped together")
+    total_timesteps: int = Field(100_000, ge=1, description="environment steps per seed")
+    checkpoint_every: int = Field(10_000, ge=1, description="steps between checkpoints")
+    ppo: PPOSettings = Field(default_factory=PPOSettings)
+    test_problems: int | None = Field(None, ge=1, description="held-out problems tested "
+                                      "(default: all)")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls(**(yaml.safe_load(path.read_text()) or {}))
+
+
+def train(config: TrainConfig, out: Path, console: Console | None = None) -> Path:
+    """Train and test every seed of ``config`` into ``out`` (resuming what is there); returns
+    the report."""
+    console = console or Console()
+    split = get_split(config.split)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
+    tested = {(r["seed"], r["problem"], r["policy"]) for r in read_records(out / RESULTS)}
+    for seed in config.seeds:
+        model, speed = _train_seed(config, split, out / f"seed{seed}", seed, console)
+        _test_seed(config, split, model, seed, out, tested, console)
+        (out / f"seed{seed}" / "speed.json").write_text(json.dumps(speed))
+    return write_train_report(out)
+
+
+def _train_seed(config: TrainConfig, split: Split, folder: Path, seed: int,
+                console: Console) -> tuple[Any, dict[str, float]]:
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.callbacks import CheckpointCallback
+    from stable_baselines3.common.logger import configure
+
+    from optarena.agents.sb3 import SB3VecEnv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / "model.zip"
+    env = split.make("train", config.kwargs)
+    vec = SB3VecEnv(ArenaVectorEnv(env.unwrapped, config.n_envs, autoreset_mode="SameStep"))
+    vec.seed(seed)
+    checkpoints = sorted((folder / "checkpoints").glob("*.zip"), key=_steps_of)
+    start = time.perf_counter()
+    try:
+        if final.exists():
+            console.print(f"seed {seed}: trained already ({final})")
+            return MaskablePPO.load(str(final), device="cpu"), _read_speed(folder)
+        if checkpoints:
+            model = MaskablePPO.load(str(checkpoints[-1]), env=vec, device="cpu")
+            console.print(f"seed {seed}: resuming from {checkpoints[-1].name}")
+        else:
+            model = MaskablePPO("MultiInputPolicy", vec, seed=seed, device="cpu",
+                                **config.ppo.model_dump())
+        model.set_logger(configure(str(folder / "logs"), ["csv", "tensorboard"]))
+        done = int(model.num_timesteps)
+        model.learn(total_timesteps=config.total_timesteps - done, reset_num_timesteps=False,
+                    progress_bar=True, callback=CheckpointCallback(
+                        max(config.checkpoint_every // config.n_envs, 1),
+                        str(folder / "checkpoints"), name_prefix="ppo"))
+        model.save(str(final))
+        seconds = time.perf_counter() - start
+        speed = {"steps": config.total_timesteps - done, "seconds": seconds,
+                 "measurements": env.unwrapped.num_measurements}
+        return model, speed
+    finally:
+        vec.close()
+
+
+def _steps_of(path: Path) -> int:
+    """The step count in a checkpoint's name (``ppo_20000_steps.zip``)."""
+    return int(path.stem.split("_")[-2])
+
+
+def _read_speed(folder: Path) -> dict[str, float]:
+    path = folder / "speed.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _test_seed(config: TrainConfig, split: Split, model: Any, seed: int, out: Path,
+               tested: set[tuple[int, str, str]], console: Console) -> None:
+    from optarena.agents.greedy import descend
+
+    _, problems = split.problems()
+    problems = problems[: config.test_problems]
+    env = split.make("test", config.kwargs)
+    inner = game(env)
+    baseline = kind(split.env).baseline({**split.kwargs, **config.kwargs})
+    rng = np.random.default_rng(seed)
+    try:
+        for problem in problems:
+            for policy in POLICIES:
+                if (seed, problem, policy) in tested:
+                    continue
+                obs, info = env.reset(seed=seed, options={"problem": problem})
+                start, reference = inner.get_state(), float(info["score"])
+                if policy == "greedy":
+                    _, final, _ = descend(inner, start, reference, lambda: 10**9,
+                                          max_moves=inner.max_steps)
+                else:
+                    final = _episode(env, model if policy == "policy" else None, obs, info, rng)
+                anchors = inner.problem()["anchors"]
+                name = baseline.removeprefix("anchor:") if baseline.startswith("anchor:") \
+                    else next(iter(anchors), None)
+                record = {"seed": seed, "problem": problem, "policy": policy,
+                          "reference": reference, "final": final,
+                          "anchor": anchors.get(name) if name else None,
+                          "anchor_name": name, "split": split.id}
+                with (out / RESULTS).open("a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                tested.add((seed, problem, policy))
+        console.print(f"seed {seed}: tested on {len(problems)} held-out problems")
+    finally:
+        env.close()
+
+
+def _episode(env: Any, model: Any, obs: Any, info: dict[str, Any],
+             rng: np.random.Generator) -> float:
+    """The final score of one episode of the policy (``None``: uniform legal actions)."""
+    done = False
+    while not done and info["action_mask"].any():
+        mask = info["action_mask"].astype(bool)
+        if model is None:
+            action = int(rng.choice(np.flatnonzero(mask)))
+        else:
+            action = int(model.predict(obs, action_masks=mask, deterministic=True)[0])
+        obs, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    return float(info["score"])
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """Per policy, per seed: geometric-mean improvement over the start, over the anchor, and
+    the share of the anchor's saving reached."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for policy in POLICIES:
+        rows: dict[str, list[float]] = {"improvement": [], "vs_anchor": [], "share": []}
+        for seed in sorted({r["seed"] for r in records}):
+            mine = [r for r in records if r["policy"] == policy and r["seed"] == seed]
+            if not mine:
+                continue
+            rows["improvement"].append(_geomean([r["reference"] / r["final"] for r in mine]))
+            anchored = [r for r in mine if r["anchor"]]
+            if anchored:
+                rows["vs_anchor"].append(_geomean([r["anchor"] / r["final"] for r in anchored]))
+                saved = sum(r["reference"] - r["anchor"] for r in anchored)
+                rows["share"].append(sum(r["reference"] - r["final"] for r in anchored) / saved
+                                     if saved else math.nan)
+        table[policy] = rows
+    return table
+
+
+def _geomean(values: list[float]) -> float:
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def _cell(values: list[float], percent: bool = False) -> str:
+    if not values:
+        return "—"
+    band = t_band(np.asarray(values, dtype=float))
+    scale, unit = (100.0, "%") if percent else (1.0, "x")
+    low, high = float(band.low) * scale, float(band.high) * scale
+    mean = float(band.center) * scale
+    interval = "" if len(values) < 2 or not math.isfinite(low) else f" [{low:.2f}, {high:.2f}]"
+    return f"{mean:.3f}{unit}{interval}"
+
+
+def write_train_report(out: Path) -> Path:
+    """``report.md`` and ``curves.png`` of the training run in ``out``."""
+    config = TrainConfig.load(out / "config.yaml")
+    records = read_records(out / RESULTS)
+    table = summarize(records)
+    anchor = records[0]["anchor_name"] if records else "—"
+    lines = [f"# optarena train: {config.name}", "",
+             f"Split `{config.split}`, {len(config.seeds)} seeds, {config.total_timesteps} steps "
+             f"per seed on {config.n_envs} episodes at once, MaskablePPO "
+             f"`{config.ppo.model_dump()}`. Machine: {machine_info()['cpu']}, "
+             f"{machine_info()['cores']} cores; versions {json.dumps(software_versions())}.", "",
+             f"Held-out problems tested: {len({r['problem'] for r in records})}. Each cell: mean "
+             "over seeds [95% t-interval]. Improvement: geometric mean of start / final score; "
+             f"vs anchor: of `{anchor}` / final; share: sum(start - final) / sum(start - "
+             "anchor), the part of the anchor's saving reached.", "",
+             "| policy | improvement over the start | vs the anchor | share of the anchor's "
+             "saving |", "|---|---|---|---|"]
+    for policy, rows in table.items():
+        lines.append(f"| {policy} | {_cell(rows['improvement'])} | {_cell(rows['vs_anchor'])} "
+                     f"| {_cell(rows['share'], percent=True)} |")
+    lines += ["", "| seed | training steps | seconds | steps/s | measurements |",
+              "|---|---|---|---|---|"]
+    for seed in config.seeds:
+        speed = _read_speed(out / f"seed{seed}")
+        if speed:
+            lines.append(f"| {seed} | {speed['steps']:.0f} | {speed['seconds']:.0f} | "
+                         f"{speed['steps'] / speed['seconds']:.0f} | "
+                         f"{speed['measurements']:.0f} |")
+    _plot_curves(config, out)
+    lines += ["", "![learning curves](curves.png)", ""]
+    path = out / REPORT
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _plot_curves(config: TrainConfig, out: Path) -> None:
+    """Mean episode reward against training steps, one line per seed (SB3's CSV log)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=120)
+    for seed in config.seeds:
+        log = out / f"seed{seed}" / "logs" / "progress.csv"
+        if not log.exists():
+            continue
+        with log.open() as handle:
+            rows = [r for r in csv.DictReader(handle) if r.get("rollout/ep_rew_mean")]
+        axes.plot([float(r["time/total_timesteps"]) for r in rows],
+                  [float(r["rollout/ep_rew_mean"]) for r in rows], label=f"seed {seed}")
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel("mean episode return (log improvement)")
+    axes.set_title(f"{config.split}: MaskablePPO", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out / "curves.png")
+    plt.close(figure)

@@ -1,0 +1,115 @@
+"""Splits and ``optarena train``: disjoint by source, one policy on workloads of different shapes,
+training that resumes from its checkpoint after a kill, a report of held-out problems."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+
+from optarena.envs.splits import all_splits, get_split, held_out
+from optarena.experiments.runs import read_records
+
+from .conftest import FAST_MEASURE
+
+
+def test_every_split_is_disjoint_by_source_and_named_with_a_version():
+    splits = all_splits()
+    assert {"peephole-csmith/v1", "llvm-csmith/v1", "tensor-shapes/v1"} <= set(splits)
+    for split in splits.values():
+        train, test = split.problems()
+        assert train and test and not set(train) & set(test)
+        assert not {split.group(p) for p in train} & {split.group(p) for p in test}, split.id
+    with pytest.raises(ValueError, match="known: "):
+        get_split("peephole-csmith/v9")
+
+
+def test_the_peephole_split_holds_out_whole_functions_with_llvm_savings():
+    split = get_split("peephole-csmith/v1")
+    train, test = split.problems()
+    functions = {split.group(b) for b in test}
+    assert len(functions) > 20 and all(b.rsplit("/", 2)[0] for b in test)
+    from optarena.envs.aarch64_peephole.corpus import CSMITH_CORPUS, load_corpus
+
+    changed = {b.id for b in load_corpus(CSMITH_CORPUS) if b.oracle != b.input}
+    assert changed & set(test) and changed & set(train)
+
+
+def test_held_out_sources_do_not_depend_on_their_order():
+    groups = [f"f{i}" for i in range(50)]
+    assert held_out(groups) == held_out(groups[::-1]) and len(held_out(groups)) == 10
+    assert held_out(["only"]) == ["only"]
+
+
+def test_one_policy_acts_on_workloads_of_different_shapes(store):
+    from sb3_contrib import MaskablePPO
+
+    split = get_split("tensor-shapes/v1")
+    kwargs = {**split.kwargs, "measure": FAST_MEASURE, "store": store, "max_steps": 4}
+    small = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", **kwargs)
+    other = gym.make("optarena/TensorSchedule-v0", workload="conv2d-6-16", **kwargs)
+    try:
+        assert small.observation_space == other.observation_space
+        assert small.action_space == other.action_space
+        own = [env.unwrapped.tensor_space.spaces[env.unwrapped.workload.name].own_layout()
+               for env in (small, other)]
+        assert own[0] != own[1], "the workloads' own design spaces differ in size"
+        model = MaskablePPO("MultiInputPolicy", small, n_steps=16, batch_size=16, n_epochs=1,
+                            seed=0, device="cpu")
+        model.learn(total_timesteps=16)
+        obs, info = other.reset(seed=0)
+        for _ in range(4):
+            action, _ = model.predict(obs, action_masks=info["action_mask"].astype(bool))
+            assert info["action_mask"][int(action)] == 1
+            obs, _, terminated, truncated, info = other.step(int(action))
+            if terminated or truncated:
+                break
+    finally:
+        small.close()
+        other.close()
+
+
+def test_training_resumes_from_its_checkpoint_after_a_kill(tmp_path):
+    config = {"name": "resume", "split": "peephole-csmith/v1", "seeds": [0], "n_envs": 4,
+              "total_timesteps": 4096, "checkpoint_every": 1024, "test_problems": 6,
+              "kwargs": {"max_steps": 8, "store": None},
+              "ppo": {"n_steps": 64, "batch_size": 128, "n_epochs": 2}}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "optarena.experiments.cli", "train", "--config",
+               str(tmp_path / "train.yaml"), "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=os.environ)
+    checkpoints = tmp_path / "out" / "seed0" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("*.zip")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the checkpoint be written whole
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    kept = sorted(checkpoints.glob("*.zip"))
+    assert kept and not (tmp_path / "out" / "seed0" / "model.zip").exists()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming from {kept[-1].name}" in resumed.stdout.replace("\n", " ")
+
+    from sb3_contrib import MaskablePPO
+
+    model = MaskablePPO.load(str(tmp_path / "out" / "seed0" / "model.zip"), device="cpu")
+    assert 4096 <= model.num_timesteps < 4096 + 4 * 64  # trained to the total, not twice
+    records = read_records(tmp_path / "out" / "results.jsonl")
+    assert {r["policy"] for r in records} == {"policy", "greedy", "random"}
+    assert len({r["problem"] for r in records}) == 6
+    assert all(r["final"] <= r["reference"] for r in records if r["policy"] == "greedy")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| greedy |" in report and (tmp_path / "out" / "curves.png").exists()
+    log = tmp_path / "out" / "seed0" / "logs" / "progress.csv"
+    assert log.exists() and json.dumps(str(log))
+    assert np.isfinite([r["final"] for r in records]).all()
