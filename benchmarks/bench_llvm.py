@@ -3,18 +3,25 @@
 For each benchmark: ``gym.make`` (service start, program load, the unoptimized and ``-O3``
 programs scored), ``reset``, and ``steps`` uniformly random allowed passes (seed 0), split into
 steps that made new IR (a measurement: build, check, score) and steps whose IR was seen before
-(free). The anchor is CompilerGym itself in the same run: the same pass sequences applied through
-the service without scoring (``llvm-v0`` step, IR and observations, bitcode written). Prints
-median times and the ratios to the anchor.
+(free). The anchor is CompilerGym's own ``env.step`` in the same run, in its own virtual
+environment: ``gym.make("llvm-v0", observation_space=<the env's feature observation>,
+reward_space=<the metric's -Oz reward>)`` replaying the same passes from the same resets (its
+step computes the observation and the reward; ``IrInstructionCountOz`` is the metric of
+CompilerGym's leaderboard). Prints median times and the ratios to the anchor.
 
-    python benchmarks/bench_llvm.py [--steps 40] [--benchmarks suite:crc32=runtime,csmith:1=cycles]
+    python benchmarks/bench_llvm.py [--steps 40] [--benchmarks csmith:1=ir_instructions,...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import textwrap
 import time
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -22,6 +29,50 @@ from rich.console import Console
 from rich.table import Table
 
 import optarena.envs  # noqa: F401 - registers the environments
+from optarena.envs.host import cpu_model
+from optarena.envs.llvm_pass_order.session import compiler_gym_home
+
+REWARDS = {"ir_instructions": "IrInstructionCountOz", "code_size": "ObjectTextSizeOz",
+           "cycles": "IrInstructionCountOz", "runtime": "IrInstructionCountOz"}
+"""The CompilerGym reward its anchor step computes for each metric (IR counts for the metrics
+CompilerGym has no reward for)."""
+REPLAY = textwrap.dedent("""
+    import json, sys, time
+    import gym, compiler_gym
+    from compiler_gym.envs.llvm import make_benchmark
+    job = json.loads(sys.stdin.read())
+    request = job["benchmark"]
+    benchmark = make_benchmark(request["file"], copt=request.get("copt")) if "file" in request \\
+        else request["uri"]
+    env = gym.make("llvm-v0", disable_env_checker=True, benchmark=benchmark,
+                   observation_space=job["observation"], reward_space=job["reward"])
+    names = env.action_space.names
+    env.reset()
+    times = []
+    for item in job["trajectory"]:
+        if item is None:
+            env.reset()
+            continue
+        start = time.perf_counter()
+        env.step(names.index(item))
+        times.append(time.perf_counter() - start)
+    env.close()
+    print(json.dumps(times))
+""")
+
+
+def compiler_gym_steps(benchmark: dict[str, Any], observation: str, reward: str,
+                       trajectory: list[str | None]) -> list[float]:
+    """Seconds of each CompilerGym ``env.step`` replaying ``trajectory`` (pass names; ``None``
+    is a reset), in CompilerGym's virtual environment."""
+    home = compiler_gym_home()
+    done = subprocess.run(
+        [str(home / "venv" / "bin" / "python"), "-c", REPLAY],
+        input=json.dumps({"benchmark": benchmark, "observation": observation, "reward": reward,
+                          "trajectory": trajectory}),
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "COMPILER_GYM_SITE_DATA": str(home / "site-data")})
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _median_ms(values: list[float]) -> str:
@@ -36,30 +87,28 @@ def bench(spec: str, reward: str, steps: int, seed: int) -> dict[str, list[float
     times["make"].append(time.perf_counter() - start)
     inner = env.unwrapped
     rng = np.random.default_rng(seed)
-    sequences: list[list[str]] = []
+    trajectory: list[str | None] = []
     try:
         start = time.perf_counter()
         env.reset()
         times["reset"].append(time.perf_counter() - start)
         legal = np.flatnonzero(inner.action_masks())
         for _ in range(steps):
+            action = int(rng.choice(legal))
             before = inner.num_measurements
             start = time.perf_counter()
-            _, _, _, truncated, info = env.step(int(rng.choice(legal)))
+            _, _, _, truncated, info = env.step(action)
             times["new" if inner.num_measurements > before else "cached"].append(
                 time.perf_counter() - start)
-            sequences.append(info["state"]["passes"])
+            trajectory.append(info["state"]["passes"][-1])
             if truncated:
                 env.reset()
-        session = inner.llvm.session
-        session.request("reset", benchmark=inner.llvm.load(spec).request)
-        for passes in sequences:
-            start = time.perf_counter()
-            session.request("apply", passes=passes, out=None,
-                            observations=["Autophase", "IrInstructionCount"])
-            times["anchor"].append(time.perf_counter() - start)
+                trajectory.append(None)
+        request = inner.llvm.load(spec).request
+        observation = inner.llvm.observations[0]
     finally:
         env.close()
+    times["anchor"] = compiler_gym_steps(request, observation, REWARDS[reward], trajectory)
     return times
 
 
@@ -67,11 +116,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--benchmarks", default="suite:crc32=runtime,suite:matmul=runtime,"
-                        "csmith:1=cycles,llvm-stress:0=cycles")
+    parser.add_argument("--benchmarks", default="csmith:1=ir_instructions,csmith:1=code_size,"
+                        "csmith:2=ir_instructions,csmith:2=code_size,suite:crc32=ir_instructions,"
+                        "suite:crc32=code_size,suite:crc32=runtime")
     args = parser.parse_args()
     table = Table(title=f"LlvmPassOrder-v0, {args.steps} random steps, seed {args.seed} "
-                  "(medians, ms)")
+                  f"(medians, ms); {cpu_model()}")
     for column in ("benchmark", "score", "make", "reset", "step: new IR (n)",
                    "step: seen IR (n)", "CompilerGym step", "new / CG", "seen / CG"):
         table.add_column(column)

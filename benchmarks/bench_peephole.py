@@ -1,19 +1,30 @@
-"""AArch64 peephole environment: step rate, verification cost, greedy pairing vs LLVM's oracle.
+"""AArch64 peephole environment: steps per second (one environment, a vector of 8) against the code
+path before (the same measurement of an earlier commit, in the same run), verification cost, and
+greedy pairing against LLVM's own pass.
 
-1. steps per second of ``optarena/AArch64Peephole-v0`` (mask + apply + verification + llvm-mca),
-   random legal actions over the corpus;
-2. the cost of one verification (the equivalence checker on one block pair);
-3. the "apply every legal pairing" policy against LLVM's load/store optimizer: the share of the
-   oracle's llvm-mca cycle savings it reaches, on the blocks the oracle changes and on all
-   blocks, and how many of its rewrites failed verification (must be 0). Usage::
+1. **Steps per second**: random legal steps on the blocks of a csmith corpus that have a legal
+   rewrite (the ``peephole-csmith/v1`` split's, from the shipped ``csmith-v1`` corpus), a reset
+   drawing a fresh block whenever an episode ends, no measurement store (nothing measured before
+   is known): ``gym.make`` (one environment) and ``gym.make_vec(num_envs=8)`` (the 8 new
+   blocks of a step verified and scored as one batch), beside the same single-environment loop of
+   the code at ``--baseline`` (``git archive`` of that commit, run in a subprocess).
+2. **One verification**: the equivalence checker on the corpus oracle rewrites (median).
+3. **Greedy pairing vs LLVM**: the "apply every legal pairing" policy's llvm-mca savings as a share
+   of LLVM's own load/store optimizer's, on the shipped hand-written corpus; failed verifications
+   (must be 0).
 
-    python benchmarks/bench_peephole.py [--corpus PATH] [--mcpu neoverse-n1]
+    python benchmarks/bench_peephole.py [--steps 400] [--baseline 1ad5461]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -22,56 +33,123 @@ import numpy as np
 
 import optarena.envs  # noqa: F401 - registers the environments
 from optarena.envs.aarch64_peephole.check import EquivalenceChecker
-from optarena.envs.aarch64_peephole.corpus import SHIPPED_CORPUS, load_corpus
+from optarena.envs.aarch64_peephole.corpus import CSMITH_CORPUS, SHIPPED_CORPUS, load_corpus
+from optarena.envs.host import cpu_model
+from optarena.envs.splits import get_split
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=SHIPPED_CORPUS)
-    parser.add_argument("--mcpu", default="neoverse-n1")
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    corpus = load_corpus(args.corpus)
-    print(f"corpus {args.corpus}: {len(corpus)} blocks, "
-          f"{sum(b.oracle is not None and b.input != b.oracle for b in corpus)} changed by LLVM")
-
-    checker = EquivalenceChecker(states=8)
-    timings = []
-    for block in corpus[:40]:
-        if block.oracle is None:
-            continue
-        start = time.perf_counter()
-        checker.check(block.input, block.oracle)
-        timings.append(time.perf_counter() - start)
-    print(f"one verification: median {1e3 * statistics.median(timings):.1f} ms "
-          f"(p90 {1e3 * float(np.percentile(timings, 90)):.1f} ms, {len(timings)} blocks, "
-          f"8 random states + alias states)")
-
-    env = gym.make("optarena/AArch64Peephole-v0", corpus=args.corpus, mcpu=args.mcpu)
-    rng = np.random.default_rng(args.seed)
-    _, info = env.reset(seed=args.seed)
-    steps, start = 0, time.perf_counter()
-    while steps < args.steps:
+SINGLE = textwrap.dedent("""
+    import sys, time
+    import numpy as np, gymnasium as gym
+    import optarena.envs
+    corpus, mcpu, steps, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    env = gym.make("optarena/AArch64Peephole-v0", corpus=corpus, mcpu=mcpu, **{KWARGS})
+    rng = np.random.default_rng(seed)
+    _, info = env.reset(seed=seed)
+    done, start = 0, time.perf_counter()
+    while done < steps:
         legal = np.flatnonzero(info["action_mask"])
         if len(legal) == 0:
             _, info = env.reset(seed=int(rng.integers(2**31)))
             continue
         _, _, terminated, truncated, info = env.step(int(rng.choice(legal)))
-        steps += 1
+        done += 1
         if terminated or truncated:
             _, info = env.reset(seed=int(rng.integers(2**31)))
-    elapsed = time.perf_counter() - start
-    print(f"env: {steps} random legal steps in {elapsed:.1f} s = {steps / elapsed:.1f} steps/s "
-          f"(resets included)")
+    print(done / (time.perf_counter() - start))
+""")
 
+
+def single_env_rate(python_path: str | None, corpus: Path, mcpu: str, steps: int, seed: int,
+                    kwargs: str) -> float:
+    """Steps per second of one environment, in a fresh process importing optarena from
+    ``python_path`` (``None``: this installation)."""
+    env = dict(os.environ)
+    if python_path is not None:
+        env["PYTHONPATH"] = python_path
+    done = subprocess.run(
+        [sys.executable, "-c", SINGLE.replace("{KWARGS}", kwargs), str(corpus), mcpu,
+         str(steps), str(seed)], capture_output=True, text=True, env=env, check=True, cwd="/")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def vector_rate(corpus: Path, mcpu: str, steps: int, seed: int, num_envs: int) -> float:
+    envs = gym.make_vec("optarena/AArch64Peephole-v0", num_envs=num_envs, corpus=str(corpus),
+                        mcpu=mcpu, store=None)
+    rng = np.random.default_rng(seed)
+    try:
+        envs.reset(seed=seed)
+        done, start = 0, time.perf_counter()
+        while done < steps:
+            masks = envs.action_masks()
+            actions = [int(rng.choice(np.flatnonzero(m))) if m.any() else 0 for m in masks]
+            envs.step(actions)  # a copy with no legal action is reset on the next step
+            done += int(sum(m.any() for m in masks))
+        return done / (time.perf_counter() - start)
+    finally:
+        envs.close()
+
+
+def baseline_tree(commit: str, root: Path) -> str:
+    """``optarena`` as it was at ``commit`` (the layout then: envs/ agents/ ... at the top),
+    importable from the returned path."""
+    source, package = root / "src", root / "pkg" / "optarena"
+    source.mkdir(parents=True)
+    package.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent),
+                              "archive", commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    for part in ("envs", "agents", "experiments", "llm"):
+        (package / part).symlink_to(source / part)
+    return str(root / "pkg")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mcpu", default="neoverse-n1")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", default="1ad5461", help="the commit to compare with")
+    args = parser.parse_args()
+    train, test = get_split("peephole-csmith/v1").problems()
+    playable = set(train) | set(test)
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = Path(scratch) / "csmith.jsonl"  # the baseline reads uncompressed corpora only
+        corpus = [b for b in load_corpus(CSMITH_CORPUS) if b.id in playable]
+        plain.write_text("".join(b.to_json() + "\n" for b in corpus))
+        print(f"{cpu_model()}; the {len(corpus)} blocks of {CSMITH_CORPUS.name} with a legal "
+              f"rewrite (split peephole-csmith/v1); {args.steps} random legal steps each, seed "
+              f"{args.seed}, llvm-mca -mcpu={args.mcpu}")
+        old_path = baseline_tree(args.baseline, Path(scratch) / "baseline")
+        rates = {
+            f"before ({args.baseline}), 1 environment": single_env_rate(
+                old_path, plain, args.mcpu, args.steps, args.seed, "{}"),
+            "now, 1 environment": single_env_rate(None, plain, args.mcpu, args.steps,
+                                                  args.seed, "{\"store\": None}"),
+            "now, vector of 8 (one batch per step)": vector_rate(
+                plain, args.mcpu, args.steps, args.seed, 8),
+        }
+    before = next(iter(rates.values()))
+    print(f"\n{'environment':45s} {'steps/s':>9s} {'vs before':>10s}")
+    for label, rate in rates.items():
+        print(f"{label:45s} {rate:9.1f} {rate / before:9.1f}x")
+
+    shipped = load_corpus(SHIPPED_CORPUS)
+    checker = EquivalenceChecker(states=8)
+    timings = []
+    for block in [b for b in shipped if b.oracle is not None][:40]:
+        start = time.perf_counter()
+        checker.check(block.input, block.oracle)  # type: ignore[arg-type]
+        timings.append(time.perf_counter() - start)
+    print(f"\none verification: median {1e3 * statistics.median(timings):.1f} ms "
+          f"({len(timings)} blocks, 8 random states + alias states)")
+
+    env = gym.make("optarena/AArch64Peephole-v0", mcpu=args.mcpu, store=None)
     inner = env.unwrapped
     pairing = inner.max_instructions
-    saved = {"changed": [0, 0], "all": [0, 0]}
-    failed = inner.failed_verifications
-    for block in corpus:
-        if block.oracle is None or block.id not in inner.by_id:
+    saved = {"changed": [0.0, 0.0], "all": [0.0, 0.0]}
+    for block in shipped:
+        if block.oracle is None or block.id not in inner.space.blocks:
             continue
         _, info = env.reset(options={"problem": block.id})
         while (legal := np.flatnonzero(info["action_mask"][:pairing])).size:
@@ -79,14 +157,13 @@ def main() -> None:
             if terminated or truncated:
                 break
         start, oracle = info["reference_score"], inner.problem()["anchors"]["llvm"]
-        gains = (start - oracle, start - info["score"])
         for key in ("all", "changed") if block.input != block.oracle else ("all",):
-            saved[key][0] += gains[0]
-            saved[key][1] += gains[1]
-    for key, (oracle, greedy) in saved.items():
-        print(f"greedy pairing on {key} blocks: saves {greedy} llvm-mca cycles vs the oracle's "
-              f"{oracle} ({100 * greedy / max(oracle, 1):.1f}%)")
-    print(f"failed verifications of greedy rewrites: {inner.failed_verifications - failed}")
+            saved[key][0] += start - oracle
+            saved[key][1] += start - info["score"]
+    for key, (oracle_saved, greedy_saved) in saved.items():
+        print(f"greedy pairing on {key} blocks: saves {greedy_saved:.0f} llvm-mca cycles vs the "
+              f"oracle's {oracle_saved:.0f} ({100 * greedy_saved / max(oracle_saved, 1):.1f}%)")
+    print(f"failed verifications of greedy rewrites: {inner.failed_verifications}")
     env.close()
 
 

@@ -183,3 +183,27 @@ def test_episodes_truncate_at_max_steps(env):
         if terminated:
             return
         assert truncated == (step == game(env).max_steps - 1)
+
+
+def test_the_stop_action_ends_the_episode_where_it_is(tmp_path):
+    env = gym.make("optarena/AArch64Peephole-v0", block="loads_stores/O1/dot4/0",
+                   store=tmp_path / "s.sqlite", stop_action=True)
+    inner = env.unwrapped
+    stop = inner.stop_action_id
+    assert env.action_space.n == stop + 1 == inner.space.n_actions + 1
+    check_env(env.unwrapped, skip_render_check=True)
+    _, info = env.reset(seed=0)
+    assert info["action_mask"][stop] == 1 and info["action_mask"][:stop].any()
+    assert inner.describe_actions()[-1]["id"] == stop
+    _, _, terminated, _, moved = env.step(int(_legal(info)[0]))
+    measured = moved["num_measurements"]
+    _, reward, terminated, truncated, after = env.step(stop)
+    assert terminated and not truncated and reward == 0.0 and "invalid_action" not in after
+    assert after["state"] == moved["state"] and after["num_measurements"] == measured
+    env.close()
+    vector = gym.make_vec("optarena/AArch64Peephole-v0", num_envs=2, block="loads_stores/O1/dot4/0",
+                          store=tmp_path / "v.sqlite", stop_action=True)
+    vector.reset(seed=0)
+    _, rewards, terminated, _, _ = vector.step(np.array([stop, stop]))
+    assert terminated.all() and not rewards.any()
+    vector.close()

@@ -86,6 +86,20 @@ def test_q_registers_are_compared(checker):
     assert checker.check(original, "ldp q1, q0, [x0]\n").failure.kind == "register"
 
 
+def test_the_register_buffer_holds_what_the_binding_reads(checker):
+    from optarena.envs.aarch64_peephole.check import COMPARED
+
+    machine, flags = checker._machine, set()
+    for state in range(8):  # random X, Q and NZCV values, then changed by a run
+        final = machine.run(Toolchain().assemble("ldp q0, q1, [x0]\nsubs x2, x3, x4\n"), state,
+                            None, 100)
+        expected = machine.uc.reg_read_batch([reg for _, reg in COMPARED])
+        assert machine.registers.values(final.registers) == tuple(expected)
+        assert any(v >= 1 << 64 for v in expected)
+        flags.add(expected[-1])
+    assert len(flags) > 1
+
+
 def test_missing_tool_names_the_debian_package():
     with pytest.raises(ToolMissing, match="apt-get install"):
         Toolchain(llvm_mc="llvm-mc-does-not-exist").assemble("nop\n")

@@ -1,5 +1,6 @@
-"""The toolchain scores and assembles batches as it does single blocks, one process per batch,
-and isolates the blocks the tools reject."""
+"""The toolchain's process backend scores and assembles batches as it does single blocks, one
+process per batch, and isolates the blocks the tools reject (the server backend, checked against
+it: test_peephole_mcserver.py)."""
 
 import os
 import pickle
@@ -41,6 +42,11 @@ def tool_runs(monkeypatch) -> list[str]:
     return started
 
 
+def process(**fields) -> Toolchain:
+    """A toolchain that runs the tools themselves."""
+    return Toolchain(backend="process", **fields)
+
+
 def keystone_toolchain() -> Toolchain:
     try:
         return Toolchain(assembler="keystone")
@@ -54,32 +60,32 @@ def keystone_toolchain() -> Toolchain:
 
 
 def test_each_code_region_scores_what_the_block_scores_alone(corpus_texts, tool_runs):
-    shared = Toolchain().cycles_many(corpus_texts, "neoverse-n1", 100)
+    shared = process().cycles_many(corpus_texts, "neoverse-n1", 100)
     assert tool_runs.count("llvm-mca") == 2, "one run for -mcpu=help, one for every block"
     alone = []
     for asm in corpus_texts:
-        alone.append(Toolchain().cycles(asm, "neoverse-n1", 100))
+        alone.append(process().cycles(asm, "neoverse-n1", 100))
     assert shared == alone
     assert len(set(shared)) > 20, "the blocks differ, so must their cycles"
 
 
 def test_a_block_llvm_mca_rejects_does_not_sink_the_others():
     blocks = [GOOD[0], *BAD, GOOD[1], GOOD[2]]
-    results = Toolchain().cycles_many(blocks)
+    results = process().cycles_many(blocks)
     for asm, result in zip(blocks, results, strict=True):
         if asm in BAD:
             assert isinstance(result, AssembleError) and result.message == BAD[asm]
         else:
-            assert result == Toolchain().cycles(asm)
+            assert result == process().cycles(asm)
 
 
 def test_a_failure_that_names_no_line_falls_back_to_one_run_per_block():
     # tsv110 has no model of casal: llvm-mca fails the whole run without saying where
     blocks = [GOOD[0], "casal x0, x1, [x2]\n", GOOD[2]]
-    results = Toolchain().cycles_many(blocks, "tsv110")
+    results = process().cycles_many(blocks, "tsv110")
     assert "unsupported instruction" in results[1].message
-    assert results[0] == Toolchain().cycles(GOOD[0], "tsv110")
-    assert results[2] == Toolchain().cycles(GOOD[2], "tsv110")
+    assert results[0] == process().cycles(GOOD[0], "tsv110")
+    assert results[2] == process().cycles(GOOD[2], "tsv110")
 
 
 def test_a_block_with_an_invalid_line_is_rejected_not_scored_without_it():
@@ -98,7 +104,7 @@ def test_an_unknown_cpu_is_named_with_the_valid_ones():
 
 
 def test_results_are_cached_and_the_cache_is_bounded(tool_runs):
-    tools = Toolchain(cache_size=2)
+    tools = process(cache_size=2)
     tools.cycles_many(GOOD[:2])
     tools.cycles(GOOD[1])
     assert tool_runs.count("llvm-mca") == 2
@@ -122,9 +128,9 @@ def reference_code(asm: str, tmp_path) -> bytes:
 
 @pytest.mark.skipif(shutil.which("llvm-objcopy") is None, reason="the reference needs llvm-objcopy")
 def test_batch_and_single_encodings_are_those_of_llvm_mc(corpus_texts, tool_runs, tmp_path):
-    shared = Toolchain().assemble_many(corpus_texts)
+    shared = process().assemble_many(corpus_texts)
     assert tool_runs == ["llvm-mc"]
-    single = [Toolchain().assemble(asm) for asm in corpus_texts]
+    single = [process().assemble(asm) for asm in corpus_texts]
     reference = [reference_code(asm, tmp_path) for asm in corpus_texts]
     assert shared == single == reference
     assert all(len(code) == 4 * asm.strip().count("\n") + 4
@@ -133,14 +139,14 @@ def test_batch_and_single_encodings_are_those_of_llvm_mc(corpus_texts, tool_runs
 
 def test_syntax_errors_are_reported_per_block_with_the_assemblers_message():
     blocks = [GOOD[0], *BAD, GOOD[1]]
-    results = Toolchain().assemble_many(blocks)
+    results = process().assemble_many(blocks)
     for asm, result in zip(blocks, results, strict=True):
         if asm in BAD:
             assert isinstance(result, AssembleError) and result.message == BAD[asm]
         else:
-            assert result == Toolchain().assemble(asm)
+            assert result == process().assemble(asm)
     with pytest.raises(AssembleError, match=r"line 1:.*too few operands"):
-        Toolchain().assemble("ldp x1, x2, [x0, #8\n")
+        process().assemble("ldp x1, x2, [x0, #8\n")
 
 
 def test_blocks_that_could_reach_into_others_are_assembled_alone():
@@ -152,14 +158,14 @@ def test_blocks_that_could_reach_into_others_are_assembled_alone():
     labelled = ["a:\nadd x0, x0, #1\n", "a:\nadd x1, x1, #1\n"]
     # `n` is defined by the first block only: the second must not see it
     symbols = ["n = 8\nldr x1, [x0, #n]\n", "ldr x1, [x0, #n]\nadd x0, x0, x0\n"]
-    results = Toolchain().assemble_many([*labelled, *symbols, GOOD[0], GOOD[1]])
-    alone = [Toolchain().assemble_many([asm])[0] for asm in [*labelled, *symbols]]
+    results = process().assemble_many([*labelled, *symbols, GOOD[0], GOOD[1]])
+    alone = [process().assemble_many([asm])[0] for asm in [*labelled, *symbols]]
     assert [str(r) for r in results[:4]] == [str(r) for r in alone]
     assert isinstance(alone[0], bytes) and isinstance(alone[1], bytes)
 
 
 def test_prepare_fills_both_caches(tool_runs):
-    tools = Toolchain()
+    tools = process()
     tools.prepare(GOOD)
     started = len(tool_runs)
     assert sorted(tool_runs) == ["llvm-mc", "llvm-mca", "llvm-mca"]
@@ -181,6 +187,8 @@ def test_missing_assembler_names_the_debian_package():
         Toolchain(llvm_mc="llvm-mc-does-not-exist").assemble_many(GOOD)
     with pytest.raises(ValueError, match="unknown assembler"):
         Toolchain(assembler="gas")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown backend"):
+        Toolchain(backend="daemon")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ keystone (optional)
@@ -188,7 +196,7 @@ def test_missing_assembler_names_the_debian_package():
 
 def test_keystone_encodings_are_those_of_llvm_mc(corpus_texts, tool_runs):
     keystone = keystone_toolchain()
-    assert keystone.assemble_many(corpus_texts) == Toolchain().assemble_many(corpus_texts)
+    assert keystone.assemble_many(corpus_texts) == process().assemble_many(corpus_texts)
     assert tool_runs == ["llvm-mc"], "keystone assembled every corpus block in process"
 
 
@@ -198,6 +206,6 @@ def test_keystone_leaves_errors_to_llvm_mc():
     blocks = [GOOD[0], *BAD, "ldr x1, =0x1234\n", "ldp x1, x1, [x0]\n",
               "add x0, x1, x2\nldr x0, [x0], #8\nnop\n", "add x0, x1, x2\nldr x1, [x0, #8]!abc\n"]
     assert [str(r) for r in keystone.assemble_many(blocks)] == \
-        [str(r) for r in Toolchain().assemble_many(blocks)]
+        [str(r) for r in process().assemble_many(blocks)]
     copy = pickle.loads(pickle.dumps(keystone))
     assert copy.assembler == "keystone" and copy.assemble(GOOD[1]) == Toolchain().assemble(GOOD[1])

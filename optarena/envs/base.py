@@ -8,6 +8,10 @@ environment's crossover and export, the peephole environment's free-form rewrite
 ``reset(seed=, options=)`` takes ``options={"problem": ID}`` (start on that problem),
 ``options={"state": STATE_OR_JSON}`` (start from that state); otherwise it starts on the
 environment's fixed problem, or on one drawn with the seed.
+
+``stop_action=True`` adds one action, the last (``stop_action_id``), always legal: it ends the
+episode where it is (``terminated``, reward 0, nothing measured). A policy can then keep a good
+program instead of being made to apply moves until none is left; search agents ignore it.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         return dict(settings)
 
     def __init__(self, space: Space[S], scorer: Scorer[S], *, problem: str | None = None,
-                 max_steps: int = 32, store: Store | str | Path | None = "default",
+                 max_steps: int = 32, stop_action: bool = False,
+                 store: Store | str | Path | None = "default",
                  render_mode: str | None = None, cache_size: int = 1 << 16) -> None:
         """
         Args:
@@ -100,6 +105,7 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
             scorer: how programs are built and scored.
             problem: the problem every reset starts on (``None``: drawn with the seed).
             max_steps: steps before an episode is truncated.
+            stop_action: add the action that ends the episode (see the module docstring).
             store: the persistent measurement store (:mod:`~optarena.envs.store`): a path,
                 ``"default"`` or ``None`` for none.
             render_mode: ``"ansi"`` or ``None``.
@@ -114,7 +120,8 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         self.fixed_problem = problem
         self.max_steps = max_steps
         self.render_mode = render_mode
-        self.action_space = spaces.Discrete(space.n_actions)
+        self.stop_action_id: int | None = space.n_actions if stop_action else None
+        self.action_space = spaces.Discrete(space.n_actions + int(stop_action))
         self.observation_space = space.observation_space
         self.episode: Episode[S] = Episode()
         self._failed: LRU[S, frozenset[int]] = LRU(cache_size)
@@ -193,8 +200,10 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
             episode.steps += 1
             reward, extra = 0.0, {}
             new = outcomes.get(index)
+            stopped = action is not None and action == self.stop_action_id
             if new is None:
-                extra["invalid_action"] = successor
+                if not stopped:
+                    extra["invalid_action"] = successor
             elif new.ok:
                 reward = log_ratio(_score(outcome), _score(new))
                 episode.state, episode.outcome = successor, new  # type: ignore[assignment]
@@ -207,7 +216,7 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
                 extra["invalid_action"] = f"{move} failed: {_reason(new)}"
                 extra["failure"] = new.failure.to_json()
             info = {**self.info(episode), **extra}
-            terminated = not info["action_mask"].any()
+            terminated = stopped or not info["action_mask"][:self.space.n_actions].any()
             truncated = episode.steps >= self.max_steps
             results.append((self.observe(episode), reward, terminated, truncated, info))
         return results
@@ -266,6 +275,8 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
 
     def transition(self, state: S, action: int) -> S | str:
         """The successor of ``state`` under ``action``, or why there is none; measures nothing."""
+        if action == self.stop_action_id:
+            return "stop: the episode ends here"
         if action in (self._failed.get(state) or ()):
             return f"{self._action_text(state, action)}: its program failed before"
         return self.space.transition(state, action)
@@ -275,9 +286,9 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         state = self.get_state() if state is None else state
         mask = self.space.legal_mask(state)
         failed = self._failed.get(state)
-        if failed:
-            mask = mask.copy()
-            mask[list(failed)] = 0
+        if failed or self.stop_action_id is not None:
+            mask = np.append(mask, np.int8(1)) if self.stop_action_id is not None else mask.copy()
+            mask[list(failed or ())] = 0
         return mask
 
     def action_masks(self) -> np.ndarray:
@@ -358,7 +369,9 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         """The legal actions of ``state`` (default: the current one) as ``{"id", "text", ...}``."""
         state = self.get_state() if state is None else state
         mask = self.legal_mask(state)
-        return [d for d in self.space.describe_actions(state) if mask[d["id"]]]
+        stop = [] if self.stop_action_id is None else \
+            [{"id": self.stop_action_id, "text": "stop: keep this program and end the episode"}]
+        return [d for d in self.space.describe_actions(state) if mask[d["id"]]] + stop
 
     def program_text(self, state: S, full: bool = False) -> str:
         """The state's program for a prompt or a log (``full``: the whole program)."""

@@ -58,6 +58,7 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         block: str | Sequence[str] | None = None,
         iterations: int = 100,
         max_steps: int = 32,
+        stop_action: bool = False,
         max_instructions: int = 64,
         check_states: int = CHECK_STATES,
         toolchain: Toolchain | None = None,
@@ -81,8 +82,7 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         space = PeepholeSpace(blocks, max_instructions)
         scorer = PeepholeScorer(space.blocks, toolchain, mcpu, iterations, check_states)
         super().__init__(space, scorer, problem=block if isinstance(block, str) else None,
-                         max_steps=max_steps,
-                         store=store,
+                         max_steps=max_steps, stop_action=stop_action, store=store,
                          render_mode=render_mode)
         self.mcpu, self.iterations, self.max_instructions = mcpu, iterations, max_instructions
 

@@ -1,17 +1,30 @@
-"""The LLVM tools the peephole environment runs: ``llvm-mc`` (assemble; the code is read from its
-object file with pyelftools) and ``llvm-mca`` (cycle estimate). Paths are configurable; a missing
+"""The LLVM tools the peephole environment runs: ``llvm-mc`` (assemble; the code is the ``.text``
+section of its object file) and ``llvm-mca`` (cycle estimate). Paths are configurable; a missing
 tool is an error that names the Debian package providing it. Results are pure functions of the
 text and kept in bounded caches (least recently used first out), one set per :class:`Toolchain`.
 
-**Batches.** :meth:`Toolchain.assemble_many` and :meth:`Toolchain.cycles_many` serve many blocks
-with one tool run: each block gets its own section (``llvm-mc``) or its own code region
-(``llvm-mca``, between ``# LLVM-MCA-BEGIN`` and ``# LLVM-MCA-END``), which gives the same bytes
-and the same total cycles as the block alone. Only *plain* blocks share a run: instruction lines
-and nothing that could reach into another block (no label, directive, symbol assignment,
+**Backends.** Starting a tool costs ~13 ms (loading libLLVM), far more than its work on a block
+(~0.1 ms to assemble, ~0.6 ms to simulate 100 iterations). The ``"server"`` backend
+(:mod:`~optarena.envs.aarch64_peephole.mcserver`) does what the two tools do in long-lived native
+processes, built against libLLVM 14 at first use (from the Debian package ``llvm-14-dev``): one
+per kind of request, each block its own request (a batch is sent at once, then its replies read).
+Its results are the tools': the same bytes, the same total cycles, the same error messages
+(derived from what the tool would have printed). A block the server dies on goes to the tool (the
+server restarts), and so does a block that reads files or prints (``.include``, ``.incbin``,
+``.print``: what they do depends on the tool's process). ``"process"`` runs the tools themselves;
+``"auto"`` (the default) the server when it builds and starts with the tools' LLVM version, else
+the tools, with a warning that says why.
+
+**Batches** (``"process"``). :meth:`Toolchain.assemble_many` and :meth:`Toolchain.cycles_many`
+serve many blocks with one tool run: each block gets its own section (``llvm-mc``) or its own code
+region (``llvm-mca``, between ``# LLVM-MCA-BEGIN`` and ``# LLVM-MCA-END``), which gives the same
+bytes and the same total cycles as the block alone. Only *plain* blocks share a run: instruction
+lines and nothing that could reach into another block (no label, directive, symbol assignment,
 comment, string or statement separator). Any other block, and any block an error of a shared run
 points at, runs alone, so its result and message are exactly what it gets alone; a shared run
 that fails without saying where runs every block alone. :meth:`Toolchain.prepare` runs both tools
-on a batch at once (two processes in parallel) so that later calls on its blocks are cache hits.
+on a batch at once (two processes or servers in parallel) so that later calls on its blocks are
+cache hits.
 
 **Keystone** (optional, GPL-2.0: ``pip install 'optarena[keystone]'``):
 ``Toolchain(assembler="keystone")`` assembles plain blocks in process (``keystone-engine``; tens
@@ -28,14 +41,18 @@ import io
 import re
 import shutil
 import subprocess
+import threading
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from elftools.elf.elffile import ELFFile
 
+from optarena.envs.aarch64_peephole.mcserver import MCServer, Reply, ServerUnavailable, build
 from optarena.envs.lru import LRU
 
 DEBIAN_PACKAGES: dict[str, str] = {
@@ -46,12 +63,17 @@ DEBIAN_PACKAGES: dict[str, str] = {
 }
 Assembler = Literal["llvm-mc", "keystone"]
 ASSEMBLERS: tuple[Assembler, ...] = ("llvm-mc", "keystone")
+Backend = Literal["auto", "server", "process"]
+BACKENDS: tuple[Backend, ...] = ("auto", "server", "process")
 MCA_VIEWS = ("--instruction-info=false", "--resource-pressure=false")
 """llvm-mca views that are not needed for the total cycles (the summary is always printed)."""
 
 _PLAIN_LINE = re.compile(r"[ \t]*(?:[A-Za-z][ \t!#$%&()+,\-.0-9<>?@A-Z\[\]^_`a-z{|}~]*)?")
 _ERROR_LINE = re.compile(r"^<stdin>:(\d+):\d+: error:", re.M)
 _REGION = re.compile(r"^\[\d+\] Code Region - b(\d+)$.*?^Total Cycles:\s+(\d+)$", re.M | re.S)
+_PROCESS_ONLY = re.compile(r"\.(?:include|incbin|print)\b", re.I)
+"""Directives whose effect depends on the tool's process (its working directory, its output):
+blocks with them go to the tools whatever the backend."""
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
 
@@ -83,6 +105,40 @@ def _first_error(stderr: str, marker: str = "error:") -> str | None:
     """The first diagnostic line containing ``marker``, with ``<stdin>:`` spelled ``line``."""
     errors = [line for line in stderr.splitlines() if marker in line]
     return errors[0].replace("<stdin>:", "line ") if errors else None
+
+
+def _assembly_failed(stderr: str) -> AssembleError:
+    """The error of an ``llvm-mc`` run that failed with ``stderr``."""
+    return AssembleError(_first_error(stderr) or (stderr.splitlines() or ["failed"])[0])
+
+
+def _scored(returncode: int, total: int | None, stderr: str) -> int | AssembleError:
+    """What an ``llvm-mca`` run that exited with ``returncode``, reported ``total`` cycles (None:
+    no summary) and printed ``stderr`` says of its block: any error rejects it."""
+    error = _first_error(stderr, "error")
+    if returncode != 0 or total is None or error is not None:
+        return AssembleError(error or "llvm-mca failed")
+    return total
+
+
+def _assembled(reply: Reply) -> bytes | AssembleError:
+    """The code of a server's ``llvm-mc`` reply, or its error."""
+    return reply.data if reply.status == 0 else _assembly_failed(reply.diagnostics)
+
+
+def _scored_reply(reply: Reply) -> int | AssembleError:
+    """The cycles of a server's ``llvm-mca`` reply, or its error."""
+    return _scored(reply.status, reply.value if reply.value >= 0 else None, reply.diagnostics)
+
+
+def _served(blocks: Sequence[str], serve: Callable[[list[str]], list[Reply | None]],
+            result: Callable[[Reply], R], alone: Callable[[str], R]) -> list[R]:
+    """Results of ``blocks`` from a server (``serve`` takes the texts, each block its own
+    request); the blocks it does not take (see ``_PROCESS_ONLY``) or died on go to ``alone``."""
+    taken = [i for i, asm in enumerate(blocks) if not _PROCESS_ONLY.search(asm)]
+    replies = dict(zip(taken, serve([_terminated(blocks[i]) for i in taken]), strict=True))
+    return [alone(asm) if (reply := replies.get(i)) is None else result(reply)
+            for i, asm in enumerate(blocks)]
 
 
 def _blocks_blamed(stderr: str, starts: list[int]) -> set[int]:
@@ -144,37 +200,49 @@ def _fresh(result: R) -> R:
 
 
 class _Memo:
-    """A toolchain's caches and its Keystone engine (mutable, so kept out of the frozen fields)."""
+    """A toolchain's caches, Keystone engine and servers (mutable, so kept out of the frozen
+    fields)."""
 
     def __init__(self, size: int, keystone: Any) -> None:
         self.code: LRU[str, bytes | AssembleError] = LRU(size)
         self.cycles: LRU[tuple[str, str, int], int | AssembleError] = LRU(size)
         self.cpus: tuple[str, ...] | None = None
-        self.version: str | None = None
+        self.versions: dict[str, str] = {}
         self.keystone = keystone
         """A ``keystone.Ks`` for AArch64 when the assembler is Keystone, else None."""
+        self.servers: dict[str, MCServer] = {}
+        """The running servers by kind of request (``assemble``, ``cycles``)."""
+        self.unavailable: str | None = None
+        """Why the ``"auto"`` backend uses the tools (None: it has not found out, or it does not)."""
+        self.lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class Toolchain:
     """Where the tools are (each a command name on ``PATH`` or a path), which assembler serves
-    :meth:`assemble` (``"llvm-mc"``, the reference, or ``"keystone"``), and how many results of
-    each kind are cached."""
+    :meth:`assemble` (``"llvm-mc"``, the reference, or ``"keystone"``), how many results of each
+    kind are cached, which backend runs the tools (see the module docstring) and which
+    ``llvm-config`` builds the server (None: ``$OPTARENA_LLVM_CONFIG`` or the usual places)."""
 
     llvm_mc: str = "llvm-mc"
     llvm_mca: str = "llvm-mca"
     triple: str = "aarch64"
     assembler: Assembler = "llvm-mc"
     cache_size: int = 4096
+    backend: Backend = "auto"
+    llvm_config: str | None = None
     _memo: _Memo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.assembler not in ASSEMBLERS:
             raise ValueError(f"unknown assembler {self.assembler!r}; use one of {ASSEMBLERS}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; use one of {BACKENDS}")
         object.__setattr__(self, "_memo", _Memo(self.cache_size, self._keystone_engine()))
 
     def __reduce__(self) -> tuple[type[Toolchain], tuple[Any, ...]]:
-        """Pickled (e.g. into a vector environment's worker) without its caches and engine."""
+        """Pickled (e.g. into a vector environment's worker) without its caches, engine and
+        servers."""
         return type(self), tuple(getattr(self, f.name) for f in fields(self) if f.init)
 
     def _keystone_engine(self) -> Any:
@@ -202,12 +270,51 @@ class Toolchain:
 
     def version(self) -> str:
         """llvm-mca's version line (results record which cost model scored them)."""
-        if self._memo.version is None:
-            done = subprocess.run([self.require(self.llvm_mca), "--version"], capture_output=True,
+        return self._tool_version(self.llvm_mca)
+
+    def _tool_version(self, tool: str) -> str:
+        """The LLVM version of ``tool`` (``14.0.6``), else the first line it prints."""
+        if tool not in self._memo.versions:
+            done = subprocess.run([self.require(tool), "--version"], capture_output=True,
                                   text=True, check=False)
             found = re.search(r"LLVM version ([\w.]+)", done.stdout)
-            self._memo.version = found.group(1) if found else done.stdout.strip().splitlines()[0]
-        return self._memo.version
+            self._memo.versions[tool] = found.group(1) if found else \
+                done.stdout.strip().splitlines()[0]
+        return self._memo.versions[tool]
+
+    # ------------------------------------------------------------------ the server
+
+    def _server(self, kind: Literal["assemble", "cycles"]) -> MCServer | None:
+        """The running server for ``kind`` of request, or None when the tools serve it (the
+        ``"process"`` backend, or ``"auto"`` without a server: warned once, with the reason).
+        Started here, in the caller's thread: a server dies with the thread that starts it."""
+        if self.backend == "process":
+            return None
+        memo = self._memo
+        with memo.lock:
+            if memo.unavailable is None and kind not in memo.servers:
+                try:
+                    memo.servers[kind] = self._start_server(kind)
+                except ServerUnavailable as err:
+                    if self.backend == "server":
+                        raise
+                    memo.unavailable = str(err)
+                    warnings.warn(f"{err}; the toolchain runs llvm-mc and llvm-mca processes "
+                                  "instead (slower, same results)", stacklevel=4)
+            return memo.servers.get(kind)
+
+    def _start_server(self, kind: Literal["assemble", "cycles"]) -> MCServer:
+        """A started server for ``kind``, which links the LLVM version of the tool it replaces."""
+        tool = self.llvm_mc if kind == "assemble" else self.llvm_mca
+        expected = self._tool_version(tool)
+        server = MCServer(build(self.llvm_config), self.triple)
+        server.start()
+        if server.version != expected:
+            server.close()
+            raise ServerUnavailable(f"the llvm-mc/llvm-mca server links LLVM {server.version}, "
+                                    f"but {tool} is LLVM {expected}; configure the llvm-config "
+                                    "of the tools' LLVM")
+        return server
 
     # ------------------------------------------------------------------ CPUs
 
@@ -248,8 +355,12 @@ class Toolchain:
         codes: dict[int, bytes | AssembleError] = {
             i: code for i, asm in enumerate(asms) if (code := self._keystone_code(asm)) is not None}
         rest = [i for i in range(len(asms)) if i not in codes]
-        codes.update(zip(rest, _isolating([asms[i] for i in rest], self._assemble_alone,
-                                          self._assemble_shared), strict=True))
+        texts = [asms[i] for i in rest]
+        server = self._server("assemble") if rest else None
+        codes.update(zip(rest, _isolating(texts, self._assemble_alone, self._assemble_shared)
+                         if server is None else
+                         _served(texts, server.assemble, _assembled, self._assemble_alone),
+                         strict=True))
         return [codes[i] for i in range(len(asms))]
 
     def _keystone_code(self, asm: str) -> bytes | None:
@@ -279,7 +390,7 @@ class Toolchain:
         """The ``.text`` section of ``llvm-mc``'s object for the block alone."""
         obj = self._llvm_mc(_terminated(asm))
         if isinstance(obj, str):
-            return AssembleError(_first_error(obj) or (obj.splitlines() or ["failed"])[0])
+            return _assembly_failed(obj)
         return obj.get_section_by_name(".text").data()
 
     def _assemble_shared(self, asms: list[str]) -> list[bytes] | set[int]:
@@ -309,8 +420,13 @@ class Toolchain:
         self.check_mcpu(mcpu)
 
         def new(keys: list[tuple[str, str, int]]) -> list[int | AssembleError]:
-            return _isolating([asm for asm, _, _ in keys],
-                              lambda asm: self._cycles_alone(asm, mcpu, iterations),
+            blocks = [asm for asm, _, _ in keys]
+            alone = partial(self._cycles_alone, mcpu=mcpu, iterations=iterations)
+            server = self._server("cycles") if blocks and 0 <= iterations < 2**32 else None
+            if server is not None:
+                return _served(blocks, partial(server.cycles, mcpu=mcpu, iterations=iterations),
+                               _scored_reply, alone)
+            return _isolating(blocks, alone,
                               lambda shared: self._cycles_shared(shared, mcpu, iterations))
 
         keys = [(asm, mcpu, iterations) for asm in asms]
@@ -326,10 +442,7 @@ class Toolchain:
     def _cycles_alone(self, asm: str, mcpu: str, iterations: int) -> int | AssembleError:
         done = self._mca(_terminated(asm), mcpu, iterations)
         match = re.search(r"^Total Cycles:\s+(\d+)", done.stdout, re.M)
-        error = _first_error(done.stderr, "error")
-        if done.returncode != 0 or match is None or error is not None:
-            return AssembleError(error or "llvm-mca failed")
-        return int(match.group(1))
+        return _scored(done.returncode, int(match.group(1)) if match else None, done.stderr)
 
     def _cycles_shared(self, asms: list[str], mcpu: str, iterations: int) -> list[int] | set[int]:
         """Cycles of plain blocks scored in one run, one code region each; or the blocks blamed."""
@@ -349,6 +462,8 @@ class Toolchain:
         """Assemble and score ``asms`` with ``llvm-mc`` and ``llvm-mca`` running side by side, so
         that :meth:`assemble_many` and :meth:`cycles_many` on them (and the equivalence checker's
         assembly) are cache hits."""
+        self._server("assemble")  # the servers start in this thread, which outlives the pool's
+        self._server("cycles")
         with ThreadPoolExecutor(max_workers=2) as pool:
             assembled = pool.submit(self.assemble_many, asms)
             scored = pool.submit(self.cycles_many, asms, mcpu, iterations)

@@ -61,6 +61,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         observation: str = "autophase",
         passes: list[str] | None = None,
         max_steps: int = 32,
+        stop_action: bool = False,
         runs: int = 5,
         check: bool | None = None,
         run_timeout_s: float = 10.0,
@@ -86,8 +87,8 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
                 raise ValueError(f"{benchmarks[0]} has no main that runs: use reward='cycles'")
             space = PassSpace(benchmarks, scorer.pass_names, passes, observation)
             super().__init__(space, scorer, problem=benchmarks[0] if len(benchmarks) == 1
-                             else None, max_steps=max_steps, store=store,
-                             render_mode=render_mode)
+                             else None, max_steps=max_steps, stop_action=stop_action,
+                             store=store, render_mode=render_mode)
             self.reference_score(benchmarks[0])  # the unoptimized program must score
         except BaseException:
             scorer.close()  # the service and the scratch folder do not outlive a failed start

@@ -88,18 +88,22 @@ class Service:
             self.env.reset(benchmark=self.benchmark)
             self.applied = []
         rest = [names.index(p) for p in passes[len(self.applied):]]  # Python ints, as CompilerGym wants
+        wanted = ["IrSha1", *observations, *(["BitcodeFile"] if out is not None else [])]
         no_effect = False
-        if rest:
+        if rest:  # the passes and every observation in one request to CompilerGym's service
             self.applied = list(passes)  # set first: a failed step leaves an unknown state
-            _, _, done, info = self.env.multistep(rest)
+            values, _, done, info = self.env.multistep(rest, observation_spaces=wanted)
             if done or info.get("error_details"):
                 self.applied = ["<failed>"]
                 raise RuntimeError(f"CompilerGym: {info.get('error_details') or 'episode ended'}")
             no_effect = bool(info.get("action_had_no_effect"))
+        else:
+            values = [self.env.observation[name] for name in wanted]
+        seen = dict(zip(wanted, values, strict=True))
         if out is not None:
-            shutil.copyfile(self.env.observation["BitcodeFile"], out)
-        return {"ir_sha1": self.env.observation["IrSha1"], "no_effect": no_effect,
-                "observations": {n: _jsonable(self.env.observation[n]) for n in observations}}
+            shutil.copyfile(seen["BitcodeFile"], out)
+        return {"ir_sha1": seen["IrSha1"], "no_effect": no_effect,
+                "observations": {n: _jsonable(seen[n]) for n in observations}}
 
     def close(self) -> None:
         if self.env is not None:

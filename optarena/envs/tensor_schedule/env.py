@@ -63,6 +63,7 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         target: str | dict[str, Any] | None = None,
         *,
         max_steps: int = 32,
+        stop_action: bool = False,
         measure: MeasureConfig | Mapping[str, Any] | None = None,
         rpc: RPCConfig | Mapping[str, Any] | None = None,
         surrogate: bool = False,
@@ -79,6 +80,7 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
             workload: a registered name (``optarena workloads``) or a TVMScript file, or a list.
             target: TVM target dict or ``"host"``/``None`` for this machine (safe ``mcpu``).
             max_steps: steps before truncation.
+            stop_action: add an action that ends the episode (:class:`~optarena.envs.base.ArenaEnv`).
             measure: timing and checking settings (:class:`MeasureConfig`).
             rpc: measure on a device of a TVM RPC tracker instead of locally.
             surrogate: train MetaSchedule's XGB cost model on measurements for :meth:`estimate`.
@@ -106,7 +108,7 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
             None if kept is None else kept.path)
         super().__init__(space, self.tensor, problem=next(iter(self.workloads))
                          if len(self.workloads) == 1 else None, max_steps=max_steps,
-                         store=kept, render_mode=render_mode)
+                         stop_action=stop_action, store=kept, render_mode=render_mode)
         self.info_program = info_program
 
     @classmethod
