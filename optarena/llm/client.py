@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from optarena.envs.host import cache_root
+from optarena.envs.host import cache_root, replacing
 
 
 def default_llm_cache() -> Path:
@@ -164,13 +164,11 @@ class LLMClient:
                                 usage.prompt_tokens if usage else 0,
                                 usage.completion_tokens if usage else 0, seconds, cached=False)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"request": request, "text": completion.text,
-                                       "prompt_tokens": completion.prompt_tokens,
-                                       "completion_tokens": completion.completion_tokens,
-                                       "seconds": seconds}))
-            tmp.replace(path)
+            with replacing(path) as partial:
+                partial.write_text(json.dumps({"request": request, "text": completion.text,
+                                               "prompt_tokens": completion.prompt_tokens,
+                                               "completion_tokens": completion.completion_tokens,
+                                               "seconds": seconds}))
         return completion
 
     def cost_usd(self, completion: Completion) -> float:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from optarena.envs.host import cache_root
+from optarena.envs.host import cache_root, replacing
 
 
 @dataclass(frozen=True)
@@ -92,14 +91,11 @@ def model_file(name: str, model_dir: Path | None = None) -> Path:
     else:
         path = (model_dir or default_model_dir()) / f"{name}.gguf"
         if not path.exists() or path.stat().st_size != model.size:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.part")
-            with partial.open("wb") as out:
+            with replacing(path) as partial, partial.open("wb") as out:
                 for part in parts:
                     with part.open("rb") as handle:
                         while chunk := handle.read(1 << 22):
                             out.write(chunk)
-            partial.replace(path)
     size, digest = path.stat().st_size, sha256_of(path)
     if size != model.size or digest != model.sha256:
         if len(parts) > 1:

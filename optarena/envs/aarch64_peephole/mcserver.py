@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from optarena.envs.host import cache_root
+from optarena.envs.host import cache_root, replacing
 from optarena.envs.isolation import die_with_parent, exit_reason
 
 SOURCE = Path(__file__).parent / "native" / "mcserver.cpp"
@@ -131,12 +131,11 @@ def _build(llvm_config: str, folder: Path) -> Path:
     binary = folder / f"mcserver-{version}-{digest}"
     if binary.exists():
         return binary
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{binary.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    # llvm-config asks for C++14; the later -std wins
-    argv = [compiler, *flags["--cxxflags"], "-std=c++17", "-O2", "-o", str(partial), str(SOURCE),
-            *flags["--ldflags"], *flags["--libs"], *flags["--system-libs"], f"-Wl,-rpath,{libdir}"]
-    try:
+    with replacing(binary) as partial:
+        # llvm-config asks for C++14; the later -std wins
+        argv = [compiler, *flags["--cxxflags"], "-std=c++17", "-O2", "-o", str(partial),
+                str(SOURCE), *flags["--ldflags"], *flags["--libs"], *flags["--system-libs"],
+                f"-Wl,-rpath,{libdir}"]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             lines = done.stderr.splitlines()
@@ -145,9 +144,6 @@ def _build(llvm_config: str, folder: Path) -> Path:
                 f"cannot build the llvm-mc/llvm-mca server with {compiler} and LLVM {version}: "
                 f"{first.strip() or f'exit code {done.returncode}'} (it needs the Debian package "
                 f"{DEV_PACKAGE}: apt-get install {DEV_PACKAGE})")
-        os.replace(partial, binary)
-    finally:
-        partial.unlink(missing_ok=True)
     return binary
 
 
