@@ -64,7 +64,8 @@ def assert_contract(result, budget):
     assert result.best_score == scores[-1] and math.isfinite(result.best_score)
 
 
-PEEPHOLE_AGENTS = ["random", "greedy", "evolutionary", "mcts", "llm-mcts", "ppo"]
+PEEPHOLE_AGENTS = ["random", "greedy", "evolutionary", "evolutionary-diverse", "mcts", "puct",
+                   "llm-mcts", "ppo"]
 
 
 @pytest.mark.parametrize("name", PEEPHOLE_AGENTS)
@@ -103,6 +104,7 @@ def run_on_workload(name, workload, store, budget=64):
 @pytest.mark.parametrize(("name", "config"), [
     ("evolutionary", {"cost_model": True, "init_samples": 3, "measure_per_generation": 3}),
     ("mcts", {"rollout": "cost_model"}),
+    ("puct", {"prior_warmup": 4}),
     ("llm-mcts", {"rollout": "cost_model"}),
     ("random", {}),
 ])
@@ -179,7 +181,8 @@ def test_the_prompt_shows_the_program_path_target_and_legal_ids():
     prompt = client.prompts[2]  # the third expansion: current, parent and grandparent exist
     assert "neoverse-n1" in prompt and "grandparent:" in prompt and "parent: after" in prompt
     assert "cycles" in prompt and "ldr" in prompt
-    for line in prompt.split("Legal rewrites (id: change):\n")[1].split("\n\n")[0].splitlines():
+    listing = prompt.split("Legal rewrites (")[1].split("):\n", 1)[1].split("\n\n")[0]
+    for line in listing.splitlines():  # peephole rewrites have no "from -> to": one per line
         action, text = line.split(": ", 1)
         assert int(action) in range(env.action_space.n) and text
 

@@ -5,19 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from optarena.agents.base import Agent, CurvePoint, SearchResult, Usage
-from optarena.agents.evolutionary import Evolutionary, EvolutionaryConfig
+from optarena.agents.evolutionary import (
+    Evolutionary,
+    EvolutionaryConfig,
+    EvolutionaryDiverse,
+    EvolutionaryDiverseConfig,
+)
 from optarena.agents.greedy import Greedy, GreedyConfig
 from optarena.agents.llm_mcts import LLMMCTS, LLMMCTSConfig
 from optarena.agents.mcts import MCTS, MCTSConfig
 from optarena.agents.metaschedule import MetaSchedule, MetaScheduleConfig
 from optarena.agents.ppo import PPO, PPOConfig
+from optarena.agents.puct import PUCT, PUCTConfig
 from optarena.agents.random_search import RandomSearch, RandomSearchConfig
 
 _REGISTRY: dict[str, tuple[type, type]] = {
     "random": (RandomSearch, RandomSearchConfig),
     "greedy": (Greedy, GreedyConfig),
     "evolutionary": (Evolutionary, EvolutionaryConfig),
+    "evolutionary-diverse": (EvolutionaryDiverse, EvolutionaryDiverseConfig),
     "mcts": (MCTS, MCTSConfig),
+    "puct": (PUCT, PUCTConfig),
     "llm-mcts": (LLMMCTS, LLMMCTSConfig),
     "metaschedule": (MetaSchedule, MetaScheduleConfig),
     "ppo": (PPO, PPOConfig),

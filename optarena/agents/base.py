@@ -57,7 +57,10 @@ class Usage:
     llm_seconds: float = 0.0
     """Time spent waiting for replies (the cached replies' original time included)."""
     proposals: int = 0
-    """Expansions that asked the LLM for an action."""
+    """Expansions whose action the LLM was asked for (by a call, or from an earlier call's
+    ranked list: ``proposals_reused``)."""
+    proposals_reused: int = 0
+    """Of those, served by an earlier call's proposals."""
     fallbacks: int = 0
     """Of those, answered by a uniform legal action (unparseable, illegal or no answer)."""
 

@@ -4,7 +4,15 @@ A population of the best measured states evolves in generations:
 
 1. **Seed.** The start of ``reset(seed)`` and ``init_samples - 1`` more random starting states
    (samples of the design space; on an environment with one fixed start, the start) are measured,
-   as one batch, and form the first population.
+   as one batch, and form the first population. With ``diverse_sketches`` (the agent
+   ``evolutionary-diverse``), on a design space of several sketches (states that are
+   :class:`~optarena.envs.contract.Sketched`, such as the tensor environment's), the starts cover
+   the sketches evenly: ``sketch_draws`` random starts are drawn and grouped by sketch, and the
+   sketches take turns, in a random order beginning with the reset's, until the seed is chosen:
+   ``init_samples`` states, or one per sketch if there are more sketches, but no more than
+   ``sketch_share`` of the budget (each sketch then has as many states as any other, give or
+   take one). Actions never change a sketch, so the seed decides which structures the search
+   explores (the Reasoning Compiler's layers have 3 to 81 on a CPU). Elsewhere it seeds as above.
 2. **Breed.** ``children`` unmeasured candidates are made from parents drawn from the population
    (better parents are drawn more often: weights ``1 / rank``): with probability
    ``crossover_prob``, and where the environment offers ``crossover``, a child of two parents;
@@ -27,7 +35,7 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, random_walk
-from optarena.envs.contract import Crossover, Game, game
+from optarena.envs.contract import Crossover, Game, Sketched, game
 
 
 @dataclass
@@ -50,6 +58,14 @@ class EvolutionaryConfig:
     """With ``cost_model``: chance that a slot takes a random candidate instead of the best."""
     max_stalls: int = 5
     """Stop after this many generations in a row that measured nothing new."""
+    diverse_sketches: bool = False
+    """Seed with starts spread evenly over the sketches of the design space (module docstring)."""
+    sketch_draws: int = 256
+    """With ``diverse_sketches``: random starts drawn to find the sketches (with 27 sketches
+    drawn uniformly, 256 draws reach every one with probability 0.998)."""
+    sketch_share: float = 0.5
+    """With ``diverse_sketches``: the largest share of the budget the seed may take to give
+    every sketch a state."""
 
 
 class Evolutionary:
@@ -69,15 +85,38 @@ class Evolutionary:
         tracker = Tracker(self.name, env, budget, seed)
         _, info = env.reset(seed=int(rng.integers(2**31)))
         tracker.observe(info, [])
-        population: list[tuple[float, Any]] = [(float(info["score"]), inner.get_state())]
-        seen: set[Any] = {inner.get_state()}
-        starts = {inner.initial_state(rng): None for _ in range(config.init_samples - 1)}
+        first = inner.get_state()
+        population: list[tuple[float, Any]] = [(float(info["score"]), first)]
+        seen: set[Any] = {first}
+        if config.diverse_sketches and isinstance(first, Sketched):
+            starts = self._diverse_starts(inner, first, budget, rng)
+        else:
+            starts = list({inner.initial_state(rng): None for _ in range(config.init_samples - 1)})
         self._measure(inner, tracker, [s for s in starts if s not in seen], population, seen)
         for _ in tracker.rounds(config.max_stalls):
             population = _best_unique(population, config.population)
             candidates = self._breed(inner, population, seen, rng)
             self._measure(inner, tracker, self._select(inner, candidates, rng), population, seen)
         return tracker.finish()
+
+    def _diverse_starts(self, inner: Game[Any], first: Sketched, budget: int,
+                        rng: np.random.Generator) -> list[Any]:
+        """The starting states that, with ``first``, cover the sketches evenly (the module
+        docstring): ``sketch_draws`` random starts grouped by sketch, the sketches taking turns
+        (in a random order, ``first``'s first)."""
+        groups: dict[int, list[Any]] = {first.sketch: [first]}
+        for _ in range(self.config.sketch_draws):
+            state = inner.initial_state(rng)
+            group = groups.setdefault(state.sketch, [])
+            if state not in group:
+                group.append(state)
+        others = [sketch for sketch in groups if sketch != first.sketch]
+        order = [first.sketch, *(others[i] for i in rng.permutation(len(others)))]
+        turns = [groups[sketch][turn] for turn in range(max(map(len, groups.values())))
+                 for sketch in order if turn < len(groups[sketch])]
+        seeds = max(self.config.init_samples,
+                    min(len(groups), int(self.config.sketch_share * budget)))
+        return turns[1:seeds]
 
     @staticmethod
     def _measure(inner: Game[Any], tracker: Tracker, states: list[Any],
@@ -128,6 +167,19 @@ class Evolutionary:
             pick = int(rng.integers(len(ranked))) if rng.random() < config.epsilon else 0
             chosen.append(ranked.pop(pick))
         return chosen
+
+
+@dataclass
+class EvolutionaryDiverseConfig(EvolutionaryConfig):
+    """``evolutionary-diverse``: seeded over the sketches."""
+
+    diverse_sketches: bool = True
+
+
+class EvolutionaryDiverse(Evolutionary):
+    """Evolutionary search seeded with starts spread evenly over the sketches."""
+
+    name = "evolutionary-diverse"
 
 
 def _best_unique(population: list[tuple[float, Any]], size: int) -> list[tuple[float, Any]]:

@@ -1,24 +1,41 @@
 """LLM-proposal MCTS, after the Reasoning Compiler (Tang et al., NeurIPS 2025).
 
 The search is :class:`~optarena.agents.mcts.MCTS` (UCT, rollouts, measured rewards
-backpropagated); only the choice of the action that expands a node differs. Each expansion asks
-the LLM, with a prompt built from the environment's template file
-(``optarena/llm/prompts/<family>.txt``) giving
+backpropagated); only the choice of the action that expands a node differs. The LLM is asked
+with a prompt built from the environment's template file (``optarena/llm/prompts/<family>.txt``):
 
-* the current program: the decision summary (``program="summary"``, compact) or the whole
-  TVMScript (``"full"``); for the peephole environment, the block's assembly;
-* the path of grandparent, parent and current node with their measured scores and the actions
-  between them, and the target hardware;
-* the actions already tried from the node, and up to ``max_actions_listed`` untried legal actions
-  with their ids (a seeded random subset when there are more).
+* **static first**: the system message, the task, the target and what to answer come first and
+  are the same in every call of a run, so a server that keeps the last prompt's KV cache
+  (llama.cpp) reads only the rest; then the node: the search path (the last ``path_depth``
+  nodes with their measured scores and the moves between them), the current program (the
+  decision summary, ``program="summary"``, or the whole TVMScript, ``"full"``; for the peephole
+  environment the block), the moves already tried from it, and up to ``max_actions_listed``
+  untried legal moves with their ids (a seeded random subset when there are more);
+* **a compact listing** (``listing="compact"``): moves written ``WHAT: FROM -> TO`` are grouped
+  by ``WHAT``, as ``WHAT: id=TO id=TO ...`` (the current value is in the program above);
+  ``listing="full"`` writes one ``id: text`` line per move.
 
-The answer is parsed strictly: a JSON object ``{"actions": [id, ...]}`` (requested with a JSON
-schema when the endpoint supports it; the schema lists the offered ids when ``constrain_ids``),
-else the first bracketed list of integers in the text. The first proposed id that is an untried
-legal action is expanded. An answer with none, an unparseable answer or a failed request falls
-back to a uniform untried action and is counted in ``usage.fallbacks``; calls, tokens, cost and
-LLM seconds are counted too. Replies are cached on disk by request hash (see
-:mod:`optarena.llm.client`), so a run replays without the endpoint.
+**One call serves several expansions** (``reuse``): the answer's ranked ids are queued on the
+node, and its next expansions take them in order while they are untried and legal; the LLM is
+asked again when the queue is used up, or when the node has gained ``requery_visits`` visits
+since it was asked (its statistics changed enough), if set.
+
+**Sequences** (``answer="sequence"``, the paper's prompting): the prompt shows the whole path
+with its measured scores and asks for a short rationale, then a *sequence* of moves applied one
+after another (each id as numbered in the state the previous moves lead to). The sequence is
+checked with the environment's pure transitions before anything is measured: a step that is
+not legal rejects the whole sequence (counted as a fallback). A legal sequence expands the node
+with one child, the state at its end (the edge's moves are the sequence).
+
+The answer is parsed strictly: a JSON object ``{"actions": [id, ...]}`` (``{"rationale": ...,
+"sequence": [...]}``), requested with a JSON schema when the endpoint supports it (the schema
+lists the offered ids when ``constrain_ids``), else the first bracketed list of integers in the
+text. An answer with no usable id, an unparseable answer or a failed request falls back to a
+uniform untried action and is counted in ``usage.fallbacks``; calls, tokens, cost, LLM seconds
+and reused proposals are counted too. Replies are cached on disk by request hash (see
+:mod:`optarena.llm.client`), so a run replays without the endpoint. ``prompts="v1"`` gives the
+templates and defaults of the earlier runs (node first, full listing, no reuse) to reproduce
+them.
 """
 
 from __future__ import annotations
@@ -36,25 +53,49 @@ import numpy as np
 
 from optarena.agents.base import Usage
 from optarena.agents.mcts import MCTS, MCTSConfig, Node
-from optarena.envs.contract import game
+from optarena.envs.contract import Game, game
 from optarena.llm.client import LLMClient, LLMConfig, LLMRequestFailed
 
 _BRACKETED = re.compile(r"\[\s*-?\d+(?:\s*,\s*-?\d+)*\s*\]")
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_CHANGE = re.compile(r"^(?P<what>.+?): (?P<before>.+?) -> (?P<after>.+)$")
+REQUESTS = {
+    "actions": "Choose up to {k} of the legal moves listed below that are most likely to improve "
+               "it, best first. Answer with JSON only: {{\"actions\": [id, ...]}}",
+    "sequence": "Study the search path, then propose a sequence of up to {k} moves to apply one "
+                "after another, each id as numbered in the state the previous moves lead to. "
+                "Answer with JSON only: {{\"rationale\": \"<one sentence>\", \"sequence\": "
+                "[id, ...]}}",
+}
+"""What the prompt asks for, by :attr:`LLMMCTSConfig.answer`."""
 
 
 @dataclass
 class LLMMCTSConfig(MCTSConfig):
     llm: LLMConfig | dict[str, Any] = field(default_factory=LLMConfig)
     """The endpoint (:class:`~optarena.llm.client.LLMConfig`; a YAML mapping is accepted)."""
-    proposals: int = 3
-    """Action ids asked for per expansion, best first."""
+    proposals: int = 4
+    """Action ids asked for per call, best first (the length of a sequence)."""
+    reuse: bool = True
+    """Queue a call's ranked ids on the node for its next expansions."""
+    requery_visits: int | None = None
+    """Ask again once the node has this many more visits than when it was asked (None: only
+    when its queue is used up)."""
+    answer: Literal["actions", "sequence"] = "actions"
+    """Ranked alternative moves, or the paper's rationale and sequence of moves."""
+    path_depth: int | None = 3
+    """Nodes of the search path shown, the current one included (None: the whole path)."""
+    listing: Literal["compact", "full"] = "compact"
+    """How the legal moves are listed (see the module docstring)."""
     program: Literal["summary", "full"] = "summary"
     """How the current program is shown: decision summary or the whole TVMScript."""
     max_actions_listed: int = 32
     """Untried legal actions listed in a prompt at most."""
     constrain_ids: bool = True
     """Put the offered ids in the JSON schema (servers with grammars then only answer those)."""
+    prompts: Literal["v2", "v1"] = "v2"
+    """The shipped templates: ``v2`` static first; ``v1`` the earlier runs' (node first; with
+    ``listing="full"``, ``reuse=False`` and ``proposals=3`` they are reproduced)."""
     prompt_dir: str | None = None
     """A folder with ``system.txt`` and ``<family>.txt`` templates replacing the shipped ones."""
 
@@ -63,8 +104,17 @@ class LLMMCTSConfig(MCTSConfig):
             self.llm = LLMConfig(**self.llm)
 
 
-def parse_proposal(text: str, legal: set[int]) -> list[int]:
-    """The legal action ids an answer proposes, in its order (empty when it proposes none)."""
+@dataclass
+class _Queued:
+    """A node's proposals not used yet, and the node's visits when the LLM was asked."""
+
+    moves: list[list[int]]
+    visits: int
+
+
+def parse_proposal(text: str, legal: set[int] | None = None, key: str = "actions") -> list[int]:
+    """The action ids an answer proposes under ``key``, in its order: only those in ``legal``
+    (when given), without repeats (an empty list when it proposes none)."""
     ids: list[Any] | None = None
     match = _OBJECT.search(text)
     if match:
@@ -72,13 +122,33 @@ def parse_proposal(text: str, legal: set[int]) -> list[int]:
             answer = json.loads(match.group(0))
         except json.JSONDecodeError:
             answer = None
-        if isinstance(answer, dict) and isinstance(answer.get("actions"), list):
-            ids = answer["actions"]
+        if isinstance(answer, dict) and isinstance(answer.get(key), list):
+            ids = answer[key]
     if ids is None:
         bracketed = _BRACKETED.search(text)
         ids = json.loads(bracketed.group(0)) if bracketed else []
     proposed = [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+    if legal is None:
+        return proposed
     return [i for i in dict.fromkeys(proposed) if i in legal]
+
+
+def action_listing(texts: dict[int, str], ids: list[int], compact: bool) -> str:
+    """The legal moves ``ids`` for a prompt: ``id: text`` lines, or (``compact``) the moves
+    written ``WHAT: FROM -> TO`` grouped as ``WHAT: id=TO id=TO`` (list spaces dropped), the
+    others as ``id: text``."""
+    if not compact:
+        return "\n".join(f"{i}: {texts.get(i, f'action {i}')}" for i in ids)
+    groups: dict[str, list[str]] = {}
+    for i in ids:
+        text = texts.get(i, f"action {i}")
+        change = _CHANGE.match(text)
+        if change is None:
+            groups[f"{i}: {text}"] = []
+        else:
+            groups.setdefault(change["what"], []).append(f"{i}={change['after'].replace(', ', ',')}")
+    return "\n".join(f"{head}: {' '.join(entries)}" if entries else head
+                     for head, entries in groups.items())
 
 
 class LLMMCTS(MCTS):
@@ -94,74 +164,124 @@ class LLMMCTS(MCTS):
         self.client = client
         self.templates: dict[str, Template] = {}
         self.seed = 0
+        self.queued: dict[Node, _Queued] = {}
 
     def prepare(self, env: gym.Env, seed: int) -> None:
         """Connect (fail fast if the endpoint is unusable) and load the prompt templates."""
         self.seed = seed
+        self.queued = {}
         assert isinstance(self.config.llm, LLMConfig)
         if self.client is None:
             client = LLMClient(self.config.llm)
             client.connect()
             self.client = client
         family = game(env).prompt_family
+        shipped = resources.files("optarena.llm") / "prompts"
         folder = (Path(self.config.prompt_dir) if self.config.prompt_dir
-                  else resources.files("optarena.llm") / "prompts")
+                  else shipped / "v1" if self.config.prompts == "v1" else shipped)
         self.templates = {name: Template((folder / f"{name}.txt").read_text())  # type: ignore[operator]
                           for name in ("system", family)}
 
-    def propose(self, env: gym.Env, node: Node, rng: np.random.Generator, usage: Usage) -> int:
-        assert self.client is not None
+    def propose_moves(self, env: gym.Env, node: Node, rng: np.random.Generator,
+                      usage: Usage) -> list[int]:
+        """The moves of ``node``'s next expansion: an untried action (with ``answer="sequence"``,
+        possibly followed by more moves), from the node's queue or a new call, else uniform."""
+        queued = self.queued.get(node)
+        requery = self.config.requery_visits
+        if queued is not None and (requery is None or node.visits - queued.visits < requery):
+            while queued.moves:
+                moves = queued.moves.pop(0)
+                if moves[0] in node.untried:
+                    usage.proposals += 1
+                    usage.proposals_reused += 1
+                    return moves
         usage.proposals += 1
+        proposed = self._ask(env, node, rng, usage)
+        if not proposed:
+            usage.fallbacks += 1
+            return [super().propose(env, node, rng, usage)]
+        if self.config.reuse:
+            self.queued[node] = _Queued(proposed[1:], node.visits)
+        return proposed[0]
+
+    def _ask(self, env: gym.Env, node: Node, rng: np.random.Generator,
+             usage: Usage) -> list[list[int]]:
+        """The LLM's proposals for ``node``: ranked single moves, or one legal sequence (empty:
+        nothing usable)."""
+        assert self.client is not None
+        sequence = self.config.answer == "sequence"
         listed = node.untried
         if len(listed) > self.config.max_actions_listed:
             listed = rng.choice(listed, self.config.max_actions_listed, replace=False).tolist()
-        messages = self.messages(env, node, sorted(listed))
-        schema = {
-            "type": "object",
-            "properties": {"actions": {
-                "type": "array", "minItems": 1, "maxItems": self.config.proposals,
-                "items": {"type": "integer", **({"enum": sorted(listed)}
-                                                if self.config.constrain_ids else {})},
-            }},
-            "required": ["actions"],
-            "additionalProperties": False,
-        }
+        listed = sorted(listed)
+        key = "sequence" if sequence else "actions"
+        ids: dict[str, Any] = {"type": "integer"}
+        if self.config.constrain_ids and not sequence:
+            ids["enum"] = listed
+        properties: dict[str, Any] = {key: {"type": "array", "minItems": 1,
+                                            "maxItems": self.config.proposals, "items": ids}}
+        if sequence:
+            properties = {"rationale": {"type": "string"}, **properties}
+        schema = {"type": "object", "properties": properties, "required": list(properties),
+                  "additionalProperties": False}
         try:
-            completion = self.client.complete(messages, schema, seed=self.seed)
+            completion = self.client.complete(self.messages(env, node, listed), schema,
+                                              seed=self.seed)
         except LLMRequestFailed:
-            usage.fallbacks += 1
-            return super().propose(env, node, rng, usage)
+            return []
         usage.add_completion(completion, self.client.cost_usd(completion))
-        proposed = parse_proposal(completion.text, set(node.untried))
-        if not proposed:
-            usage.fallbacks += 1
-            return super().propose(env, node, rng, usage)
-        return proposed[0]
+        if not sequence:
+            return [[i] for i in parse_proposal(completion.text, set(node.untried))]
+        moves = parse_proposal(completion.text, key="sequence")
+        legal = bool(moves) and moves[0] in node.untried and \
+            not isinstance(walk(game(env), node.state, moves), str)
+        return [moves] if legal else []
 
     def messages(self, env: gym.Env, node: Node, listed: list[int]) -> list[dict[str, str]]:
-        """The chat messages asking which of ``listed`` to apply to ``node``."""
-        inner = game(env)
+        """The chat messages asking which of ``listed`` to apply to ``node``: the static part
+        (system message, task, target, what to answer) first, then the node."""
+        config, inner = self.config, game(env)
         texts = {d["id"]: d["text"] for d in inner.describe_actions(node.state)}
         chain = [node]
-        while len(chain) < 3 and chain[-1].parent is not None:
+        while chain[-1].parent is not None and (config.path_depth is None
+                                                or len(chain) < config.path_depth):
             chain.append(chain[-1].parent)
+        names = ["current", "parent", "grandparent"]
         path = []
-        for role, member in zip(("current", "parent", "grandparent"), chain, strict=False):
+        for depth, member in enumerate(chain):
             step = ""
             if member.parent is not None:
                 parent_texts = {d["id"]: d["text"]
                                 for d in inner.describe_actions(member.parent.state)}
                 step = f"after {parent_texts.get(member.action, f'action {member.action}')}: "
+            role = names[depth] if depth < len(names) else f"ancestor {depth}"
             path.append(f"{role}: {step}{inner.format_score(member.score)}")
         tried = [texts.get(c.action, str(c.action)) for c in node.children]
+        compact = config.listing == "compact"
         prompt = self.templates[inner.prompt_family].substitute(
             target=inner.target_text(),
-            program_kind="TVMScript" if self.config.program == "full" else "decisions",
-            program=inner.program_text(node.state, full=self.config.program == "full"),
+            request=REQUESTS[config.answer].format(k=config.proposals),
+            program_kind="TVMScript" if config.program == "full" else "decisions",
+            program=inner.program_text(node.state, full=config.program == "full"),
             path="\n".join(reversed(path)),
             tried="; ".join(tried) if tried else "nothing",
-            actions="\n".join(f"{i}: {texts.get(i, f'action {i}')}" for i in listed),
-            k=self.config.proposals,
+            listing="id: change, or what: id=new value ... for changes of one thing" if compact
+            else "id: change",
+            actions=action_listing(texts, listed, compact),
+            k=config.proposals,
         )
         return [{"role": "system", "content": self.templates["system"].substitute()},
                 {"role": "user", "content": prompt}]
+
+
+def walk(inner: Game[Any], state: Any, moves: list[int]) -> Any:
+    """The state ``moves`` lead to from ``state`` (pure transitions, nothing measured), or why
+    one of them does not apply."""
+    for move in moves:
+        mask = inner.legal_mask(state)
+        if not (0 <= move < len(mask) and mask[move]):
+            return f"move {move} is not legal here"
+        state = inner.transition(state, move)
+        if isinstance(state, str):
+            return state
+    return state

@@ -69,6 +69,8 @@ class Node:
     """Legal actions not expanded yet."""
     parent: Node | None = None
     action: int | None = None
+    moves: tuple[int, ...] = ()
+    """The actions from the parent when the edge is a sequence (its first is ``action``)."""
     children: list[Node] = field(default_factory=list)
     visits: int = 0
     value_sum: float = 0.0
@@ -79,7 +81,7 @@ class Node:
         """The actions from the root to this node."""
         node, path = self, []
         while node.parent is not None:
-            path.append(node.action)
+            path.extend(reversed(node.moves or (node.action,)))
             node = node.parent
         return path[::-1]  # type: ignore[return-value]
 
@@ -135,6 +137,12 @@ class MCTS:
         """The untried action to expand ``node`` with: uniform."""
         return int(rng.choice(node.untried))
 
+    def propose_moves(self, env: gym.Env, node: Node, rng: np.random.Generator,
+                      usage: Usage) -> list[int]:
+        """The moves of ``node``'s next expansion: an untried action, possibly followed by more
+        actions applied after it (the LLM's sequences); here :meth:`propose`'s one action."""
+        return [self.propose(env, node, rng, usage)]
+
     def _select(self, node: Node) -> Node:
         """The node to expand: down the tree by UCT while the node is fully expanded (its
         children and the expansions selected this iteration fill ``branching``). The path gets
@@ -157,28 +165,30 @@ class MCTS:
         children: list[Node | None] = [None] * len(leaves)
         waiting = list(range(len(leaves)))
         while waiting and tracker.left > 0:
-            tries: list[tuple[int, int, object]] = []
+            tries: list[tuple[int, list[int], object]] = []
             for i in waiting:
                 leaf = leaves[i]
                 while leaf.untried and len(leaf.children) < self.config.branching:
-                    action = self.propose(env, leaf, rng, tracker.result.usage)
-                    leaf.untried.remove(action)
-                    state = inner.transition(leaf.state, action)
+                    moves = self.propose_moves(env, leaf, rng, tracker.result.usage)
+                    leaf.untried.remove(moves[0])
+                    state = inner.transition(leaf.state, moves[0])
+                    for move in moves[1:]:
+                        state = state if isinstance(state, str) else inner.transition(state, move)
                     if not isinstance(state, str):
-                        tries.append((i, action, state))
+                        tries.append((i, moves, state))
                         break
             tries = tries[: tracker.left]
             outcomes = inner.evaluate([state for _, _, state in tries])
             waiting = []
-            for (i, action, state), outcome in zip(tries, outcomes, strict=True):
+            for (i, moves, state), outcome in zip(tries, outcomes, strict=True):
                 leaf = leaves[i]
-                tracker.observe_outcome(state, outcome, [*leaf.actions(), action])
+                tracker.observe_outcome(state, outcome, [*leaf.actions(), *moves])
                 if outcome.score is None:  # its program failed: counted, dropped, try another
                     waiting.append(i)
                     continue
                 child = Node(state, outcome.score, log_gain(root.score, outcome.score),
                              [int(a) for a in np.flatnonzero(inner.legal_mask(state))], leaf,
-                             action)
+                             moves[0], tuple(moves) if len(moves) > 1 else ())
                 leaf.children.append(child)
                 children[i] = child
         for leaf in leaves:

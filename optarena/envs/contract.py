@@ -290,6 +290,15 @@ class Crossover(Protocol[S]):
     def crossover(self, a: S, b: S, rng: np.random.Generator) -> S | str: ...
 
 
+@runtime_checkable
+class Sketched(Protocol):
+    """A state of a space made of structurally different *sketches* (the tensor environment's
+    MetaSchedule sketches): ``sketch`` names its structure, which actions never change; random
+    starts (``initial_state``) draw it."""
+
+    sketch: int
+
+
 def game(env: Any) -> Game[Any]:
     """``env.unwrapped`` as a :class:`Game` (``TypeError`` if it is not an optarena game)."""
     inner = getattr(env, "unwrapped", env)

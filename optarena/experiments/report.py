@@ -10,6 +10,11 @@ at one budget, a summary pools them. Agents are compared with the environment's 
 for tensor programs, greedy for peepholes), or an *anchor*, a fixed score the problem records
 (``-O3`` or ``-Oz`` for pass ordering; improvement = reference score / anchor score).
 
+Tensor workloads also record what a user would run instead, timed in the same run on the same
+inputs and threads (:mod:`optarena.envs.tensor_schedule.anchors`): PyTorch eager and, for
+matmuls, OpenBLAS. Their sections say how the best schedule found compares with them, and the
+tables have a column for each (:data:`SPEED_ANCHORS`).
+
 Definitions (per workload and budget, over the runs of an agent):
 
 * **best** -- the improvement at the budget (speedup over the unscheduled program, starting over
@@ -22,6 +27,9 @@ Definitions (per workload and budget, over the runs of an agent):
 * **tests** -- each agent against the baseline: paired two-sided Wilcoxon signed-rank test of
   log(agent / baseline) by (workload, seed), Holm-corrected over the agents in the table; the
   geometric mean of the ratios with its log-scale interval.
+* **vs PyTorch eager**, **vs OpenBLAS** -- the anchor's latency over the agent's best latency
+  (above 1: the agent's schedule is faster), per run with the anchor that run recorded: geometric
+  mean over seeds with its 95% interval, as **best**. Shown where every run recorded the anchor.
 * **to baseline** -- measurements until a run first reached the baseline's level (the geometric
   mean of the baseline agent's best at the budget, or the anchor's improvement): Kaplan--Meier
   median, runs that never reach it right-censored at the budget (a finished run that stopped
@@ -66,6 +74,9 @@ REPORT = "report.md"
 REPORT_HTML = "report.html"
 ANCHOR = "anchor:"
 """Prefix of a baseline that is one of the problem's anchors rather than an agent."""
+SPEED_ANCHORS = {"pytorch": "PyTorch eager", "openblas": "OpenBLAS"}
+"""Anchors that are what a user would run instead (latencies in seconds), by the name the report
+gives them: each gets a column "vs NAME" (:func:`speed_against`)."""
 BANDS_FROM_SEEDS = 3
 """Curves of agents with at least this many seeds get a confidence band; with fewer, the band of
 a t-interval is wider than the plot, so the single runs are drawn instead."""
@@ -177,12 +188,26 @@ def group(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[Row]
 def anchor_improvement(record: dict[str, Any], name: str) -> float | None:
     """The improvement of the problem's anchor ``name`` in this run's record, if recorded.
     Records written before ``anchors`` existed carry ``-O3`` as ``o3_score``."""
-    problem = record["problem"]
+    problem = record.get("problem", {})
     anchors = problem.get("anchors")
     if anchors is None and problem.get("o3_score"):
         anchors = {"-O3": problem["o3_score"]}
     score = (anchors or {}).get(name)
     return problem["reference_score"] / score if score else None
+
+
+def speed_anchors(runs: Iterable[dict[str, Any]]) -> list[str]:
+    """The :data:`SPEED_ANCHORS` every one of ``runs`` recorded."""
+    runs = list(runs)
+    return [name for name in SPEED_ANCHORS
+            if runs and all(anchor_improvement(r, name) is not None for r in runs)]
+
+
+def speed_against(runs: Iterable[dict[str, Any]], name: str) -> Interval:
+    """The anchor's latency over each run's best latency (the run's best improvement over the
+    anchor's): geometric mean with its 95% interval."""
+    return geometric_mean_interval([r["result"]["best_improvement"] / anchor_improvement(r, name)
+                                    for r in runs])
 
 
 @dataclass(frozen=True)
@@ -272,6 +297,11 @@ def _mean_range(values: list[float]) -> str:
     return mean if len(values) < 2 else f"{mean} ({min(values):g}-{max(values):g})"
 
 
+def _latency(seconds: float) -> str:
+    """A latency in ms, or in µs below 1 ms."""
+    return f"{seconds * 1e6:.3g} µs" if seconds < 1e-3 else f"{seconds * 1e3:.3g} ms"
+
+
 def _p(value: float) -> str:
     return "—" if math.isnan(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
 
@@ -309,7 +339,9 @@ def agent_table(rows: list[Row], budget: int, ref: Reference | None) -> Table:
     difference is not significant)."""
     evolutionary = next((row for row in rows if row.agent == "evolutionary"), None)
     levels = {rows[0].runs[0]["spec"]["workload"]: ref.level} if ref else {}
+    against = speed_anchors(r for row in rows for r in row.runs)
     table = Table(["rank", "agent", "seeds", "best: geo. mean [95% CI]",
+                   *(f"vs {SPEED_ANCHORS[name]}" for name in against),
                    f"to {ref.name if ref else 'baseline'}: KM median (reached)",
                    "to own best: mean (range)", "efficiency gain", "wall-clock s", "LLM calls",
                    "tokens", "fallback rate", "best run"])
@@ -318,6 +350,7 @@ def agent_table(rows: list[Row], budget: int, ref: Reference | None) -> Table:
         llm = row.usage("llm_calls")
         table.rows.append([
             str(rank), row.label, str(len(row.runs)), _interval(row.best),
+            *(_interval(speed_against(row.runs, name)) for name in against),
             _reach_cell(row.runs, levels, budget) if ref else "—", _mean_range(row.to_own_best),
             _fmt(gain, 2), _fmt(row.wall_s(), 0), _fmt(llm, 1) if llm else "—",
             _fmt(row.usage("tokens"), 0) if llm else "—", _fmt(row.fallback_rate(), 2),
@@ -362,13 +395,17 @@ def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int) -> 
     base_row = pooled.get(first.row.label) if first.row is not None else None
     ref = Reference(first.name, math.nan, base_row)
     levels = {rows[0].runs[0]["spec"]["workload"]: r.level for rows, r in sections}
+    against = speed_anchors(r for row in pooled.values() for r in row.runs)
     standings = Table(["rank", "agent", "runs", "workloads",
                        "best: geo. mean over runs [95% CI]",
+                       *(f"vs {SPEED_ANCHORS[name]}" for name in against),
                        f"to {ref.name}: KM median (reached)"])
     for rank, row in _ranked(list(pooled.values())):
         workloads = {r["spec"]["workload"] for r in row.runs}
         standings.rows.append([str(rank), row.label, str(len(row.runs)), str(len(workloads)),
-                               _interval(row.best), _reach_cell(row.runs, levels, budget)])
+                               _interval(row.best),
+                               *(_interval(speed_against(row.runs, name)) for name in against),
+                               _reach_cell(row.runs, levels, budget)])
     return standings, comparison_table(list(pooled.values()), ref)
 
 
@@ -439,6 +476,44 @@ def plot_curves(rows: list[Row], budget: int, title: str, ref: Reference | None 
 # ---------------------------------------------------------------------- the report
 
 
+def _timed_with(note: dict[str, Any]) -> str:
+    """What an anchor was timed with (its ``anchor_notes`` entry): torch and its BLAS, or the
+    BLAS threadpoolctl reported, and the threads."""
+    if "torch" in note:
+        what = f"torch {note['torch']}, {note.get('torch_blas')}"
+    else:
+        blas = next((lib for lib in note.get("libraries", []) if lib.get("user_api") == "blas"), {})
+        what = " ".join(str(blas[key]) for key in ("internal_api", "version", "architecture")
+                        if blas.get(key))
+    return f"{what}, {note['threads']} threads" if "threads" in note else what
+
+
+def _speed_text(rows: list[Row]) -> str | None:
+    """The workload's :data:`SPEED_ANCHORS` and how the best schedule found compares with them
+    (``None`` when its runs did not all record one)."""
+    runs = [r for row in rows for r in row.runs]
+    names = speed_anchors(runs)
+    if not names:
+        return None
+    best = max(runs, key=lambda r: r["result"]["best_improvement"])
+    best_s = best["problem"]["reference_score"] / best["result"]["best_improvement"]
+    timed, verdicts = [], []
+    for name in names:
+        latencies = [r["problem"]["anchors"][name] for r in runs]
+        details = [_timed_with(best["problem"].get("anchor_notes", {}).get(name, {}))]
+        if max(latencies) > min(latencies) * 1.0001:
+            details.append(f"{_latency(min(latencies))} to {_latency(max(latencies))} over the runs")
+        latency = _latency(geometric_mean_interval(latencies).center)
+        shown = ", ".join(filter(None, details))
+        timed.append(f"{SPEED_ANCHORS[name]} {latency}" + (f" ({shown})" if shown else ""))
+        ratio = best["problem"]["anchors"][name] / best_s
+        verdicts.append(f"{_num(ratio)}x faster than {SPEED_ANCHORS[name]}" if ratio >= 1
+                        else f"{_num(1 / ratio)}x slower than {SPEED_ANCHORS[name]}")
+    return (f"What a user would run instead, timed in the same runs on the same inputs and "
+            f"threads: {'; '.join(timed)}. The best schedule found, {_latency(best_s)} "
+            f"(`{best['spec']['label']}`, run `{best['run_id']}`), is {' and '.join(verdicts)}.")
+
+
 def _baseline_text(ref: Reference | str) -> str:
     if isinstance(ref, str):
         return f"No baseline comparison: {ref}."
@@ -455,6 +530,9 @@ def _workload_section(document: Document, out: Path, key: tuple[str, str, int], 
     document.paragraph(f"Workload hash `{problem['workload_hash']}`, target "
                        f"`{json.dumps(problem['target'])}`, reference score "
                        f"{problem['reference_score']:.6g}. {_baseline_text(ref)}")
+    speed = _speed_text(rows)
+    if speed is not None:
+        document.paragraph(speed)
     known = ref if isinstance(ref, Reference) else None
     picture = out / f"curves_{anchor(workload)}.png"
     png = figure_png(plot_curves(rows, budget, f"{workload} ({env_id}, budget {budget})", known))
@@ -498,6 +576,13 @@ def write_report(out: Path, checkpoints: list[int] | None = None,
         "over the final llvm-mca cycles (peephole blocks), or the unoptimized program's score "
         "over the optimized one's (pass ordering); higher is better. Columns are defined in "
         "`optarena.experiments.report`.")
+    if any(speed_anchors([r]) for r in records):
+        document.paragraph(
+            "Speedups over the unscheduled program are large and say little of what a user "
+            "gains: " + ", ".join(f"`vs {label}`" for label in SPEED_ANCHORS.values()) +
+            " give the latency of what a user would run instead, timed in the same run on the "
+            "same inputs and threads, over the agent's best (above 1: the schedule found is "
+            "faster).")
     document.paragraph(STATISTICS, note=True)
     groups = group(records)
     references = {key: reference(rows, baseline) for key, rows in groups.items()}

@@ -22,6 +22,12 @@ decodes them).
 checked against a NumPy reference; the reference score is the unscheduled program's latency, so
 ``info["improvement"]`` is the speedup the Reasoning Compiler reports.
 
+**Anchors** (``problem()["anchors"]``): ``pytorch``, PyTorch eager, for every built-in workload
+and ``openblas``, NumPy's BLAS, for matmuls: what a user would run instead, checked against the
+reference and timed in the workload's worker with the same inputs, threads and protocol
+(:mod:`~optarena.envs.tensor_schedule.anchors`); ``problem()["anchor_notes"]`` says what they were
+timed with, or why one is absent.
+
 **info extras**: ``trace`` (MetaSchedule trace of the state), ``target``, and with
 ``info_program=True`` the state's ``tvmscript``.
 """
@@ -193,7 +199,10 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         return f"{score * 1e3:.4g} ms"
 
     def problem(self) -> dict[str, Any]:
-        return {**super().problem(), "cpu": cpu_model()}
+        """The contract's problem record, with the CPU and ``anchor_notes``: per anchor what it
+        was timed with, or why it is absent (:meth:`TensorScorer.anchor_notes`)."""
+        return {**super().problem(), "cpu": cpu_model(),
+                "anchor_notes": self.tensor.anchor_notes(self._current_problem())}
 
     def _extras(self, state: ScheduleState, outcome: Outcome) -> dict[str, Any]:
         schedule = self.tensor_space.space(state.problem).schedule(state)

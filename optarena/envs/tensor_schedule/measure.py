@@ -13,7 +13,8 @@ then serves measurements:
   obtained from a TVM RPC tracker (``tracker host:port``, ``key``) instead of locally.
 
 The reported latency is the median over ``repeat`` repeats of ``number`` calls each (each repeat
-lasting at least ``min_repeat_ms``).
+lasting at least ``min_repeat_ms``). A workload's anchors (PyTorch eager, OpenBLAS:
+:mod:`~optarena.envs.tensor_schedule.anchors`) are checked and timed the same way in a worker.
 """
 
 from __future__ import annotations
@@ -175,6 +176,26 @@ class Measurer:
                 built = _run_concurrently(self.workers, pending, "build", timeout)
                 pending = [job for job in built if not job.timed(timeout)]
         return [job.result for job in jobs]  # type: ignore[misc]
+
+    def measure_anchors(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Check and time the workload's anchors ``names`` in a worker, nothing else running,
+        with the reference's protocol (in full, its timeout): per name the worker's reply
+        (:meth:`~optarena.envs.tensor_schedule.worker._Worker.measure_anchors`) or the
+        failure of the worker. The worker is replaced afterwards, so that no later kernel
+        shares a process with torch's or the BLAS's idle threads."""
+        self._start()
+        worker = self.workers[0]
+        request = {"op": "anchors", "names": list(names),
+                   **self.config.protocol(None, full=True)}
+        try:
+            reply = worker.request(request, self.config.baseline_timeout_s)
+        except ChildFailed as err:
+            return {name: {"error_kind": err.kind, "error": err.detail} for name in names}
+        finally:
+            worker.kill()
+        if not reply["ok"]:
+            return {name: {"error_kind": "run", "error": reply["error"]} for name in names}
+        return reply["anchors"]
 
     def _start(self) -> None:
         """Start the workers, at once when the store has the reference outputs; else the first

@@ -6,6 +6,10 @@ the same program are one measurement. Programs are compiled, checked against the
 reference outputs and timed by a :class:`~optarena.envs.tensor_schedule.measure.Measurer` (an
 isolated worker process per workload). The reference is the unscheduled program.
 
+The anchors (:mod:`~optarena.envs.tensor_schedule.anchors`: PyTorch eager, OpenBLAS) are what a
+user would run instead; they are checked and timed once per workload and settings in the
+workload's worker, then kept in the measurement store like the reference.
+
 With ``surrogate=True`` the scorer is also a cost model: MetaSchedule's XGB model, trained on every
 counted measurement (:meth:`TensorScorer.learn`), estimates latencies without measuring.
 """
@@ -13,6 +17,7 @@ counted measurement (:meth:`TensorScorer.learn`), estimates latencies without me
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +28,8 @@ import tvm
 
 from optarena.envs.contract import Failure, Outcome, Program
 from optarena.envs.host import cpu_model
+from optarena.envs.store import Store
+from optarena.envs.tensor_schedule.anchors import INSTALL_HINT, Anchor
 from optarena.envs.tensor_schedule.measure import (
     MeasureConfig,
     Measurer,
@@ -32,6 +39,10 @@ from optarena.envs.tensor_schedule.measure import (
 )
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.workload import tvm_structural_hash
+
+ANCHOR_ENVIRONMENT = ("OPENBLAS_", "GOTO", "OMP_", "GOMP_", "MKL_")
+"""Prefixes of the environment variables that configure the anchors' libraries (the BLAS core
+type, thread pools): part of the context the anchors are stored under."""
 
 
 def _outcome(result: MeasureResult) -> Outcome:
@@ -46,6 +57,15 @@ def _outcome(result: MeasureResult) -> Outcome:
                    seconds=result.seconds, extras=extras)
 
 
+def _anchor_outcome(reply: Mapping[str, Any]) -> Outcome:
+    """An anchor's outcome from the worker's reply: its latency with what it was timed with, or
+    its failure (failures are not stored: the next scorer tries again)."""
+    if "latency_s" in reply:
+        return Outcome(reply["latency_s"], extras={key: value for key, value in reply.items()
+                                                   if key != "latency_s"})
+    return Outcome.failed(reply["error_kind"], reply["error"])
+
+
 class TensorScorer:
     """Measured latencies (seconds) of scheduled TensorIR programs."""
 
@@ -58,10 +78,12 @@ class TensorScorer:
         self.target = target
         self.config = config
         self.rpc = rpc
+        self.store_path = store
         self.measurers = {name: Measurer(design.workload, target, config, rpc, store)
                           for name, design in space.spaces.items()}
         self.surrogates = {name: Surrogate(design.context, warmup=surrogate_warmup)
                            for name, design in space.spaces.items()} if surrogate else None
+        self._anchors: dict[str, dict[str, Outcome]] = {}
 
     @property
     def has_cost_model(self) -> bool:
@@ -85,7 +107,69 @@ class TensorScorer:
         }
 
     def anchors(self, problem: str) -> dict[str, float]:
-        return {}
+        """Latencies (seconds) of the workload's anchors, what a user would run instead of a
+        tuned schedule (``pytorch``; ``openblas`` for matmuls), checked and timed in its
+        measurement worker on the inputs and threads of every kernel. Measured once per
+        workload, target, timing settings, library versions and machine, then taken from the
+        measurement store. An anchor that cannot be measured is absent (:meth:`anchor_notes`
+        says why)."""
+        return {name: outcome.score for name, outcome in self._anchor_outcomes(problem).items()
+                if outcome.score is not None}
+
+    def anchor_notes(self, problem: str) -> dict[str, dict[str, Any]]:
+        """Per anchor, what it was timed with (``threads``; ``libraries``: the thread pools
+        threadpoolctl reported, the BLAS kernel among them; torch's version, threads and BLAS;
+        ``max_error``: its output against the reference), or why it is absent (``absent``)."""
+        return {name: {key: value for key, value in outcome.extras.items() if key != "runs_s"}
+                if outcome.failure is None
+                else {"absent": f"{outcome.failure.kind}: {outcome.failure.detail}"}
+                for name, outcome in self._anchor_outcomes(problem).items()}
+
+    def _anchor_outcomes(self, problem: str) -> dict[str, Outcome]:
+        """The outcome of each anchor of ``problem``'s workload: once, from the store or
+        measured (not over RPC: anchors run here, kernels on the devices)."""
+        if problem in self._anchors:
+            return self._anchors[problem]
+        anchors = self.space.space(problem).workload.anchors
+        if self.rpc is not None:
+            found = {name: Outcome.failed("rpc", "kernels are timed on RPC devices, anchors "
+                                                 "would be timed here") for name in anchors}
+        else:
+            found = self._stored_or_measured(problem, anchors)
+        self._anchors[problem] = found
+        return found
+
+    def _stored_or_measured(self, problem: str, anchors: Mapping[str, Anchor]
+                            ) -> dict[str, Outcome]:
+        """Each anchor's outcome: from the store, else measured (and stored if it has a
+        latency); one whose library is not installed is not asked for."""
+        store = Store(self.store_path) if self.store_path is not None and anchors else None
+        try:
+            context = "" if store is None else store.context({
+                "scorer": f"{type(self).__qualname__}.anchors", "problem": problem,
+                **self.context(problem),
+                "libraries": {name: f"{a.library} {a.version()}" for name, a in anchors.items()},
+                "environment": {key: value for key, value in os.environ.items()
+                                if key.startswith(ANCHOR_ENVIRONMENT)}})
+            found: dict[str, Outcome] = {}
+            for name, anchor in anchors.items():
+                stored = None if store is None else store.get(context, f"anchor:{name}")
+                if stored is not None:
+                    found[name] = stored
+                elif anchor.version() is None:
+                    found[name] = Outcome.failed("missing", f"{anchor.library} is not installed "
+                                                            f"({INSTALL_HINT})")
+            missing = [name for name in anchors if name not in found]
+            if missing:
+                replies = self.measurers[problem].measure_anchors(missing)
+                for name in missing:
+                    found[name] = _anchor_outcome(replies[name])
+                    if store is not None and found[name].ok:
+                        store.put(context, f"anchor:{name}", found[name])
+            return {name: found[name] for name in anchors}
+        finally:
+            if store is not None:
+                store.close()
 
     def compile(self, state: ScheduleState) -> Program | Failure:
         try:

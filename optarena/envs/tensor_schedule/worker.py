@@ -7,7 +7,8 @@ one JSON line per request (:func:`optarena.envs.isolation.serve`):
 
 * ``build``: compile a program, load it and check its outputs; keep it;
 * ``time``: time a kept program (:func:`timing`) and forget it;
-* ``measure``: both; ``drop``: forget kept programs.
+* ``measure``: both; ``drop``: forget kept programs;
+* ``anchors``: check and time the workload's anchors (:meth:`_Worker.measure_anchors`).
 
 Generated code runs only here, so a kernel that crashes or hangs takes this process down, not the
 environment.
@@ -26,10 +27,18 @@ from typing import Any
 
 import numpy as np
 import tvm
+from threadpoolctl import threadpool_limits
 
 from optarena.envs.contract import error_summary
 from optarena.envs.isolation import serve
 from optarena.envs.store import Store
+from optarena.envs.tensor_schedule.anchors import (
+    INSTALL_HINT,
+    Anchor,
+    libraries,
+    time_call,
+    torch_facts,
+)
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig, reference_key
 from optarena.envs.tensor_schedule.workload import Workload, get_workload
 
@@ -89,8 +98,10 @@ class _Worker:
         self.config = MeasureConfig(**setup["config"])
         rpc = None if setup["rpc"] is None else RPCConfig(**setup["rpc"])
         target = tvm.target.Target(setup["target"])
-        os.environ["TVM_NUM_THREADS"] = str(target.attrs.get("num-cores", 1))
+        self.threads = int(target.attrs.get("num-cores", 1))
+        os.environ["TVM_NUM_THREADS"] = str(self.threads)
         workload = get_workload(setup["spec"])
+        self.anchors = workload.anchors
         self.device = _Device(target, rpc)
         self.inputs = make_inputs(workload, self.config.input_seed)
         self.written = workload.written
@@ -112,6 +123,8 @@ class _Worker:
             return {**reply, **self.time(request)}
         if op == "time":
             return self.time(request)
+        if op == "anchors":
+            return self.measure_anchors(request)
         raise ValueError(f"unknown op {op!r}")
 
     def build(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -130,9 +143,7 @@ class _Worker:
         except Exception as err:  # any runtime error is a failed run
             return {"error_kind": "run", "error": error_summary(err, 500)}
         if max_error is not None and not max_error <= self.config.tolerance:
-            return {"error_kind": "wrong_output", "max_error": max_error,
-                    "error": f"output differs from the reference: relative error "
-                             f"{max_error:.3g} > {self.config.tolerance:g}"}
+            return _wrong_output(max_error, self.config.tolerance)
         self.built[request["id"]] = module
         return {"max_error": max_error, "build_s": time.perf_counter() - started}
 
@@ -157,6 +168,54 @@ class _Worker:
             return {"error_kind": "run", "error": error_summary(err, 500), "restart": True}
         except Exception as err:  # any runtime error is a failed run
             return {"error_kind": "run", "error": error_summary(err, 500)}
+
+    def measure_anchors(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Check and time the anchors ``request["names"]`` (:func:`measure_anchor`) with the
+        protocol's ``number``, ``repeat`` and ``min_repeat_ms``, on the inputs every kernel
+        gets, with the target's threads: torch's set, the BLAS and OpenMP pools limited to them.
+        With each anchor: the thread pools threadpoolctl reports after its timing and, for
+        torch's, torch's version, threads and BLAS (the worker is replaced afterwards:
+        :meth:`~optarena.envs.tensor_schedule.measure.Measurer.measure_anchors`)."""
+        inputs = [a for i, a in enumerate(self.inputs) if i not in self.written]
+        (reference,) = self.reference
+        replies = {}
+        with threadpool_limits(limits=self.threads):
+            for name in request["names"]:
+                anchor = self.anchors[name]
+                reply = measure_anchor(anchor, inputs, reference, self.threads,
+                                       self.config.tolerance, request)
+                if "latency_s" in reply:
+                    reply.update(threads=self.threads, libraries=libraries(),
+                                 **(torch_facts() if anchor.library == "torch" else {}))
+                replies[name] = reply
+        return {"anchors": replies}
+
+
+def measure_anchor(anchor: Anchor, inputs: list[np.ndarray], reference: np.ndarray, threads: int,
+                   tolerance: float, protocol: dict[str, Any]) -> dict[str, Any]:
+    """Check, then time, one anchor: its output on ``inputs`` is compared with ``reference``
+    (an anchor off by more than ``tolerance`` is refused, not timed), then it is timed as
+    :func:`~optarena.envs.tensor_schedule.anchors.time_call` does with the protocol's
+    ``number``, ``repeat`` and ``min_repeat_ms``; the latency is the median. A failure is
+    ``error_kind`` ``missing`` (its library is not installed), ``run`` or ``wrong_output``."""
+    try:
+        call = anchor.prepare(inputs, threads)
+        max_error = relative_error(np.asarray(call()), reference)
+    except ImportError as err:
+        return {"error_kind": "missing", "error": f"{error_summary(err)} ({INSTALL_HINT})"}
+    except Exception as err:  # the library's error, whatever it is, is the anchor's failure
+        return {"error_kind": "run", "error": error_summary(err, 500)}
+    if not max_error <= tolerance:
+        return _wrong_output(max_error, tolerance)
+    runs = time_call(call, int(protocol["number"]), int(protocol["repeat"]),
+                     float(protocol["min_repeat_ms"]))
+    return {"latency_s": float(np.median(runs)), "runs_s": runs, "max_error": max_error}
+
+
+def _wrong_output(max_error: float, tolerance: float) -> dict[str, Any]:
+    return {"error_kind": "wrong_output", "max_error": max_error,
+            "error": f"output differs from the reference: relative error {max_error:.3g} > "
+                     f"{tolerance:g}"}
 
 
 def timing(module: Any, dev: Any, args: list[Any], protocol: dict[str, Any]) -> dict[str, Any]:

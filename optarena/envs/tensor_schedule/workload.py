@@ -17,7 +17,7 @@ import math
 import re
 import runpy
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,13 @@ import tvm
 from tvm import te
 
 from optarena.envs.contract import error_summary
+from optarena.envs.tensor_schedule.anchors import (
+    CONV2D_NHWC,
+    MATMUL,
+    SWIGLU,
+    Anchor,
+    attention_anchors,
+)
 
 Reference = Callable[[list[np.ndarray]], list[np.ndarray]]
 
@@ -46,6 +53,9 @@ class Workload:
     reference: Reference | None = None
     """NumPy reference: inputs -> outputs, in parameter order. ``None``: the unscheduled program."""
     knobs: dict[str, int] = field(default_factory=dict)
+    anchors: Mapping[str, Anchor] = field(default_factory=dict)
+    """What a user would run instead, by name (:mod:`~optarena.envs.tensor_schedule.anchors`):
+    ``pytorch``, ``openblas``; none for a user's workload."""
 
     @property
     def func(self) -> tvm.tirx.PrimFunc:
@@ -165,6 +175,7 @@ def matmul(n: int, m: int | None = None, k: int | None = None) -> Workload:
         description=f"float32 matmul ({n}x{k}) @ ({k}x{m})",
         reference=_matmul_ref,
         knobs={"n": n, "m": m, "k": k},
+        anchors=MATMUL,
     )
 
 
@@ -207,6 +218,7 @@ def conv2d_nhwc(
         ),
         reference=_conv_ref,
         knobs={"size": size, "channels": channels},
+        anchors=CONV2D_NHWC,
     )
 
 
@@ -277,6 +289,7 @@ def attention(
         ),
         reference=_attention_ref(causal),
         knobs={"seq_len": seq_len},
+        anchors=attention_anchors(causal),
     )
 
 
@@ -325,6 +338,7 @@ def swiglu_mlp(tokens: int, hidden: int, intermediate: int, *, name: str, source
         ),
         reference=_swiglu_ref,
         knobs={"tokens": tokens},
+        anchors=SWIGLU,
     )
 
 
