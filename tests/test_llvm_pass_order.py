@@ -150,6 +150,32 @@ def test_the_same_ir_is_measured_once_and_a_masked_pass_changes_nothing(crc32_en
 
 
 @needs_compiler_gym
+def test_with_pass_identity_no_ir_is_hashed_and_each_sequence_is_a_program(tmp_path):
+    by_ir = gym.make("optarena/LlvmPassOrder-v0", benchmark="suite:crc32",
+                     reward="ir_instructions", store=None)
+    by_passes = gym.make("optarena/LlvmPassOrder-v0", benchmark="suite:crc32",
+                         reward="ir_instructions", store=None, identity="passes")
+    try:
+        mem2reg = by_ir.unwrapped.pass_names.index("-mem2reg")
+        scores = []
+        for env in (by_ir, by_passes):
+            _, start = env.reset(seed=0)
+            env.step(mem2reg)
+            _, _, _, _, info = env.step(mem2reg)  # the same IR again
+            scores.append((start["score"], info["score"], env.unwrapped.num_measurements))
+            assert env.unwrapped.problem()["workload_hash"] == \
+                by_ir.unwrapped.problem()["workload_hash"]  # the IR's, whatever the identity
+        assert scores[0][:2] == scores[1][:2]
+        assert (scores[0][2], scores[1][2]) == (1, 2)
+    finally:
+        by_ir.close()
+        by_passes.close()
+    with pytest.raises(ValueError, match="unknown identity"):
+        gym.make("optarena/LlvmPassOrder-v0", benchmark="suite:crc32", reward="ir_instructions",
+                 identity="names")
+
+
+@needs_compiler_gym
 def test_set_state_reaches_what_stepping_reached_and_rejects_unknown_passes(crc32_env):
     env = crc32_env.unwrapped
     env.reset()

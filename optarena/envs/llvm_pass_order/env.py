@@ -23,6 +23,13 @@ score is the unoptimized program's.
 unoptimized one, or the step fails (``info["failure"]["kind"]``: ``output``, ``crash``,
 ``timeout``).
 
+**Programs** (``identity=``): ``"ir"`` (default), a program is its IR (CompilerGym's ``IrSha1``):
+pass sequences that give the same IR are one measurement; hashing the IR costs CompilerGym a few
+milliseconds a step on larger programs (most of a step for the IR-count metrics). ``"passes"``:
+a program is its pass sequence, no IR is hashed (a step costs what CompilerGym's own ``step``
+costs); repeats of a sequence are still free, but two sequences that reach the same IR are two
+measurements. Training uses ``"passes"``; races and verification ``"ir"``.
+
 **info extras**: ``ir_instructions``, the current IR's instruction count.
 """
 
@@ -35,7 +42,7 @@ from typing import Any
 from optarena.envs.base import ArenaEnv
 from optarena.envs.contract import Outcome
 from optarena.envs.llvm_pass_order.measure import METRICS, Measurer, default_mcpu
-from optarena.envs.llvm_pass_order.scorer import PassScorer
+from optarena.envs.llvm_pass_order.scorer import IDENTITIES, PassScorer
 from optarena.envs.llvm_pass_order.session import Session
 from optarena.envs.llvm_pass_order.space import PassSpace, PassState
 from optarena.envs.llvm_pass_order.splits import SPLITS as LLVM_SPLITS
@@ -62,6 +69,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         passes: list[str] | None = None,
         max_steps: int = 32,
         stop_action: bool = False,
+        identity: str = "ir",
         runs: int = 5,
         check: bool | None = None,
         run_timeout_s: float = 10.0,
@@ -72,13 +80,16 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
     ) -> None:
         if reward not in METRICS:
             raise ValueError(f"unknown reward {reward!r}; available: {METRICS}")
+        if identity not in IDENTITIES:
+            raise ValueError(f"unknown identity {identity!r}; use one of {IDENTITIES}")
         if reward == "runtime" and target != "host":
             raise ValueError("reward='runtime' runs the program: it needs target='host'")
         benchmarks = [benchmark] if isinstance(benchmark, str) else list(benchmark)
         measurer = Measurer(target, mcpu or default_mcpu(target), runs=runs,
                             timeout_s=run_timeout_s)
         scorer = PassScorer(Session(Path(home) if home else None, service_timeout_s), measurer,
-                            reward, observation, reward == "runtime" if check is None else check)
+                            reward, observation, reward == "runtime" if check is None else check,
+                            identity=identity)
         for spec in benchmarks:  # every spec is checked now, loaded when first used
             parse_benchmark(spec)
         try:

@@ -2,7 +2,8 @@
 :mod:`~optarena.envs.llvm_pass_order.measure` scores the IR.
 
 A state's program is the IR CompilerGym's ``llvm-v0`` reaches after its passes; its key is the IR's
-SHA-1, so pass sequences that give the same IR are one program (one measurement). Building it asks
+SHA-1, so pass sequences that give the same IR are one program (one measurement), or with
+``identity="passes"`` a hash of the pass sequence (no IR hashed). Building it asks
 the service for the features of the observation, the IR instruction count, the metric's own
 observation (``ir_instructions``, ``code_size``) and, where scoring needs it (``cycles``,
 ``runtime``, checking), the bitcode.
@@ -16,6 +17,7 @@ exit the same way: a miscompile, crash or hang is a failed measurement (``output
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -30,6 +32,8 @@ from optarena.envs.llvm_pass_order.space import FEATURES, PassState
 from optarena.envs.llvm_pass_order.workload import Benchmark, parse_benchmark
 from optarena.envs.lru import LRU
 
+IDENTITIES = ("ir", "passes")
+"""What makes two states one program: the IR they reach, or their pass sequence."""
 ANCHORS = {"-O3": ("IrInstructionCountO3", "ObjectTextSizeO3"),
            "-Oz": ("IrInstructionCountOz", "ObjectTextSizeOz")}
 """Anchor -> CompilerGym's observation of it for ``ir_instructions`` and ``code_size``."""
@@ -47,8 +51,9 @@ class PassScorer:
     """Builds IR through one CompilerGym service and scores it with one metric."""
 
     def __init__(self, session: Session, measurer: Measurer, metric: str, observation: str,
-                 check: bool, files_kept: int = 1024) -> None:
+                 check: bool, files_kept: int = 1024, identity: str = "ir") -> None:
         self.session = session
+        self.identity = identity
         self.measurer = measurer
         self.metric = metric
         self.check = check
@@ -85,13 +90,13 @@ class PassScorer:
         self._loaded = benchmark.spec
         self.pass_names = reply["actions"]
 
-    def apply(self, state: PassState, observations: list[str], out: Path | None
-              ) -> dict[str, Any]:
+    def apply(self, state: PassState, observations: list[str], out: Path | None,
+              ir_sha1: bool = True) -> dict[str, Any]:
         """The service's answer for ``state`` (retried once from a fresh reset: the service
-        may have died and restarted)."""
+        may have died and restarted); ``ir_sha1``: with the IR's SHA-1."""
         benchmark = self.load(state.problem)
         request = {"passes": list(state.passes), "out": None if out is None else str(out),
-                   "observations": observations}
+                   "observations": observations, "ir_sha1": ir_sha1}
         for attempt in range(2):
             try:
                 if self._loaded != state.problem:
@@ -106,10 +111,9 @@ class PassScorer:
     # ------------------------------------------------------------------ the scorer contract
 
     def context(self, problem: str) -> dict[str, Any]:
-        reference = self.compile(PassState(problem))
-        assert isinstance(reference, Program)
+        unoptimized = self.apply(PassState(problem), [], None)["ir_sha1"]
         return {
-            "workload_hash": reference.key[:16],
+            "workload_hash": unoptimized[:16],
             "target": {"triple": self.measurer.triple, "mcpu": self.measurer.mcpu,
                        "metric": self.metric, "llc": _version(self.measurer.llc),
                        "compiler_gym": "0.2.5"},
@@ -119,10 +123,10 @@ class PassScorer:
     def compile(self, state: PassState) -> Program | Failure:
         out = Path(self._tmp.name) / "current.bc" if self.needs_bitcode else None
         try:
-            reply = self.apply(state, self.observations, out)
+            reply = self.apply(state, self.observations, out, ir_sha1=self.identity == "ir")
         except ValueError as err:
             return Failure("service", str(err))
-        sha = reply["ir_sha1"]
+        sha = reply["ir_sha1"] or hashlib.sha1(" ".join(state.passes).encode()).hexdigest()
         bitcode = None
         if out is not None:
             bitcode = Path(self._tmp.name) / f"{sha}.bc"

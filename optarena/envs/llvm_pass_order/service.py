@@ -10,11 +10,11 @@ request per line on stdin with one JSON line:
 * ``{"op": "reset", "benchmark": B}`` -- ``B`` is ``{"uri": "generator://csmith-v0/7"}`` or
   ``{"file": PATH}`` (C, ``.ll`` or ``.bc``). Answers the pass names (the action list) and the
   IR's SHA-1.
-* ``{"op": "apply", "passes": [NAME, ...], "out": PATH | null, "observations": [NAME, ...]}``
-  -- the benchmark after these passes: a state that extends the current one is reached by
-  stepping the rest, any other by a reset and one ``multistep``. Writes the bitcode to ``out``
-  (if given) and answers the IR's SHA-1, whether the last pass changed anything and the named
-  observations.
+* ``{"op": "apply", "passes": [NAME, ...], "out": PATH | null, "observations": [NAME, ...],
+  "ir_sha1": BOOL}`` -- the benchmark after these passes: a state that extends the current one is
+  reached by stepping the rest, any other by a reset and one ``multistep``. Writes the bitcode to
+  ``out`` (if given) and answers the IR's SHA-1 (``null`` unless ``ir_sha1``, default true),
+  whether the last pass changed anything and the named observations.
 * ``{"op": "close"}``.
 
 A failure answers ``{"ok": false, "error": TEXT}``; the script keeps serving. Anything CompilerGym
@@ -76,8 +76,8 @@ class Service:
         return {"uri": str(self.env.benchmark.uri), "actions": list(self.env.action_space.names),
                 "ir_sha1": self.env.observation["IrSha1"]}
 
-    def apply(self, passes: list[str], out: str | None, observations: list[str]
-              ) -> dict[str, Any]:
+    def apply(self, passes: list[str], out: str | None, observations: list[str],
+              ir_sha1: bool = True) -> dict[str, Any]:
         if self.env is None:
             raise RuntimeError("reset a benchmark first")
         names = self.env.action_space.names
@@ -88,7 +88,8 @@ class Service:
             self.env.reset(benchmark=self.benchmark)
             self.applied = []
         rest = [names.index(p) for p in passes[len(self.applied):]]  # Python ints, as CompilerGym wants
-        wanted = ["IrSha1", *observations, *(["BitcodeFile"] if out is not None else [])]
+        wanted = [*(["IrSha1"] if ir_sha1 else []), *observations,
+                  *(["BitcodeFile"] if out is not None else [])]
         no_effect = False
         if rest:  # the passes and every observation in one request to CompilerGym's service
             self.applied = list(passes)  # set first: a failed step leaves an unknown state
@@ -102,7 +103,7 @@ class Service:
         seen = dict(zip(wanted, values, strict=True))
         if out is not None:
             shutil.copyfile(seen["BitcodeFile"], out)
-        return {"ir_sha1": seen["IrSha1"], "no_effect": no_effect,
+        return {"ir_sha1": seen.get("IrSha1"), "no_effect": no_effect,
                 "observations": {n: _jsonable(seen[n]) for n in observations}}
 
     def close(self) -> None:
