@@ -332,7 +332,7 @@ def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_res
     moved = {**genuine, "workload": "matmul-256",
              "workload_hash": get_workload("matmul-256").structural_hash}
     verdict = submission.verify(moved)
-    assert not verdict.accepted and "not a state of matmul-256" in verdict.reason
+    assert not verdict.accepted and "the solution is for 'matmul-128'" in verdict.reason
     renamed_state = {**genuine["solution"]["state"], "problem": "matmul-256"}
     verdict = submission.verify({**moved, "solution": {"state": renamed_state}})
     assert not verdict.accepted

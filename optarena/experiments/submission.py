@@ -198,6 +198,9 @@ def verify(submission: Mapping[str, Any], tolerance: float | None = None,
 
 def _remeasure(inner: Any, workload: str, data: dict[str, Any], attempts: int) -> float | str:
     """The best of ``attempts`` fresh measurements of the solution state, or why there is none."""
+    problem = data.get("problem") if isinstance(data, dict) else None
+    if problem is not None and problem != workload:
+        return f"the solution is for {problem!r}, not {workload!r}"
     try:
         state = inner.as_state(data)
     except ValueError as err:
