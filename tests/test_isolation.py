@@ -110,7 +110,7 @@ def test_the_compiler_gym_service_and_its_server_die_with_their_environment():
         import gymnasium as gym, optarena.envs, psutil
         env = gym.make("optarena/LlvmPassOrder-v0", benchmark="csmith:1",
                        reward="ir_instructions", store=None)
-        service = env.unwrapped.llvm.session.child.pid
+        service = env.unwrapped.llvm.sessions[0].child.pid
         print(service, flush=True)
         for grandchild in psutil.Process(service).children(recursive=True):
             print(grandchild.pid, flush=True)

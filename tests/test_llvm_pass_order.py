@@ -19,8 +19,9 @@ from gymnasium.utils.env_checker import check_env
 
 from optarena.envs.llvm_pass_order.measure import MeasureError, Measurer, Run, block_weights, mark_blocks
 from optarena.envs.llvm_pass_order.provision import check_system
-from optarena.envs.llvm_pass_order.session import CompilerGymMissing, Session
-from optarena.envs.llvm_pass_order.space import EXCLUDED_BY_DEFAULT, pass_mask
+from optarena.envs.llvm_pass_order.scorer import PassScorer
+from optarena.envs.llvm_pass_order.session import CompilerGymMissing, Session, compiler_gym_home
+from optarena.envs.llvm_pass_order.space import EXCLUDED_BY_DEFAULT, PassState, pass_mask
 from optarena.envs.llvm_pass_order.workload import parse_benchmark, suite_names
 from optarena.experiments import submission
 from optarena.experiments.compare import compare
@@ -175,6 +176,47 @@ def test_with_pass_identity_no_ir_is_hashed_and_each_sequence_is_a_program(tmp_p
                  identity="names")
 
 
+def _record_requests(llvm: PassScorer, requests: list[str]) -> None:
+    """Append the op of every request to ``llvm``'s services (those it starts later too)."""
+
+    def counted(session: Session) -> Session:
+        original = session.request
+        session.request = lambda op, **fields: (requests.append(op), original(op, **fields))[1]
+        return session
+
+    for session in llvm.sessions:
+        counted(session)
+    start = llvm.start
+    llvm.start = lambda: counted(start())
+
+
+@needs_compiler_gym
+def test_episodes_of_two_programs_step_on_in_their_own_services():
+    specs = ["suite:crc32", "csmith:1"]
+    answers, resets = [], []
+    for services in (1, 2):
+        env = gym.make("optarena/LlvmPassOrder-v0", benchmark=specs, reward="ir_instructions",
+                       store=None, identity="passes", services=services).unwrapped
+        requests: list[str] = []
+        _record_requests(env.llvm, requests)
+        try:
+            passes: tuple[str, ...] = ()
+            seen = []
+            for name in ("-sroa", "-gvn", "-instcombine"):  # the two programs in turn
+                passes = (*passes, name)
+                for spec in specs:
+                    reply = env.llvm.apply(PassState(spec, passes), ["IrInstructionCount"], None,
+                                           ir_sha1=False)
+                    seen.append(reply["observations"]["IrInstructionCount"])
+            answers.append(seen)
+            resets.append(requests.count("reset"))
+        finally:
+            env.close()
+    assert answers[0] == answers[1] and len(set(answers[0])) > 2
+    assert resets == [5, 1]  # one service: a reset at each switch; two: csmith:1 loaded once
+    assert any((compiler_gym_home() / "benchmarks").glob("*.bc"))  # csmith's bitcode is kept
+
+
 @needs_compiler_gym
 def test_set_state_reaches_what_stepping_reached_and_rejects_unknown_passes(crc32_env):
     env = crc32_env.unwrapped
@@ -194,7 +236,7 @@ def test_set_state_reaches_what_stepping_reached_and_rejects_unknown_passes(crc3
 def test_a_killed_service_is_restarted_and_the_episode_goes_on(crc32_env):
     env = crc32_env.unwrapped
     env.reset()
-    service = env.llvm.session.child
+    service = env.llvm.sessions[0].child
     pid = service.pid
     assert pid is not None
     os.killpg(pid, signal.SIGKILL)

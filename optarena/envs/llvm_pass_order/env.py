@@ -30,11 +30,17 @@ a program is its pass sequence, no IR is hashed (a step costs what CompilerGym's
 costs); repeats of a sequence are still free, but two sequences that reach the same IR are two
 measurements. Training uses ``"passes"``; races and verification ``"ir"``.
 
+**Services** (``services=``, default 1): CompilerGym services run at once, each holding one
+problem. Episodes of different problems stepped together (a vector environment, e.g.
+``gym.make_vec(ID, num_envs=8, services=16)``: twice the episodes) each step on in their own
+service; with fewer, a service is reset to another problem and replays its passes.
+
 **info extras**: ``ir_instructions``, the current IR's instruction count.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,6 +80,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         check: bool | None = None,
         run_timeout_s: float = 10.0,
         service_timeout_s: float = 120.0,
+        services: int = 1,
         home: str | Path | None = None,
         store: Store | str | Path | None = "default",
         render_mode: str | None = None,
@@ -87,9 +94,10 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         benchmarks = [benchmark] if isinstance(benchmark, str) else list(benchmark)
         measurer = Measurer(target, mcpu or default_mcpu(target), runs=runs,
                             timeout_s=run_timeout_s)
-        scorer = PassScorer(Session(Path(home) if home else None, service_timeout_s), measurer,
+        scorer = PassScorer(functools.partial(Session, Path(home) if home else None,
+                                              service_timeout_s), measurer,
                             reward, observation, reward == "runtime" if check is None else check,
-                            identity=identity)
+                            identity=identity, services=services)
         for spec in benchmarks:  # every spec is checked now, loaded when first used
             parse_benchmark(spec)
         try:

@@ -20,7 +20,8 @@ import contextlib
 import hashlib
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,29 @@ class BuiltIR:
 
 
 class PassScorer:
-    """Builds IR through one CompilerGym service and scores it with one metric."""
+    """Builds IR through CompilerGym services and scores it with one metric.
 
-    def __init__(self, session: Session, measurer: Measurer, metric: str, observation: str,
-                 check: bool, files_kept: int = 1024, identity: str = "ir") -> None:
-        self.session = session
+    Up to ``services`` services run at once (started when first needed, by ``start``), each
+    holding one problem: episodes of different problems (a vector environment) then step on
+    from where they are instead of resetting one service to each problem in turn. A problem
+    that needs a service takes one from the less recently used half, one that loaded it before
+    if there is one (loading a known benchmark again costs milliseconds, a new one a few hundred):
+    with twice as many services as episodes stepped together, no running episode loses its."""
+
+    def __init__(self, start: Callable[[], Session], measurer: Measurer, metric: str,
+                 observation: str, check: bool, files_kept: int = 1024, identity: str = "ir",
+                 services: int = 1) -> None:
+        if services < 1:
+            raise ValueError(f"services must be at least 1, not {services}")
+        self.start = start
+        self.services = services
+        self.sessions: list[Session] = []
+        self._holding: OrderedDict[str, Session] = OrderedDict()
+        """Problem -> the service it is loaded in, the problem used longest ago first."""
+        self._free: list[Session] = []
+        """Services holding no problem (their last request failed)."""
+        self._seen: dict[int, set[str]] = {}
+        """The problems each service (by ``id``) has loaded: it loads them again quickly."""
         self.identity = identity
         self.measurer = measurer
         self.metric = metric
@@ -64,7 +83,6 @@ class PassScorer:
         self.needs_bitcode = metric in ("cycles", "runtime") or check
         self.pass_names: list[str] = []
         self._benchmarks: dict[str, Benchmark] = {}
-        self._loaded: str | None = None
         self._reference_runs: dict[str, Run | None] = {}
         self._anchors: dict[str, dict[str, float]] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="optarena-llvm-")
@@ -77,18 +95,38 @@ class PassScorer:
         benchmark = self._benchmarks.get(spec)
         if benchmark is None:
             benchmark = parse_benchmark(spec)
-            self._reset(benchmark)
+            self._session(benchmark)
             self._benchmarks[spec] = benchmark
         return benchmark
 
-    def _reset(self, benchmark: Benchmark) -> None:
-        try:
-            reply = self.session.request("reset", benchmark=benchmark.request)
-        except ServiceError as err:
-            self._loaded = None
-            raise ValueError(f"cannot load {benchmark.spec}: {err}") from None
-        self._loaded = benchmark.spec
-        self.pass_names = reply["actions"]
+    def _session(self, benchmark: Benchmark) -> Session:
+        """The service holding ``benchmark``: its own, a new one, or the one of the problem
+        used longest ago, reset to it."""
+        session = self._holding.pop(benchmark.spec, None)
+        if session is None:
+            if self._free:
+                session = self._free.pop()
+            elif len(self.sessions) < self.services:
+                session = self.start()
+                self.sessions.append(session)
+            else:
+                session = self._evict_for(benchmark.spec)
+            try:
+                reply = session.request("reset", benchmark=benchmark.request)
+            except ServiceError as err:
+                self._free.append(session)
+                raise ValueError(f"cannot load {benchmark.spec}: {err}") from None
+            self._seen.setdefault(id(session), set()).add(benchmark.spec)
+            self.pass_names = reply["actions"]
+        self._holding[benchmark.spec] = session
+        return session
+
+    def _evict_for(self, spec: str) -> Session:
+        """The service ``spec`` takes over: among the less recently used half, one that has
+        loaded ``spec`` before, else the least recently used."""
+        idle = list(self._holding)[: max(len(self._holding) // 2, 1)]
+        victim = next((p for p in idle if spec in self._seen[id(self._holding[p])]), idle[0])
+        return self._holding.pop(victim)
 
     def apply(self, state: PassState, observations: list[str], out: Path | None,
               ir_sha1: bool = True) -> dict[str, Any]:
@@ -99,11 +137,11 @@ class PassScorer:
                    "observations": observations, "ir_sha1": ir_sha1}
         for attempt in range(2):
             try:
-                if self._loaded != state.problem:
-                    self._reset(benchmark)
-                return self.session.request("apply", **request)
+                return self._session(benchmark).request("apply", **request)
             except (ServiceError, ValueError) as err:
-                self._loaded = None
+                failed = self._holding.pop(state.problem, None)
+                if failed is not None:  # reset on the next attempt
+                    self._free.append(failed)
                 if attempt:
                     raise ValueError(f"CompilerGym: {err}") from None
         raise AssertionError("unreachable")
@@ -220,7 +258,8 @@ class PassScorer:
             evicted.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self.session.close()
+        for session in self.sessions:
+            session.close()
         self._tmp.cleanup()
 
 

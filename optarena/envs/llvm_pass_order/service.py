@@ -9,7 +9,8 @@ request per line on stdin with one JSON line:
 
 * ``{"op": "reset", "benchmark": B}`` -- ``B`` is ``{"uri": "generator://csmith-v0/7"}`` or
   ``{"file": PATH}`` (C, ``.ll`` or ``.bc``). Answers the pass names (the action list) and the
-  IR's SHA-1.
+  IR's SHA-1. A generated benchmark's bitcode is kept in ``$OPTARENA_BENCHMARK_CACHE`` (by its
+  URI's SHA-1) for every service on the machine, and the last 512 benchmarks in memory.
 * ``{"op": "apply", "passes": [NAME, ...], "out": PATH | null, "observations": [NAME, ...],
   "ir_sha1": BOOL}`` -- the benchmark after these passes: a state that extends the current one is
   reached by stepping the rest, any other by a reset and one ``multistep``. Writes the bitcode to
@@ -24,18 +25,26 @@ CompilerGym's own service first (SIGTERM).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
+import os
 import shutil
 import signal
+from collections import OrderedDict
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
+KNOWN_BENCHMARKS = 512
+"""Benchmarks a service keeps made (their bitcode is in memory; csmith's are a few kB)."""
 
-def _isolation() -> ModuleType:
-    """:mod:`optarena.envs.isolation`, loaded from its file (no optarena package here)."""
-    path = Path(__file__).resolve().parent.parent / "isolation.py"
-    spec = importlib.util.spec_from_file_location("optarena_isolation", path)
+
+def _suite(name: str) -> ModuleType:
+    """``optarena.envs.<name>`` (standard library only), loaded from its file: there is no
+    optarena package here."""
+    path = Path(__file__).resolve().parent.parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"optarena_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -61,17 +70,39 @@ class Service:
         self.env: Any = None
         self.benchmark: Any = None
         self.applied: list[str] = []
+        self.known: OrderedDict[str, Any] = OrderedDict()
+        """Benchmarks made so far, by request: CompilerGym makes a generator's benchmark anew
+        (runs csmith and clang) each time its URI is reset, so a switch back costs only the
+        reset."""
+        folder = os.environ.get("OPTARENA_BENCHMARK_CACHE")
+        self.folder = Path(folder) if folder else None
+        self.host = _suite("host")
+        """Where the bitcode of generated benchmarks is kept for every service (None: not
+        kept): a generator runs once per URI on this machine."""
 
     def reset(self, benchmark: dict[str, Any]) -> dict[str, Any]:
+        from compiler_gym.datasets import Benchmark
         from compiler_gym.envs.llvm import make_benchmark
 
-        if "file" in benchmark:
-            self.benchmark = make_benchmark(benchmark["file"], copt=benchmark.get("copt"))
-        else:
-            self.benchmark = benchmark["uri"]
+        key = json.dumps(benchmark, sort_keys=True)
+        made = self.known.get(key)
+        kept = None if self.folder is None or "uri" not in benchmark else \
+            self.folder / f"{hashlib.sha1(benchmark['uri'].encode()).hexdigest()}.bc"
+        if made is None and "file" in benchmark:
+            made = make_benchmark(benchmark["file"], copt=benchmark.get("copt"))
+        elif made is None and kept is not None and kept.exists():
+            made = Benchmark.from_file_contents(benchmark["uri"], kept.read_bytes())
+        wanted = benchmark["uri"] if made is None else made
         if self.env is None:
-            self.env = self.gym.make("llvm-v0", disable_env_checker=True, benchmark=self.benchmark)
-        self.env.reset(benchmark=self.benchmark)
+            self.env = self.gym.make("llvm-v0", disable_env_checker=True, benchmark=wanted)
+        self.env.reset(benchmark=wanted)
+        self.benchmark = self.known[key] = self.env.benchmark
+        if kept is not None and not kept.exists():
+            with self.host.replacing(kept) as partial:
+                partial.write_bytes(self.benchmark.proto.program.contents)
+        self.known.move_to_end(key)
+        while len(self.known) > KNOWN_BENCHMARKS:
+            self.known.popitem(last=False)
         self.applied = []
         return {"uri": str(self.env.benchmark.uri), "actions": list(self.env.action_space.names),
                 "ir_sha1": self.env.observation["IrSha1"]}
@@ -112,7 +143,7 @@ class Service:
 
 
 def main() -> None:
-    isolation = _isolation()
+    isolation = _suite("isolation")
     service = Service()
     operations = {"reset": service.reset, "apply": service.apply}
 

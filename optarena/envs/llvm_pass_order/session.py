@@ -30,7 +30,8 @@ class ServiceError(RuntimeError):
 
 def compiler_gym_home() -> Path:
     """Where ``optarena setup compiler-gym`` puts CompilerGym: ``$OPTARENA_COMPILER_GYM_HOME``,
-    else ``<cache>/compiler-gym`` (holding ``venv/`` and the site data ``site-data/``)."""
+    else ``<cache>/compiler-gym`` (holding ``venv/``, the site data ``site-data/`` and the
+    bitcode of generated benchmarks, ``benchmarks/``)."""
     return Path(os.environ.get("OPTARENA_COMPILER_GYM_HOME", cache_root() / "compiler-gym"))
 
 
@@ -49,7 +50,8 @@ class Session:
         self.log = self.home / "service.log"
         self.child = Child([str(python), str(SERVICE)], name="the CompilerGym service",
                            start_timeout_s=timeout_s, log=self.log,
-                           env={**os.environ, "COMPILER_GYM_SITE_DATA": str(site_data)})
+                           env={**os.environ, "COMPILER_GYM_SITE_DATA": str(site_data),
+                                "OPTARENA_BENCHMARK_CACHE": str(self.home / "benchmarks")})
 
     def request(self, op: str, timeout_s: float | None = None, **fields: Any) -> dict[str, Any]:
         """Send one request; the answer's fields, or :class:`ServiceError`."""
