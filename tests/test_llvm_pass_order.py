@@ -299,4 +299,4 @@ def test_a_raced_pass_order_is_submitted_verified_and_a_tampered_one_rejected(tm
     state = genuine["solution"]["state"]
     other = {**genuine, "solution": {**genuine["solution"],
                                      "state": {**state, "problem": "csmith:2"}}}
-    assert "not a state of csmith:1" in submission.verify(other).reason
+    assert "the solution is for 'csmith:2', not 'csmith:1'" in submission.verify(other).reason
