@@ -14,9 +14,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from rich.console import Console
 
 from optarena.envs.splits import all_splits, get_split, held_out
+from optarena.experiments import train as train_module
 from optarena.experiments.runs import read_records
+from optarena.experiments.train import TrainConfig
 
 from .conftest import FAST_MEASURE
 
@@ -113,3 +116,19 @@ def test_training_resumes_from_its_checkpoint_after_a_kill(tmp_path):
     log = tmp_path / "out" / "seed0" / "logs" / "progress.csv"
     assert log.exists() and json.dumps(str(log))
     assert np.isfinite([r["final"] for r in records]).all()
+
+
+def test_the_training_speed_is_kept_when_testing_is_interrupted(tmp_path, monkeypatch):
+    config = TrainConfig(name="speed", split="peephole-csmith/v1", seeds=[0], n_envs=2,
+                         total_timesteps=256, checkpoint_every=256,
+                         kwargs={"max_steps": 8, "store": None},
+                         ppo={"n_steps": 64, "batch_size": 64, "n_epochs": 1})
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_test_seed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train(config, tmp_path, Console(quiet=True))
+    speed = json.loads((tmp_path / "seed0" / "speed.json").read_text())
+    assert speed["steps"] == 256 and speed["seconds"] > 0 and speed["measurements"] > 0

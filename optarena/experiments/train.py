@@ -90,14 +90,15 @@ def train(config: TrainConfig, out: Path, console: Console | None = None) -> Pat
     (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
     tested = {(r["seed"], r["problem"], r["policy"]) for r in read_records(out / RESULTS)}
     for seed in config.seeds:
-        model, speed = _train_seed(config, split, out / f"seed{seed}", seed, console)
+        model = _train_seed(config, split, out / f"seed{seed}", seed, console)
         _test_seed(config, split, model, seed, out, tested, console)
-        (out / f"seed{seed}" / "speed.json").write_text(json.dumps(speed))
     return write_train_report(out)
 
 
 def _train_seed(config: TrainConfig, split: Split, folder: Path, seed: int,
-                console: Console) -> tuple[Any, dict[str, float]]:
+                console: Console) -> Any:
+    """The seed's policy: trained (resumed from its last checkpoint), or loaded when it was; its
+    training speed goes to ``speed.json`` beside it."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.callbacks import CheckpointCallback
     from stable_baselines3.common.logger import configure
@@ -114,7 +115,7 @@ def _train_seed(config: TrainConfig, split: Split, folder: Path, seed: int,
     try:
         if final.exists():
             console.print(f"seed {seed}: trained already ({final})")
-            return MaskablePPO.load(str(final), device="cpu"), _read_speed(folder)
+            return MaskablePPO.load(str(final), device="cpu")
         if checkpoints:
             model = MaskablePPO.load(str(checkpoints[-1]), env=vec, device="cpu")
             console.print(f"seed {seed}: resuming from {checkpoints[-1].name}")
@@ -131,7 +132,8 @@ def _train_seed(config: TrainConfig, split: Split, folder: Path, seed: int,
         seconds = time.perf_counter() - start
         speed = {"steps": config.total_timesteps - done, "seconds": seconds,
                  "measurements": env.unwrapped.num_measurements}
-        return model, speed
+        (folder / "speed.json").write_text(json.dumps(speed))
+        return model
     finally:
         vec.close()
 
