@@ -73,6 +73,24 @@ def test_without_reuse_every_expansion_is_a_call(env):
     assert usage.proposals_reused == 0 and usage.llm_calls == usage.proposals >= 4
 
 
+def test_with_reuse_an_answer_must_rank_as_many_moves_as_asked_for(env):
+    for reuse, fewest, request in ((True, 3, "Choose 3 of"), (False, 1, "Choose up to 3 of")):
+        client = Script(['{"actions": [0]}'] * 8)
+        agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, proposals=3, reuse=reuse), client=client)
+        agent.run(env, budget=2, seed=0)
+        assert client.schemas[0]["properties"]["actions"]["minItems"] == fewest
+        assert client.schemas[0]["properties"]["actions"]["maxItems"] == 3
+        assert request in agent.messages(env, agent_root(env), [0, 1, 2, 3])[1]["content"]
+        assert agent.fewest([5]) == 1  # never more than are listed
+
+
+def agent_root(env: gym.Env) -> Node:
+    """The start of ``env`` as an unexpanded node."""
+    _, info = env.reset(seed=0)
+    moves = [int(x) for x in np.flatnonzero(info["action_mask"])]
+    return Node(env.unwrapped.get_state(), info["score"], 0.0, moves)
+
+
 def test_a_node_is_asked_again_once_its_statistics_changed(env):
     agent = LLMMCTS(LLMMCTSConfig(requery_visits=1), client=Ranked(take=4))
     _, info = env.reset(seed=0)

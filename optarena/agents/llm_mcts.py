@@ -60,7 +60,7 @@ _BRACKETED = re.compile(r"\[\s*-?\d+(?:\s*,\s*-?\d+)*\s*\]")
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 _CHANGE = re.compile(r"^(?P<what>.+?): (?P<before>.+?) -> (?P<after>.+)$")
 REQUESTS = {
-    "actions": "Choose up to {k} of the legal moves listed below that are most likely to improve "
+    "actions": "Choose {up_to}{k} of the legal moves listed below that are most likely to improve "
                "it, best first. Answer with JSON only: {{\"actions\": [id, ...]}}",
     "sequence": "Study the search path, then propose a sequence of up to {k} moves to apply one "
                 "after another, each id as numbered in the state the previous moves lead to. "
@@ -75,7 +75,8 @@ class LLMMCTSConfig(MCTSConfig):
     llm: LLMConfig | dict[str, Any] = field(default_factory=LLMConfig)
     """The endpoint (:class:`~optarena.llm.client.LLMConfig`; a YAML mapping is accepted)."""
     proposals: int = 4
-    """Action ids asked for per call, best first (the length of a sequence)."""
+    """Action ids asked for per call, best first (the length of a sequence). With ``reuse`` an
+    answer must rank this many (or every listed move, if fewer): each serves an expansion."""
     reuse: bool = True
     """Queue a call's ranked ids on the node for its next expansions."""
     requery_visits: int | None = None
@@ -204,6 +205,13 @@ class LLMMCTS(MCTS):
             self.queued[node] = _Queued(proposed[1:], node.visits)
         return proposed[0]
 
+    def fewest(self, listed: list[int]) -> int:
+        """The proposals an answer must have: with ``reuse``, a full ranking (each proposal
+        serves an expansion, so fewer mean more calls), else one."""
+        if self.config.reuse and self.config.answer == "actions":
+            return max(min(self.config.proposals, len(listed)), 1)
+        return 1
+
     def _ask(self, env: gym.Env, node: Node, rng: np.random.Generator,
              usage: Usage) -> list[list[int]]:
         """The LLM's proposals for ``node``: ranked single moves, or one legal sequence (empty:
@@ -218,7 +226,7 @@ class LLMMCTS(MCTS):
         ids: dict[str, Any] = {"type": "integer"}
         if self.config.constrain_ids and not sequence:
             ids["enum"] = listed
-        properties: dict[str, Any] = {key: {"type": "array", "minItems": 1,
+        properties: dict[str, Any] = {key: {"type": "array", "minItems": self.fewest(listed),
                                             "maxItems": self.config.proposals, "items": ids}}
         if sequence:
             properties = {"rationale": {"type": "string"}, **properties}
@@ -260,7 +268,8 @@ class LLMMCTS(MCTS):
         compact = config.listing == "compact"
         prompt = self.templates[inner.prompt_family].substitute(
             target=inner.target_text(),
-            request=REQUESTS[config.answer].format(k=config.proposals),
+            request=REQUESTS[config.answer].format(
+                k=config.proposals, up_to="" if self.fewest(listed) > 1 else "up to "),
             program_kind="TVMScript" if config.program == "full" else "decisions",
             program=inner.program_text(node.state, full=config.program == "full"),
             path="\n".join(reversed(path)),
