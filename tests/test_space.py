@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -87,6 +88,8 @@ def test_illegal_actions_explain_themselves(conv_space):
 def test_state_json_round_trip(conv_space):
     state = conv_space.sample(np.random.default_rng(6))
     assert ScheduleState.from_json(state.to_json()) == state
+    indexed = ScheduleState(state.problem, np.int64(state.sketch), state.values)  # as PPO's
+    assert json.loads(json.dumps(indexed.to_json())) == state.to_json()  # a results.jsonl line
 
 
 def test_encoding_has_fixed_shape(conv_space):

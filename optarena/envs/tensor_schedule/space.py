@@ -119,6 +119,9 @@ class ScheduleState:
     sketch: int
     values: tuple[Value, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sketch", int(self.sketch))  # a NumPy index is stored as int
+
     def to_json(self) -> dict[str, Any]:
         return {"problem": self.problem, "sketch": self.sketch,
                 "values": [list(v) if isinstance(v, tuple) else v for v in self.values]}
