@@ -70,8 +70,8 @@ class PassScorer:
         """Problem -> the service it is loaded in, the problem used longest ago first."""
         self._free: list[Session] = []
         """Services holding no problem (their last request failed)."""
-        self._seen: dict[int, set[str]] = {}
-        """The problems each service (by ``id``) has loaded: it loads them again quickly."""
+        self._seen: dict[Session, set[str]] = {}
+        """The problems each service has loaded: it loads them again quickly."""
         self.identity = identity
         self.measurer = measurer
         self.metric = metric
@@ -116,7 +116,7 @@ class PassScorer:
             except ServiceError as err:
                 self._free.append(session)
                 raise ValueError(f"cannot load {benchmark.spec}: {err}") from None
-            self._seen.setdefault(id(session), set()).add(benchmark.spec)
+            self._seen.setdefault(session, set()).add(benchmark.spec)
             self.pass_names = reply["actions"]
         self._holding[benchmark.spec] = session
         return session
@@ -125,7 +125,7 @@ class PassScorer:
         """The service ``spec`` takes over: among the less recently used half, one that has
         loaded ``spec`` before, else the least recently used."""
         idle = list(self._holding)[: max(len(self._holding) // 2, 1)]
-        victim = next((p for p in idle if spec in self._seen[id(self._holding[p])]), idle[0])
+        victim = next((p for p in idle if spec in self._seen[self._holding[p]]), idle[0])
         return self._holding.pop(victim)
 
     def apply(self, state: PassState, observations: list[str], out: Path | None,
