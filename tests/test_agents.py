@@ -1,5 +1,6 @@
 """Every agent under the one contract: budget, monotone curve, a speedup found, determinism."""
 
+import json
 import math
 
 import gymnasium as gym
@@ -62,6 +63,7 @@ def assert_contract(result, budget):
     assert measured == sorted(set(measured)) and measured[-1] <= budget
     assert scores == sorted(scores, reverse=True)
     assert result.best_score == scores[-1] and math.isfinite(result.best_score)
+    assert json.loads(json.dumps(result.to_json())) == result.to_json()  # a results.jsonl line
 
 
 PEEPHOLE_AGENTS = ["random", "greedy", "evolutionary", "evolutionary-diverse", "mcts", "puct",

@@ -99,6 +99,14 @@ def test_a_torn_last_line_is_skipped_and_the_next_record_starts_a_new_line(tmp_p
 # ---------------------------------------------------------------------- compare: kill and resume
 
 
+def test_a_record_json_cannot_hold_is_refused_before_anything_is_written(tmp_path):
+    path = tmp_path / "results.jsonl"
+    append_record(path, {"run_id": "a"})
+    with pytest.raises(TypeError, match="int64"):
+        append_record(path, {"run_id": "b", "sketch": np.int64(1)})
+    assert [r["run_id"] for r in read_records(path)] == ["a"] and path.read_text().endswith("\n")
+
+
 def test_a_killed_compare_resumes_to_the_same_finished_runs(tmp_path, cli_env):
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(PEEPHOLE_CONFIG))

@@ -191,8 +191,9 @@ class Tracker:
         if score < result.best_score and not info.get("censored"):
             result.best_score = score
             result.best_improvement = float(info["improvement"])
-            result.best_state = info["state"]
-            result.best_actions = list(actions)
+            # through the state type: a vector env's listed info holds NumPy scalars
+            result.best_state = self.env.state_from_json(info["state"]).to_json()
+            result.best_actions = [int(a) for a in actions]
         self._point()
 
     def observe_outcome(self, state: Any, outcome: Outcome, actions: list[int]) -> None:

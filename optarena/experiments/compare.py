@@ -24,6 +24,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from optarena.envs.contract import error_summary
 from optarena.experiments.backends import Attempt, Backend, LocalBackend
 from optarena.experiments.rewrites import run_rewrites
 from optarena.experiments.runs import CompareConfig, RunSpec, append_record, read_records
@@ -104,9 +105,12 @@ def _race(config: CompareConfig, out: Path, pending: list[RunSpec], outcome: Out
             spec = running.pop(run_id)
             attempt = attempts.pop(run_id, None)
             if record is not None:
-                append_record(out / RESULTS, record)
-                outcome.finished.append(run_id)
-            else:
+                try:
+                    append_record(out / RESULTS, record)
+                    outcome.finished.append(run_id)
+                except (TypeError, ValueError) as err:  # the race goes on without this run
+                    failure, record = f"its record cannot be written: {error_summary(err)}", None
+            if record is None:
                 assert failure is not None
                 append_record(out / FAILURES, {"run_id": run_id, "spec": spec.model_dump(),
                                                "error": failure, "time": time.time(),

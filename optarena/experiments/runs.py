@@ -218,13 +218,15 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as a line, flushed to disk (a torn last line is ended first)."""
+    """Append one record as a line, flushed to disk (a torn last line is ended first). A record
+    JSON cannot hold raises ``TypeError`` before anything is written."""
+    line = json.dumps(record).encode() + b"\n"
     with path.open("a+b") as handle:
         handle.seek(0, os.SEEK_END)
         if handle.tell() > 0:
             handle.seek(-1, os.SEEK_END)
             if handle.read(1) != b"\n":
                 handle.write(b"\n")
-        handle.write(json.dumps(record).encode() + b"\n")
+        handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
