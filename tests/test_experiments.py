@@ -29,6 +29,7 @@ from optarena.experiments.report import (
     group,
     reference,
     samples_to_reach,
+    summary_tables,
     write_report,
 )
 from optarena.experiments.runs import CompareConfig, append_record, read_records
@@ -71,6 +72,10 @@ def test_config_expands_to_runs_whose_ids_follow_their_settings():
     assert [r.run_id for r in again] == [r.run_id for r in runs]
     longer = CompareConfig(**{**PEEPHOLE_CONFIG, "budget": 7}).runs()
     assert not {r.run_id for r in longer} & {r.run_id for r in runs}
+    own = CompareConfig(**{**PEEPHOLE_CONFIG, "agents": [{"agent": "random"},
+                                                         {"agent": "greedy", "budget": 9}]}).runs()
+    assert [(r.label, r.budget) for r in own[:2]] == [("random", 6), ("greedy", 9)]
+    assert own[0].run_id == runs[0].run_id  # an agent without its own budget is the same run
 
 
 @pytest.mark.parametrize("change, message", [
@@ -226,6 +231,36 @@ def test_report_columns_follow_their_definitions():
     within = _cells(checkpoint_table(rows, 10, [1, 3, 50]), 0)
     # within 3: 4.0 and 3.0, geometric mean sqrt(12) = 3.46, log half-width 12.706 * ln(4/3) / 2
     assert within["llm"][1:] == ["1.50x [1.50, 1.50]", "3.46x [0.56, 21.5]"]
+
+
+def test_a_baseline_with_a_budget_of_its_own_is_the_reference_at_every_budget():
+    records = [_record("evo", "evolutionary", seed, [(1, 1.0), (4, 3.5)]) for seed in (0, 1)]
+    for seed in (0, 1):
+        ms = _record("ms-512", "metaschedule", seed, [(1, 1.0), (300, 3.0 + seed)])
+        ms["spec"]["budget"] = 512
+        records.append(ms)
+    groups = group(records)
+    assert set(groups) == {("optarena/TensorSchedule-v0", "w", 10),
+                           ("optarena/TensorSchedule-v0", "w", 512)}
+    evo_rows, ms_rows = groups[("optarena/TensorSchedule-v0", "w", 10)], \
+        groups[("optarena/TensorSchedule-v0", "w", 512)]
+    assert reference(evo_rows, "metaschedule") == \
+        "the baseline agent `metaschedule` did not run on this workload"
+    ref = reference(evo_rows, "metaschedule", ms_rows + evo_rows)
+    assert ref.row is ms_rows[0] and ref.level == pytest.approx(math.sqrt(3.0 * 4.0))
+    assert "at budget 512" in ref.describe()
+    # evolutionary reaches MS-512's level (3.46x) at its 4th measurement in both seeds
+    assert _cells(agent_table(evo_rows, 10, ref), 1)["evo"][4] == "4 (100%)"
+    # pooled with a second workload, evolutionary's runs are paired with MS-512's
+    other = [{**r, "spec": {**r["spec"], "workload": "v"}} for r in records]
+    other_groups = group(other)
+    other_rows = other_groups[("optarena/TensorSchedule-v0", "v", 10)]
+    other_ref = reference(other_rows, "metaschedule",
+                          other_groups[("optarena/TensorSchedule-v0", "v", 512)])
+    standings, tests = summary_tables([(evo_rows, ref), (other_rows, other_ref)], 10)
+    assert [row[1] for row in standings.rows] == ["evo"]
+    (test,) = tests.rows
+    assert test[:2] == ["evo", "4"]  # 2 workloads x 2 seeds paired with MS-512's runs
 
 
 # ---------------------------------------------------------------------- submissions

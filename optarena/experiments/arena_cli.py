@@ -16,7 +16,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--config", type=Path, required=True, help="YAML CompareConfig")
     compare.add_argument("--out", type=Path, required=True, help="results directory")
     compare.add_argument("--workers", type=int, help="runs at once (default: the config's, 1)")
-    compare.add_argument("--budget", type=int, help="overrides the config's budget")
+    compare.add_argument("--budget", type=int, help="overrides the config's budget (not an "
+                         "agent's own)")
     compare.add_argument("--seeds", help="overrides the config's seeds, e.g. 0,1,2")
     compare.add_argument("--agents", help="only these agent labels, comma-separated")
     compare.add_argument("--workloads", help="only these workloads, comma-separated")

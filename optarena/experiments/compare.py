@@ -99,7 +99,7 @@ def _race(config: CompareConfig, out: Path, pending: list[RunSpec], outcome: Out
                TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         runs_task = bar.add_task("runs", total=len(pending))
-        samples_task = bar.add_task("measurements", total=len(pending) * config.budget)
+        samples_task = bar.add_task("measurements", total=sum(spec.budget for spec in pending))
 
         def settle(run_id: str, failure: str | None, record: dict[str, Any] | None) -> None:
             spec = running.pop(run_id)

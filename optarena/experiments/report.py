@@ -8,7 +8,9 @@ Each (environment, workload, budget) gets a section; when an environment has sev
 at one budget, a summary pools them. Agents are compared with the environment's **baseline**
 (:meth:`optarena.envs.registry.EnvKind.baseline`, or the one given): an agent (stock MetaSchedule
 for tensor programs, greedy for peepholes), or an *anchor*, a fixed score the problem records
-(``-O3`` or ``-Oz`` for pass ordering; improvement = reference score / anchor score).
+(``-O3`` or ``-Oz`` for pass ordering; improvement = reference score / anchor score). A baseline
+agent may have a budget of its own (a config's per-agent ``budget``: MetaSchedule given 512
+trials, the others 128); the agents of every budget are then compared with its runs.
 
 Tensor workloads also record what a user would run instead, timed in the same run on the same
 inputs and threads (:mod:`optarena.envs.tensor_schedule.anchors`): PyTorch eager and, for
@@ -31,7 +33,7 @@ Definitions (per workload and budget, over the runs of an agent):
   (above 1: the agent's schedule is faster), per run with the anchor that run recorded: geometric
   mean over seeds with its 95% interval, as **best**. Shown where every run recorded the anchor.
 * **to baseline** -- measurements until a run first reached the baseline's level (the geometric
-  mean of the baseline agent's best at the budget, or the anchor's improvement): Kaplan--Meier
+  mean of the baseline agent's best at its budget, or the anchor's improvement): Kaplan--Meier
   median, runs that never reach it right-censored at the budget (a finished run that stopped
   early did not reach it within the budget either), and the estimated fraction that reached it.
 * **to own best** -- measurements until a run found its final best: mean and range.
@@ -173,6 +175,10 @@ class Row:
     def best_run(self) -> dict[str, Any]:
         return max(self.runs, key=lambda r: r["result"]["best_improvement"])
 
+    @property
+    def budget(self) -> int:
+        return self.runs[0]["spec"]["budget"]
+
 
 def group(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[Row]]:
     """(environment id, workload, budget) -> one row per agent label, in order of appearance."""
@@ -233,7 +239,8 @@ class Reference:
     def describe(self) -> str:
         if self.row is None:
             return f"the `{self.name}` anchor"
-        return f"`{self.name}`" + (f" (agent `{self.row.agent}`)" if self.row.agent != self.name else "")
+        return (f"`{self.name}`" + (f" (agent `{self.row.agent}`)" if self.row.agent != self.name
+                                   else "") + f" at budget {self.row.budget}")
 
 
 def baseline_spec(record: dict[str, Any], override: str | None = None) -> str:
@@ -247,8 +254,11 @@ def baseline_spec(record: dict[str, Any], override: str | None = None) -> str:
     return kind(record["spec"]["env"]).baseline(record["spec"]["env_kwargs"])
 
 
-def reference(rows: list[Row], override: str | None = None) -> Reference | str:
-    """The baseline of a workload's ``rows`` (see :func:`baseline_spec`), or why there is none."""
+def reference(rows: list[Row], override: str | None = None,
+              others: Iterable[Row] = ()) -> Reference | str:
+    """The baseline of a workload's ``rows`` (see :func:`baseline_spec`), or why there is none.
+    A baseline agent that did not run at ``rows``' budget is taken from ``others`` (the
+    workload's rows at other budgets, e.g. MetaSchedule given 512 trials), at its largest."""
     try:
         spec = baseline_spec(rows[0].runs[0], override)
     except (ValueError, ImportError, KeyError) as err:
@@ -261,11 +271,17 @@ def reference(rows: list[Row], override: str | None = None) -> Reference | str:
             return (f"the baseline is the `{name}` anchor, but the records hold no `{name}` score "
                     "(written before problems recorded anchors?)")
         return Reference(name, geometric_mean_interval(values).center, None)
-    row = next((r for r in rows if r.label == spec), None) or \
-        next((r for r in rows if r.agent == spec), None)
+    row = _baseline_row(rows, spec) or _baseline_row(sorted(others, key=lambda r: -r.budget), spec)
     if row is None:
         return f"the baseline agent `{spec}` did not run on this workload"
     return Reference(row.label, row.best.center, row)
+
+
+def _baseline_row(rows: Iterable[Row], spec: str) -> Row | None:
+    """The first of ``rows`` labelled ``spec``, else the first of agent ``spec``."""
+    rows = list(rows)
+    return next((r for r in rows if r.label == spec), None) or \
+        next((r for r in rows if r.agent == spec), None)
 
 
 # ---------------------------------------------------------------------- formatting
@@ -392,7 +408,11 @@ def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int) -> 
         for row in rows:
             pooled.setdefault(row.label, Row(row.label, row.agent, [])).runs.extend(row.runs)
     first = sections[0][1]
-    base_row = pooled.get(first.row.label) if first.row is not None else None
+    base_row = None
+    if first.row is not None:  # the pooled baseline: one of the rows, or runs at another budget
+        base_row = pooled.get(first.row.label) if any(first.row in rows for rows, _ in sections) \
+            else Row(first.row.label, first.row.agent,
+                     [run for _, ref in sections if ref.row for run in ref.row.runs])
     ref = Reference(first.name, math.nan, base_row)
     levels = {rows[0].runs[0]["spec"]["workload"]: r.level for rows, r in sections}
     against = speed_anchors(r for row in pooled.values() for r in row.runs)
@@ -518,7 +538,7 @@ def _baseline_text(ref: Reference | str) -> str:
     if isinstance(ref, str):
         return f"No baseline comparison: {ref}."
     kind = "an anchor: a fixed score of the problem" if ref.row is None \
-        else "geometric mean of its best at the budget"
+        else f"geometric mean of its best at budget {ref.row.budget}"
     return f"Baseline: {ref.describe()}, level {_num(ref.level)}x ({kind})."
 
 
@@ -585,7 +605,11 @@ def write_report(out: Path, checkpoints: list[int] | None = None,
             "faster).")
     document.paragraph(STATISTICS, note=True)
     groups = group(records)
-    references = {key: reference(rows, baseline) for key, rows in groups.items()}
+    by_workload: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for (env_id, workload, _), rows in groups.items():
+        by_workload[(env_id, workload)] += rows
+    references = {key: reference(rows, baseline, by_workload[key[:2]])
+                  for key, rows in groups.items()}
     pools: dict[tuple[str, int, str], list[tuple[list[Row], Reference]]] = defaultdict(list)
     for key, rows in groups.items():
         ref = references[key]

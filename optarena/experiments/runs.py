@@ -69,6 +69,8 @@ class AgentConfig(BaseModel):
     agent: str
     label: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+    budget: int | None = Field(None, ge=1, description="this agent's measurements per run "
+                               "(default: the experiment's budget), e.g. a baseline given more")
 
     @property
     def name(self) -> str:
@@ -119,7 +121,7 @@ class CompareConfig(BaseModel):
     def runs(self) -> list[RunSpec]:
         """Every run, seed-major so that a partial experiment has every agent at low seeds."""
         return [RunSpec(env=e.env, workload=w, env_kwargs=e.kwargs, agent=a.agent, label=a.name,
-                        agent_config=a.config, seed=seed, budget=self.budget)
+                        agent_config=a.config, seed=seed, budget=a.budget or self.budget)
                 for seed in self.seeds for e in self.environments for w in e.workloads
                 for a in self.agents]
 
