@@ -26,6 +26,7 @@ from optarena.experiments.pages import Table
 from optarena.experiments.report import (
     agent_table,
     checkpoint_table,
+    checkpoint_tests_table,
     group,
     reference,
     samples_to_reach,
@@ -231,6 +232,19 @@ def test_report_columns_follow_their_definitions():
     within = _cells(checkpoint_table(rows, 10, [1, 3, 50]), 0)
     # within 3: 4.0 and 3.0, geometric mean sqrt(12) = 3.46, log half-width 12.706 * ln(4/3) / 2
     assert within["llm"][1:] == ["1.50x [1.50, 1.50]", "3.46x [0.56, 21.5]"]
+
+
+def test_agents_are_tested_against_the_baseline_at_equal_samples():
+    records = [_record("a", "mcts", seed, [(1, 1.0), (2, 2.0 + 0.1 * seed)]) for seed in range(6)]
+    records += [_record("ms", "metaschedule", seed, [(1, 1.0), (5, 10.0)]) for seed in range(6)]
+    (rows,) = group(records).values()
+    table = checkpoint_tests_table(rows, reference(rows, "metaschedule"), 10, [2, 5, 50])
+    assert table.headers[1:] == ["within 2: agent / ms, Holm p", "within 5: agent / ms, Holm p"]
+    (row,) = table.rows
+    # within 2 the agent leads in all 6 pairs, within 5 it trails in all 6: exact two-sided
+    # Wilcoxon p = 2 / 2^6 both times
+    assert row[1].endswith("p 0.031 (n=6)") and row[1].startswith("2.2")
+    assert row[2].endswith("p 0.031 (n=6)") and row[2].startswith("0.2")
 
 
 def test_a_baseline_with_a_budget_of_its_own_is_the_reference_at_every_budget():

@@ -36,6 +36,9 @@ Definitions (per workload and budget, over the runs of an agent):
   mean of the baseline agent's best at its budget, or the anchor's improvement): Kaplan--Meier
   median, runs that never reach it right-censored at the budget (a finished run that stopped
   early did not reach it within the budget either), and the estimated fraction that reached it.
+* **at equal samples** -- the tests above with each side's best within a checkpoint's number
+  of measurements (the baseline agent's too; an anchor's fixed score), Holm-corrected over the
+  agents at each checkpoint.
 * **to own best** -- measurements until a run found its final best: mean and range.
 * **efficiency gain** -- the Reasoning Compiler's sample efficiency, speedup per sample to the
   own best, relative to evolutionary search: ``(best / to own best) / (same for evolutionary)``.
@@ -97,6 +100,8 @@ STATISTICS = (
     "the smallest possible p is 2/2^n, so two seeds alone never separate agents: the summaries "
     "pool an environment's workloads. Ranks have ties: the best unranked agent takes the next "
     "rank and shares it with every unranked agent not significantly different from it (Holm, 5%). "
+    "At equal samples, the same test with both sides' best within a checkpoint's number of "
+    "measurements. "
     "Measurements to reach the baseline are Kaplan-Meier estimates, runs that never reach it "
     "right-censored at the budget: the median, or > budget when fewer than half are estimated "
     "to reach it, and the estimated fraction reaching it within the budget.")
@@ -400,9 +405,36 @@ def checkpoint_table(rows: list[Row], budget: int, checkpoints: list[int]) -> Ta
     return table
 
 
-def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int) -> tuple[Table, Table]:
-    """The workloads of one environment and budget pooled: standings (ranks with ties over
-    (workload, seed) pairs) and each agent's test against the baseline."""
+def within(row: Row, measurements: int) -> dict[Key, float]:
+    """Best improvement within ``measurements`` per (workload, seed)."""
+    return {run_key(r): float(best_curve(r, r["spec"]["budget"])[measurements - 1])
+            for r in row.runs if measurements <= r["spec"]["budget"]}
+
+
+def checkpoint_tests_table(rows: list[Row], ref: Reference, budget: int,
+                           checkpoints: list[int]) -> Table:
+    """Each agent against the baseline at equal samples: the best within each checkpoint's
+    number of measurements on both sides (an anchor: its fixed score), paired Wilcoxon
+    signed-rank tests, Holm-corrected over the agents at each checkpoint."""
+    marks = [m for m in checkpoints if 1 <= m <= budget]
+    compared = [row for row in rows if row is not ref.row]
+    columns: list[list[str]] = []
+    for mark in marks:
+        tests = [paired_ratio_test(within(row, mark),
+                                   within(ref.row, mark) if ref.row else ref.paired(row))
+                 for row in compared]
+        adjusted = holm([test.p_value for test in tests])
+        columns.append([f"{_interval(test.ratio)}, p {_p(p)} (n={test.pairs})"
+                        for test, p in zip(tests, adjusted, strict=True)])
+    table = Table(["agent", *(f"within {m}: agent / {ref.name}, Holm p" for m in marks)])
+    for index, row in enumerate(compared):
+        table.rows.append([row.label, *(column[index] for column in columns)])
+    return table
+
+
+def pool(sections: list[tuple[list[Row], Reference]]) -> tuple[list[Row], Reference]:
+    """The workloads of one environment and budget as one: a row per agent label with the runs
+    of every workload, and the baseline's runs pooled likewise (its level is per workload)."""
     pooled: dict[str, Row] = {}
     for rows, _ in sections:
         for row in rows:
@@ -413,20 +445,26 @@ def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int) -> 
         base_row = pooled.get(first.row.label) if any(first.row in rows for rows, _ in sections) \
             else Row(first.row.label, first.row.agent,
                      [run for _, ref in sections if ref.row for run in ref.row.runs])
-    ref = Reference(first.name, math.nan, base_row)
+    return list(pooled.values()), Reference(first.name, math.nan, base_row)
+
+
+def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int) -> tuple[Table, Table]:
+    """The workloads of one environment and budget pooled (:func:`pool`): standings (ranks with
+    ties over (workload, seed) pairs) and each agent's test against the baseline."""
+    pooled, ref = pool(sections)
     levels = {rows[0].runs[0]["spec"]["workload"]: r.level for rows, r in sections}
-    against = speed_anchors(r for row in pooled.values() for r in row.runs)
+    against = speed_anchors(r for row in pooled for r in row.runs)
     standings = Table(["rank", "agent", "runs", "workloads",
                        "best: geo. mean over runs [95% CI]",
                        *(f"vs {SPEED_ANCHORS[name]}" for name in against),
                        f"to {ref.name}: KM median (reached)"])
-    for rank, row in _ranked(list(pooled.values())):
+    for rank, row in _ranked(pooled):
         workloads = {r["spec"]["workload"] for r in row.runs}
         standings.rows.append([str(rank), row.label, str(len(row.runs)), str(len(workloads)),
                                _interval(row.best),
                                *(_interval(speed_against(row.runs, name)) for name in against),
                                _reach_cell(row.runs, levels, budget)])
-    return standings, comparison_table(list(pooled.values()), ref)
+    return standings, comparison_table(pooled, ref)
 
 
 # ---------------------------------------------------------------------- curves
@@ -569,6 +607,9 @@ def _workload_section(document: Document, out: Path, key: tuple[str, str, int], 
     if checkpoints:
         document.heading(f"{workload}: best within so many measurements", level=3)
         document.table(checkpoint_table(rows, budget, checkpoints))
+        if known is not None and any(row is not known.row for row in rows):
+            document.heading(f"{workload}: tests against {known.name} at equal samples", level=3)
+            document.table(checkpoint_tests_table(rows, known, budget, checkpoints))
 
 
 def write_report(out: Path, checkpoints: list[int] | None = None,
@@ -625,6 +666,10 @@ def write_report(out: Path, checkpoints: list[int] | None = None,
         document.table(standings)
         document.heading(f"Tests against {sections[0][1].name}, all workloads", level=3)
         document.table(tests)
+        if checkpoints:
+            document.heading(f"Tests against {sections[0][1].name} at equal samples, all "
+                             "workloads", level=3)
+            document.table(checkpoint_tests_table(*pool(sections), budget, checkpoints))
     for key, rows in groups.items():
         _workload_section(document, out, key, rows, references[key], checkpoints)
     if (out / REWRITES).exists():
