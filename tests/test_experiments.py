@@ -231,7 +231,7 @@ def test_report_columns_follow_their_definitions():
     assert table["ms"][8] == "—"
     within = _cells(checkpoint_table(rows, 10, [1, 3, 50]), 0)
     # within 3: 4.0 and 3.0, geometric mean sqrt(12) = 3.46, log half-width 12.706 * ln(4/3) / 2
-    assert within["llm"][1:] == ["1.50x [1.50, 1.50]", "3.46x [0.56, 21.5]"]
+    assert within["llm"][1:] == ["1.50x [1.50, 1.50] (#1)", "3.46x [0.56, 21.5] (#1)"]
 
 
 def test_agents_are_tested_against_the_baseline_at_equal_samples():
@@ -245,6 +245,9 @@ def test_agents_are_tested_against_the_baseline_at_equal_samples():
     # Wilcoxon p = 2 / 2^6 both times
     assert row[1].endswith("p 0.031 (n=6)") and row[1].startswith("2.2")
     assert row[2].endswith("p 0.031 (n=6)") and row[2].startswith("0.2")
+    ranks = {label: [cell.split("(#")[1].rstrip(")") for cell in cells]
+             for label, *cells in checkpoint_table(rows, 10, [2, 5]).rows}
+    assert ranks == {"a": ["1", "2"], "ms": ["2", "1"]}  # the leader changes between checkpoints
 
 
 def test_a_baseline_with_a_budget_of_its_own_is_the_reference_at_every_budget():

@@ -395,13 +395,15 @@ def comparison_table(rows: list[Row], ref: Reference) -> Table:
 
 def checkpoint_table(rows: list[Row], budget: int, checkpoints: list[int]) -> Table:
     """Best improvement within each checkpoint's number of measurements (geometric mean with its
-    95% log-scale interval)."""
+    95% log-scale interval) and, in brackets, the agent's rank there (tied where a paired test
+    does not separate agents, as **rank**)."""
     marks = [m for m in checkpoints if 1 <= m <= budget]
-    table = Table(["agent", *(f"best within {m}" for m in marks)])
+    table = Table(["agent", *(f"best within {m} (rank)" for m in marks)])
+    ranks = [tied_ranks({row.label: within(row, m) for row in rows}, ALPHA) for m in marks]
     for row in rows:
-        curves = np.array([best_curve(r, budget) for r in row.runs])
-        table.rows.append([row.label, *(_interval(geometric_mean_interval(curves[:, m - 1]))
-                                        for m in marks)])
+        cells = [f"{_interval(geometric_mean_interval(list(within(row, m).values())))} "
+                 f"(#{rank[row.label]})" for m, rank in zip(marks, ranks, strict=True)]
+        table.rows.append([row.label, *cells])
     return table
 
 
@@ -667,9 +669,11 @@ def write_report(out: Path, checkpoints: list[int] | None = None,
         document.heading(f"Tests against {sections[0][1].name}, all workloads", level=3)
         document.table(tests)
         if checkpoints:
-            document.heading(f"Tests against {sections[0][1].name} at equal samples, all "
-                             "workloads", level=3)
-            document.table(checkpoint_tests_table(*pool(sections), budget, checkpoints))
+            pooled, ref = pool(sections)
+            document.heading("Best within so many measurements, all workloads", level=3)
+            document.table(checkpoint_table(pooled, budget, checkpoints))
+            document.heading(f"Tests against {ref.name} at equal samples, all workloads", level=3)
+            document.table(checkpoint_tests_table(pooled, ref, budget, checkpoints))
     for key, rows in groups.items():
         _workload_section(document, out, key, rows, references[key], checkpoints)
     if (out / REWRITES).exists():
