@@ -17,6 +17,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import optarena.envs  # noqa: F401 - registers the environments
+from optarena import agents
 from optarena.envs.contract import Game, Outcome, game
 from optarena.envs.llvm_pass_order.session import compiler_gym_home
 
@@ -207,3 +208,23 @@ def test_the_stop_action_ends_the_episode_where_it_is(tmp_path):
     _, rewards, terminated, _, _ = vector.step(np.array([stop, stop]))
     assert terminated.all() and not rewards.any()
     vector.close()
+
+
+def test_a_search_records_its_failed_measurements_by_kind(tmp_path):
+    import toy_env
+
+    class Flaky(toy_env.OrderScorer):
+        """Orders whose first two jobs are swapped crash."""
+
+        def score(self, programs, bound):
+            return [Outcome.failed("crash", "1 before 0") if p.payload[0] > p.payload[1] else outcome
+                    for p, outcome in zip(programs, super().score(programs, bound), strict=True)]
+
+    env = toy_env.ToyEnv(store=tmp_path / "s.sqlite")
+    env.scorer = env.evaluator.scorer = Flaky()
+    before = env.evaluate([toy_env.Order("jobs-6", (2, 1, 0, 3, 4, 5))])  # not the search's
+    assert before[0].failure.kind == "crash" and env.failures == {"crash": 1}
+    result = agents.make("random").run(env, 12, 0)
+    crashed = env.failures["crash"] - 1
+    assert crashed > 0 and result.usage.failures == {"crash": crashed}
+    assert json.loads(json.dumps(result.to_json()))["usage"]["failures"] == {"crash": crashed}

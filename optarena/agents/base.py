@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -63,6 +64,9 @@ class Usage:
     """Of those, served by an earlier call's proposals."""
     fallbacks: int = 0
     """Of those, answered by a uniform legal action (unparseable, illegal or no answer)."""
+    failures: dict[str, int] = field(default_factory=dict)
+    """Of the measurements, the failed programs by kind (``timeout``, ``crash``,
+    ``wrong_output``, ...; stock MetaSchedule's own failed trials as ``metaschedule``)."""
 
     @property
     def tokens(self) -> int:
@@ -152,6 +156,7 @@ class Tracker:
         self.offset = self._total()
         self.censored_offset = self._censored()
         self.cost_offset = self._cost_model_calls()
+        self.failures_offset = self._failures()
         self.result = SearchResult(agent=agent, seed=seed, budget=budget)
 
     def _total(self) -> int:
@@ -162,6 +167,9 @@ class Tracker:
 
     def _cost_model_calls(self) -> int:
         return sum(e.num_cost_model_calls for e in self.envs)
+
+    def _failures(self) -> Counter[str]:
+        return sum((Counter(e.failures) for e in self.envs), Counter())
 
     @property
     def used(self) -> int:
@@ -228,4 +236,5 @@ class Tracker:
         result.usage.measurements = self.used
         result.usage.censored = self._censored() - self.censored_offset
         result.usage.cost_model_calls = self._cost_model_calls() - self.cost_offset
+        result.usage.failures = dict(self._failures() - self.failures_offset)
         return result

@@ -111,6 +111,8 @@ class MetaSchedule:
             result.curve.append(CurvePoint(index, wall * index / len(records),
                                            result.best_score, result.best_improvement))
         result.usage.measurements = len(records)
+        failed = sum(latency == math.inf for latency, _ in records)
+        result.usage.failures = {"metaschedule": failed} if failed else {}
         result.wall_s = wall
         result.details = {
             "metaschedule": asdict(config),

@@ -320,6 +320,11 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         """Measurements stopped early (their scores are estimates, never bests)."""
         return self.evaluator.num_censored
 
+    @property
+    def failures(self) -> Mapping[str, int]:
+        """Measurements that failed, by kind (a copy)."""
+        return dict(self.evaluator.failures)
+
     def initial_state(self, rng: np.random.Generator, problem: str | None = None) -> S:
         """A starting state of ``problem`` (default: the current one), drawn with ``rng``
         where starts are random; measures nothing (``reset`` is this, measured)."""
