@@ -156,7 +156,7 @@ def test_anchor_baselines_and_missing_anchors(tmp_path):
     assert "No baseline comparison: the baseline is the `-O3` anchor, but the records hold no" in old
     assert _rows(old, "| rank |")["mcts"][4] == "—"
     chosen = write_report(without, baseline="greedy").read_text()  # an explicit baseline
-    assert "Baseline: `greedy`, level 4.47x" in chosen
+    assert "Baseline: `greedy` at budget 8, level 4.47x" in chosen
 
 
 def test_curves_are_geometric_means_on_a_log_axis_with_integer_measurement_ticks():
