@@ -399,10 +399,11 @@ def checkpoint_table(rows: list[Row], budget: int, checkpoints: list[int]) -> Ta
     does not separate agents, as **rank**)."""
     marks = [m for m in checkpoints if 1 <= m <= budget]
     table = Table(["agent", *(f"best within {m} (rank)" for m in marks)])
-    ranks = [tied_ranks({row.label: within(row, m) for row in rows}, ALPHA) for m in marks]
+    bests = [{row.label: within(row, m) for row in rows} for m in marks]
+    ranks = [tied_ranks(best, ALPHA) for best in bests]
     for row in rows:
-        cells = [f"{_interval(geometric_mean_interval(list(within(row, m).values())))} "
-                 f"(#{rank[row.label]})" for m, rank in zip(marks, ranks, strict=True)]
+        cells = [f"{_interval(geometric_mean_interval(list(best[row.label].values())))} "
+                 f"(#{rank[row.label]})" for best, rank in zip(bests, ranks, strict=True)]
         table.rows.append([row.label, *cells])
     return table
 
@@ -422,8 +423,9 @@ def checkpoint_tests_table(rows: list[Row], ref: Reference, budget: int,
     compared = [row for row in rows if row is not ref.row]
     columns: list[list[str]] = []
     for mark in marks:
+        baseline = within(ref.row, mark) if ref.row else None
         tests = [paired_ratio_test(within(row, mark),
-                                   within(ref.row, mark) if ref.row else ref.paired(row))
+                                   ref.paired(row) if baseline is None else baseline)
                  for row in compared]
         adjusted = holm([test.p_value for test in tests])
         columns.append([f"{_interval(test.ratio)}, p {_p(p)} (n={test.pairs})"
@@ -450,9 +452,11 @@ def pool(sections: list[tuple[list[Row], Reference]]) -> tuple[list[Row], Refere
     return list(pooled.values()), Reference(first.name, math.nan, base_row)
 
 
-def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int) -> tuple[Table, Table]:
+def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int,
+                   checkpoints: list[int] | None = None) -> list[Table]:
     """The workloads of one environment and budget pooled (:func:`pool`): standings (ranks with
-    ties over (workload, seed) pairs) and each agent's test against the baseline."""
+    ties over (workload, seed) pairs) and each agent's test against the baseline; with
+    ``checkpoints``, also the pooled :func:`checkpoint_table` and :func:`checkpoint_tests_table`."""
     pooled, ref = pool(sections)
     levels = {rows[0].runs[0]["spec"]["workload"]: r.level for rows, r in sections}
     against = speed_anchors(r for row in pooled for r in row.runs)
@@ -466,7 +470,11 @@ def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int) -> 
                                _interval(row.best),
                                *(_interval(speed_against(row.runs, name)) for name in against),
                                _reach_cell(row.runs, levels, budget)])
-    return standings, comparison_table(pooled, ref)
+    tables = [standings, comparison_table(pooled, ref)]
+    if checkpoints:
+        tables += [checkpoint_table(pooled, budget, checkpoints),
+                   checkpoint_tests_table(pooled, ref, budget, checkpoints)]
+    return tables
 
 
 # ---------------------------------------------------------------------- curves
@@ -661,19 +669,20 @@ def write_report(out: Path, checkpoints: list[int] | None = None,
     for (env_id, budget, _), sections in pools.items():
         if len(sections) < 2:
             continue
-        standings, tests = summary_tables(sections, budget)
+        standings, tests, *at_checkpoints = summary_tables(sections, budget, checkpoints)
         document.heading(f"All {len(sections)} workloads of {env_id} at budget {budget}")
         document.paragraph(f"Runs paired by (workload, seed) against {sections[0][1].describe()}; "
                            "the level to reach is each workload's own baseline level.")
         document.table(standings)
         document.heading(f"Tests against {sections[0][1].name}, all workloads", level=3)
         document.table(tests)
-        if checkpoints:
-            pooled, ref = pool(sections)
+        if at_checkpoints:
+            best_within, equal_samples = at_checkpoints
             document.heading("Best within so many measurements, all workloads", level=3)
-            document.table(checkpoint_table(pooled, budget, checkpoints))
-            document.heading(f"Tests against {ref.name} at equal samples, all workloads", level=3)
-            document.table(checkpoint_tests_table(pooled, ref, budget, checkpoints))
+            document.table(best_within)
+            document.heading(f"Tests against {sections[0][1].name} at equal samples, all "
+                             "workloads", level=3)
+            document.table(equal_samples)
     for key, rows in groups.items():
         _workload_section(document, out, key, rows, references[key], checkpoints)
     if (out / REWRITES).exists():
