@@ -222,7 +222,7 @@ def test_report_columns_follow_their_definitions():
     assert {row[0] for row in table.values()} == {"1"}  # two seeds never separate agents
     assert table["llm"][3] == "4.00x [4.00, 4.00]"
     # MS's level (3.0) reached after 2 and 3 measurements: Kaplan-Meier median 2, all reach it
-    assert table["llm"][4] == "2 (100%)"
+    assert table["llm"][4] == "2 (100%; 2-3)"
     assert table["evo"][4] == "> 10 (0%)"  # censored at the budget
     assert table["llm"][5] == "3.0 (2-4)"  # to own best: mean (range)
     # efficiency: (4.0 / 3 samples) / (2.0 / 5 samples) = 3.33; evolutionary is the unit

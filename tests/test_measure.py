@@ -75,17 +75,23 @@ def test_crashing_kernel_is_survived(matmul_measurer):
     assert after.error_kind == "wrong_output", "the next measurement runs in a fresh worker"
 
 
-def test_hanging_kernel_times_out_and_is_survived():
+@pytest.mark.parametrize("phase, settings", [
+    ("build", {"build_timeout_s": 8.0, "timeout_s": 60.0}),  # the check's call hangs
+    ("time", {"build_timeout_s": 60.0, "timeout_s": 8.0, "check": False}),  # the first timed call
+])
+def test_hanging_kernel_times_out_in_its_phase_and_is_survived(phase, settings):
     workload = get_workload("matmul-64")
-    config = FAST.model_copy(update={"timeout_s": 8.0})
-    measurer = Measurer(workload, tvm.target.Target(host_target()), config)
+    measurer = Measurer(workload, tvm.target.Target(host_target()),
+                        FAST.model_copy(update=settings))
     try:
         measurer.measure(workload.mod)  # start the worker outside the timed part
         start = time.perf_counter()
         result = measurer.measure(_mod(SLEEP))
-        assert result.error_kind == "timeout"
-        assert time.perf_counter() - start < 30
-        assert measurer.measure(_mod(WRONG)).error_kind == "wrong_output"
+        assert result.error_kind == "timeout" and "within 8 s" in result.error, phase
+        assert time.perf_counter() - start < 30, "the other phase's timeout (60 s) does not apply"
+        after = measurer.measure(_mod(WRONG.replace("A[vi, vj] + B", "A[vi, vj] - B")))
+        expected = "wrong_output" if measurer.config.check else None  # in a fresh worker
+        assert after.error_kind == expected
     finally:
         measurer.close()
 

@@ -7,7 +7,8 @@ settings are MetaSchedule's defaults and are recorded in ``SearchResult.details`
 recorded deviations:
 
 * the runner times with the environment's settings (``number``, ``repeat``, ``min_repeat_ms``),
-  so that latencies are comparable with the other agents';
+  so that latencies are comparable with the other agents', and the builder stops at the
+  environment's ``build_timeout_s`` (30 s by default, as stock);
 * the builder's worker processes import only the CPU tensor intrinsics
   (``cpu_intrinsics_only``): stock workers import every target's intrinsics on start, which
   takes about 44 s on the 2-core reference machine, longer than the builder's 30 s timeout, so
@@ -47,8 +48,6 @@ class MetaScheduleConfig:
     """Candidates measured per search iteration (stock: 64)."""
     cost_model: str = "xgb"
     strategy: str = "evolutionary"
-    builder_timeout_s: float = 30.0
-    """Stock: 30 s."""
     cpu_intrinsics_only: bool = True
     """Builder workers import only the CPU tensor intrinsics (see the module docstring)."""
     work_dir: str | None = None
@@ -77,7 +76,7 @@ class MetaSchedule:
         result = SearchResult(agent=self.name, seed=seed, budget=budget)
         baseline = inner.reference_score()
         builder = ms.builder.LocalBuilder(
-            timeout_sec=config.builder_timeout_s,
+            timeout_sec=timing.build_timeout_s,
             initializer=import_cpu_tensor_intrinsics if config.cpu_intrinsics_only else None)
         runner = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
             number=timing.number, repeat=timing.repeat, min_repeat_ms=timing.min_repeat_ms,
@@ -118,6 +117,7 @@ class MetaSchedule:
             "metaschedule": asdict(config),
             "runner": {"number": timing.number, "repeat": timing.repeat,
                        "min_repeat_ms": timing.min_repeat_ms},
+            "builder": {"timeout_s": timing.build_timeout_s},
             "metaschedule_best_latency_s": ms_best,
             "traces_not_in_the_design_space": unmapped,
         }

@@ -35,7 +35,8 @@ Definitions (per workload and budget, over the runs of an agent):
 * **to baseline** -- measurements until a run first reached the baseline's level (the geometric
   mean of the baseline agent's best at its budget, or the anchor's improvement): Kaplan--Meier
   median, runs that never reach it right-censored at the budget (a finished run that stopped
-  early did not reach it within the budget either), and the estimated fraction that reached it.
+  early did not reach it within the budget either), the estimated fraction that reached it, and
+  the range of the runs that reached it.
 * **at equal samples** -- the tests above with each side's best within a checkpoint's number
   of measurements (the baseline agent's too; an anchor's fixed score), Holm-corrected over the
   agents at each checkpoint.
@@ -104,7 +105,8 @@ STATISTICS = (
     "measurements. "
     "Measurements to reach the baseline are Kaplan-Meier estimates, runs that never reach it "
     "right-censored at the budget: the median, or > budget when fewer than half are estimated "
-    "to reach it, and the estimated fraction reaching it within the budget.")
+    "to reach it, the estimated fraction reaching it within the budget, and the range of the "
+    "runs that reached it.")
 
 
 def best_curve(record: dict[str, Any], budget: int) -> np.ndarray:
@@ -331,8 +333,8 @@ def _p(value: float) -> str:
 
 
 def _reach_cell(runs: Iterable[dict[str, Any]], levels: dict[str, float], budget: int) -> str:
-    """Kaplan--Meier median measurements to each run's workload level, and the fraction
-    estimated to reach it within the budget."""
+    """Kaplan--Meier median measurements to each run's workload level, the fraction estimated
+    to reach it within the budget, and the range of the runs that reached it."""
     times, reached = [], []
     for run in runs:
         level = levels.get(run["spec"]["workload"], math.nan)
@@ -345,7 +347,9 @@ def _reach_cell(runs: Iterable[dict[str, Any]], levels: dict[str, float], budget
         return "—"
     estimate = time_to_reach(times, reached)
     median = f"> {budget}" if math.isnan(estimate.median) else f"{estimate.median:g}"
-    return f"{median} ({estimate.reached:.0%})"
+    hits = [t for t, r in zip(times, reached, strict=True) if r]
+    spread = f"; {min(hits):g}-{max(hits):g}" if hits and min(hits) < max(hits) else ""
+    return f"{median} ({estimate.reached:.0%}{spread})"
 
 
 def _ranked(rows: list[Row]) -> list[tuple[int, Row]]:
@@ -363,7 +367,7 @@ def agent_table(rows: list[Row], budget: int, ref: Reference | None) -> Table:
     against = speed_anchors(r for row in rows for r in row.runs)
     table = Table(["rank", "agent", "seeds", "best: geo. mean [95% CI]",
                    *(f"vs {SPEED_ANCHORS[name]}" for name in against),
-                   f"to {ref.name if ref else 'baseline'}: KM median (reached)",
+                   f"to {ref.name if ref else 'baseline'}: KM median (reached; range)",
                    "to own best: mean (range)", "efficiency gain", "wall-clock s", "LLM calls",
                    "tokens", "fallback rate", "best run"])
     for rank, row in _ranked(rows):
@@ -463,7 +467,7 @@ def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int,
     standings = Table(["rank", "agent", "runs", "workloads",
                        "best: geo. mean over runs [95% CI]",
                        *(f"vs {SPEED_ANCHORS[name]}" for name in against),
-                       f"to {ref.name}: KM median (reached)"])
+                       f"to {ref.name}: KM median (reached; range)"])
     for rank, row in _ranked(pooled):
         workloads = {r["spec"]["workload"] for r in row.runs}
         standings.rows.append([str(rank), row.label, str(len(row.runs)), str(len(workloads)),

@@ -50,8 +50,11 @@ class MeasureConfig(BaseModel):
     number: int = Field(1, ge=1, description="calls per repeat (raised to fill min_repeat_ms)")
     repeat: int = Field(5, ge=1, description="repeats; the median is reported")
     min_repeat_ms: int = Field(20, ge=0, description="each repeat lasts at least this long")
-    timeout_s: float = Field(60.0, gt=0, description="build + check + timing of one program")
-    baseline_timeout_s: float = Field(900.0, gt=0, description="same, for the unscheduled program")
+    build_timeout_s: float = Field(30.0, gt=0, description="compiling, loading and checking "
+                                   "one program (MetaSchedule's builder stops at 30 s too)")
+    timeout_s: float = Field(60.0, gt=0, description="timing one program")
+    baseline_timeout_s: float = Field(900.0, gt=0, description="each of the two, for the "
+                                      "unscheduled program")
     startup_timeout_s: float = Field(900.0, gt=0, description="worker start: inputs, reference")
     check: bool = Field(True, description="compare outputs with the reference before timing")
     tolerance: float = Field(1e-3, gt=0, description="max |out - ref| / max |ref| accepted")
@@ -163,17 +166,19 @@ class Measurer:
         """Measure a batch; ``bounds[i]`` is the best latency known of the program's workload
         (early stopping times a candidate clearly slower than it only briefly)."""
         self._start()
-        timeout = self.config.baseline_timeout_s if baseline else self.config.timeout_s
+        config = self.config
+        build_timeout, timeout = ((config.baseline_timeout_s,) * 2 if baseline
+                                  else (config.build_timeout_s, config.timeout_s))
         bounds = list(bounds) if bounds is not None else [None] * len(mods)
         protocols = [self.config.protocol(b, full=full or baseline) for b in bounds]
         jobs = [_Job(index, tvm.ir.save_json(mod), protocol)
                 for index, (mod, protocol) in enumerate(zip(mods, protocols, strict=True))]
         if self.rpc is not None:
-            _run_concurrently(self.workers, jobs, "measure", timeout)
+            _run_concurrently(self.workers, jobs, "measure", build_timeout + timeout)
         else:
             pending = jobs
             while pending:  # a worker lost in a phase takes its built programs: they go again
-                built = _run_concurrently(self.workers, pending, "build", timeout)
+                built = _run_concurrently(self.workers, pending, "build", build_timeout)
                 pending = [job for job in built if not job.timed(timeout)]
         return [job.result for job in jobs]  # type: ignore[misc]
 
