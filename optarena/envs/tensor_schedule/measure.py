@@ -170,7 +170,7 @@ class Measurer:
         build_timeout, timeout = ((config.baseline_timeout_s,) * 2 if baseline
                                   else (config.build_timeout_s, config.timeout_s))
         bounds = list(bounds) if bounds is not None else [None] * len(mods)
-        protocols = [self.config.protocol(b, full=full or baseline) for b in bounds]
+        protocols = [config.protocol(b, full=full or baseline) for b in bounds]
         jobs = [_Job(index, tvm.ir.save_json(mod), protocol)
                 for index, (mod, protocol) in enumerate(zip(mods, protocols, strict=True))]
         if self.rpc is not None:
