@@ -251,6 +251,18 @@ def test_agents_are_tested_against_the_baseline_at_equal_samples():
     assert ranks == {"a": ["1", "2"], "ms": ["2", "1"]}  # the leader changes between checkpoints
 
 
+def test_a_starting_score_counts_at_every_checkpoint():
+    # a peephole block no rule applies to: the run's curve is its start (0 measurements) alone
+    records = [_record("greedy", "greedy", seed, [(0, 1.0)]) for seed in range(3)]
+    records += [_record("mcts", "mcts", seed, [(0, 1.0), (4, 2.0)]) for seed in range(3)]
+    (rows,) = group(records).values()
+    within = _cells(checkpoint_table(rows, 10, [1, 8]), 0)
+    assert within["greedy"][1:] == ["1.00x [1.00, 1.00] (#1)", "1.00x [1.00, 1.00] (#1)"]
+    assert within["mcts"][1].startswith("1.00x") and within["mcts"][2].startswith("2.00x")
+    (row,) = checkpoint_tests_table(rows, reference(rows, "greedy"), 10, [1, 8]).rows
+    assert row[1].endswith("(n=3)") and row[2].endswith("(n=3)")
+
+
 def test_a_baseline_with_a_budget_of_its_own_is_the_reference_at_every_budget():
     records = [_record("evo", "evolutionary", seed, [(1, 1.0), (4, 3.5)]) for seed in (0, 1)]
     for seed in (0, 1):

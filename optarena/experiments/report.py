@@ -110,11 +110,12 @@ STATISTICS = (
 
 
 def best_curve(record: dict[str, Any], budget: int) -> np.ndarray:
-    """Best improvement after 1..budget measurements (``nan`` before the first)."""
+    """Best improvement after 1..budget measurements (``nan`` before the first curve point; a
+    point at 0 measurements, the starting state's known score, holds from the start)."""
     values = np.full(budget, np.nan)
     for point in record["result"]["curve"]:
-        if 1 <= point["measurements"] <= budget:
-            values[point["measurements"] - 1:] = point["best_improvement"]
+        if point["measurements"] <= budget:
+            values[max(point["measurements"] - 1, 0):] = point["best_improvement"]
     return values
 
 
