@@ -196,16 +196,16 @@ def verify(submission: Mapping[str, Any], tolerance: float | None = None,
             return Verdict(False, measured)
     finally:
         env.close()
+    improvement_here = reference / measured
     if same_machine:
         detail = f"score {measured:.6g} measured, {score:.6g} claimed"
     else:
-        detail = (f"improvement {reference / measured:.4g}x measured here, {improvement:.4g}x "
+        detail = (f"improvement {improvement_here:.4g}x measured here, {improvement:.4g}x "
                   f"claimed on {claim.machine.get('cpu')} (another machine: improvements "
                   "compared)")
     ok = within(measured)
     verdict = "within" if ok else "worse than claimed beyond"
-    return Verdict(ok, f"{detail}; {verdict} tolerance {tolerance:g}", measured,
-                   reference / measured)
+    return Verdict(ok, f"{detail}; {verdict} tolerance {tolerance:g}", measured, improvement_here)
 
 
 def _remeasure(inner: Any, workload: str, data: dict[str, Any], attempts: int,
