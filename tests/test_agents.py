@@ -66,8 +66,8 @@ def assert_contract(result, budget):
     assert json.loads(json.dumps(result.to_json())) == result.to_json()  # a results.jsonl line
 
 
-PEEPHOLE_AGENTS = ["random", "greedy", "evolutionary", "evolutionary-diverse", "mcts", "puct",
-                   "llm-mcts", "ppo"]
+PEEPHOLE_AGENTS = ["random", "greedy", "evolutionary", "evolutionary-diverse",
+                   "evolutionary-cost-model", "mcts", "puct", "llm-mcts", "ppo"]
 
 
 @pytest.mark.parametrize("name", PEEPHOLE_AGENTS)
@@ -105,6 +105,8 @@ def run_on_workload(name, workload, store, budget=64):
 
 @pytest.mark.parametrize(("name", "config"), [
     ("evolutionary", {"cost_model": True, "init_samples": 3, "measure_per_generation": 3}),
+    ("evolutionary-cost-model", {"init_samples": 4, "children": 16, "fresh_samples": 16,
+                                 "measure_per_generation": 3}),
     ("mcts", {"rollout": "cost_model"}),
     ("puct", {"prior_warmup": 4}),
     ("llm-mcts", {"rollout": "cost_model"}),
@@ -136,6 +138,19 @@ def test_same_seed_and_latencies_give_the_same_search_under_the_cost_model(name,
     assert [(p.measurements, p.best_score) for p in first.curve] == \
         [(p.measurements, p.best_score) for p in second.curve]
     assert (first.best_state, first.best_actions) == (second.best_state, second.best_actions)
+
+
+@pytest.mark.parametrize("fresh_samples", [0, 6])
+def test_fresh_samples_join_each_generation(fresh_samples, matmul_env):
+    """Without children, a generation has only its fresh samples: none, and the search stalls
+    after its first population; six, and it spends the budget on distinct states."""
+    agent = agents.make("evolutionary", init_samples=2, children=0, fresh_samples=fresh_samples,
+                        measure_per_generation=3, max_stalls=2)
+    result = agent.run(matmul_env, budget=11, seed=0)
+    if fresh_samples:
+        assert result.usage.measurements == 11
+    else:
+        assert result.usage.measurements <= 2
 
 
 def test_cost_model_settings_need_a_cost_model(matmul_env):

@@ -8,6 +8,8 @@ from optarena.agents.base import Agent, CurvePoint, SearchResult, Usage
 from optarena.agents.evolutionary import (
     Evolutionary,
     EvolutionaryConfig,
+    EvolutionaryCostModel,
+    EvolutionaryCostModelConfig,
     EvolutionaryDiverse,
     EvolutionaryDiverseConfig,
 )
@@ -24,6 +26,7 @@ _REGISTRY: dict[str, tuple[type, type]] = {
     "greedy": (Greedy, GreedyConfig),
     "evolutionary": (Evolutionary, EvolutionaryConfig),
     "evolutionary-diverse": (EvolutionaryDiverse, EvolutionaryDiverseConfig),
+    "evolutionary-cost-model": (EvolutionaryCostModel, EvolutionaryCostModelConfig),
     "mcts": (MCTS, MCTSConfig),
     "puct": (PUCT, PUCTConfig),
     "llm-mcts": (LLMMCTS, LLMMCTSConfig),

@@ -17,10 +17,16 @@ A population of the best measured states evolves in generations:
    (better parents are drawn more often: weights ``1 / rank``): with probability
    ``crossover_prob``, and where the environment offers ``crossover``, a child of two parents;
    otherwise up to ``mutation_steps`` uniformly chosen legal actions applied to one parent
-   (a walk that reaches a dead end early keeps the steps it took).
+   (a walk that reaches a dead end early keeps the steps it took). ``fresh_samples`` random
+   starting states join them (MetaSchedule samples part of its population afresh every
+   iteration), so that a cost model can also rank states far from the population.
 3. **Select.** With ``cost_model``, candidates are ranked by the environment's ``estimate`` and each
    of the ``measure_per_generation`` slots takes the best remaining one, or with probability
    ``epsilon`` a random one (MetaSchedule's epsilon-greedy); without it, all are taken at random.
+   The agent ``evolutionary-cost-model`` does this with a wide first sample (``init_samples``
+   16: the surrogate of the tensor environment is informed after 8 measurements) and 512
+   candidates a generation, half of them fresh: where stock MetaSchedule measures its first 64
+   trials before its model is trained, it ranks with the model from the 17th measurement on.
 4. **Measure** the selected ones as one batch (``evaluate``: the tensor environment builds them
    in parallel), keep the ``population`` best, repeat until the budget is spent or
    ``max_stalls`` generations in a row measured nothing new.
@@ -56,6 +62,8 @@ class EvolutionaryConfig:
     """Rank candidates with the environment's ``estimate`` (the XGB surrogate; llvm-mca unverified)."""
     epsilon: float = 0.05
     """With ``cost_model``: chance that a slot takes a random candidate instead of the best."""
+    fresh_samples: int = 0
+    """Random starting states added to each generation's candidates."""
     max_stalls: int = 5
     """Stop after this many generations in a row that measured nothing new."""
     diverse_sketches: bool = False
@@ -96,6 +104,7 @@ class Evolutionary:
         for _ in tracker.rounds(config.max_stalls):
             population = _best_unique(population, config.population)
             candidates = self._breed(inner, population, seen, rng)
+            candidates += self._fresh(inner, seen | set(candidates), rng)
             self._measure(inner, tracker, self._select(inner, candidates, rng), population, seen)
         return tracker.finish()
 
@@ -155,6 +164,11 @@ class Evolutionary:
                 children[child] = child
         return list(children.values())
 
+    def _fresh(self, inner: Game[Any], excluded: set[Any], rng: np.random.Generator) -> list[Any]:
+        """Up to ``fresh_samples`` distinct random starting states not in ``excluded``."""
+        fresh = {inner.initial_state(rng): None for _ in range(self.config.fresh_samples)}
+        return [state for state in fresh if state not in excluded]
+
     def _select(self, inner: Game[Any], candidates: list[Any], rng: np.random.Generator) -> list[Any]:
         """The candidates to measure this generation, in order."""
         config = self.config
@@ -180,6 +194,23 @@ class EvolutionaryDiverse(Evolutionary):
     """Evolutionary search seeded with starts spread evenly over the sketches."""
 
     name = "evolutionary-diverse"
+
+
+@dataclass
+class EvolutionaryCostModelConfig(EvolutionaryConfig):
+    """``evolutionary-cost-model``: every generation's measurements chosen by the cost model
+    from 512 candidates, half of them fresh samples (the module docstring)."""
+
+    cost_model: bool = True
+    init_samples: int = 16
+    children: int = 256
+    fresh_samples: int = 256
+
+
+class EvolutionaryCostModel(Evolutionary):
+    """Evolutionary search whose measurements the cost model picks from a wide pool."""
+
+    name = "evolutionary-cost-model"
 
 
 def _best_unique(population: list[tuple[float, Any]], size: int) -> list[tuple[float, Any]]:
