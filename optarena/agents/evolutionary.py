@@ -104,7 +104,7 @@ class Evolutionary:
         for _ in tracker.rounds(config.max_stalls):
             population = _best_unique(population, config.population)
             candidates = self._breed(inner, population, seen, rng)
-            candidates += self._fresh(inner, seen | set(candidates), rng)
+            candidates += self._fresh(inner, seen, set(candidates), rng)
             self._measure(inner, tracker, self._select(inner, candidates, rng), population, seen)
         return tracker.finish()
 
@@ -164,10 +164,11 @@ class Evolutionary:
                 children[child] = child
         return list(children.values())
 
-    def _fresh(self, inner: Game[Any], excluded: set[Any], rng: np.random.Generator) -> list[Any]:
-        """Up to ``fresh_samples`` distinct random starting states not in ``excluded``."""
+    def _fresh(self, inner: Game[Any], seen: set[Any], children: set[Any],
+               rng: np.random.Generator) -> list[Any]:
+        """Up to ``fresh_samples`` distinct random starting states, neither measured nor bred."""
         fresh = {inner.initial_state(rng): None for _ in range(self.config.fresh_samples)}
-        return [state for state in fresh if state not in excluded]
+        return [state for state in fresh if state not in seen and state not in children]
 
     def _select(self, inner: Game[Any], candidates: list[Any], rng: np.random.Generator) -> list[Any]:
         """The candidates to measure this generation, in order."""
