@@ -29,6 +29,7 @@ from optarena.experiments.report import (
     checkpoint_table,
     checkpoint_tests_table,
     group,
+    provenance,
     reference,
     samples_to_reach,
     summary_tables,
@@ -233,6 +234,16 @@ def test_report_columns_follow_their_definitions():
     within = _cells(checkpoint_table(rows, 10, [1, 3, 50]), 0)
     # within 3: 4.0 and 3.0, geometric mean sqrt(12) = 3.46, log half-width 12.706 * ln(4/3) / 2
     assert within["llm"][1:] == ["1.50x [1.50, 1.50] (#1)", "3.46x [0.56, 21.5] (#1)"]
+
+
+def test_report_names_every_machine_a_resumed_race_ran_on():
+    versions = {"optarena": "1.0", "apache-tvm": "0.27", "python": "3.11.7"}
+    records = [{**_record("evo", "evolutionary", seed, [(1, 2.0)]), "versions": versions,
+                "machine": {"cpu": cpu, "cores": 2}}
+               for seed, cpu in enumerate(["Intel Xeon", "Intel Xeon", "AMD EPYC"])]
+    assert provenance(records) == ("Machines: Intel Xeon, 2 cores (2 runs); AMD EPYC, 2 cores "
+                                   "(1 run). Version: optarena 1.0, TVM 0.27, Python 3.11.7.")
+    assert provenance(records[:2]).startswith("Machine: Intel Xeon, 2 cores. Version: optarena")
 
 
 def test_agents_are_tested_against_the_baseline_at_equal_samples():

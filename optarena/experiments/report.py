@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -328,6 +328,22 @@ def _latency(seconds: float) -> str:
 
 def _p(value: float) -> str:
     return "—" if math.isnan(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def provenance(records: list[dict[str, Any]]) -> str:
+    """Where and with what the runs were measured: each machine and each version set, with its
+    count of runs when the runs do not all share it (a race resumed on another machine)."""
+    def counted(labels: list[str], what: str) -> str:
+        counts = Counter(labels)
+        if len(counts) == 1:
+            return f"{what}: {labels[0]}."
+        return f"{what}s: " + "; ".join(f"{label} ({n} run{'s' * (n > 1)})"
+                                         for label, n in counts.items()) + "."
+
+    machines = [f"{r['machine']['cpu']}, {r['machine']['cores']} cores" for r in records]
+    versions = [f"optarena {r['versions'].get('optarena')}, TVM {r['versions'].get('apache-tvm')}, "
+                f"Python {r['versions']['python']}" for r in records]
+    return f"{counted(machines, 'Machine')} {counted(versions, 'Version')}"
 
 
 # ---------------------------------------------------------------------- tables
@@ -641,12 +657,8 @@ def write_report(out: Path, checkpoints: list[int] | None = None,
         raise ValueError(f"no finished runs in {out / 'results.jsonl'}")
     failures = {r["run_id"]: r["error"] for r in read_records(out / "failures.jsonl")}
     finished = {r["run_id"] for r in records}
-    first = records[0]
     document = Document(f"optarena report: {config.name if config else out.name}")
-    document.paragraph(
-        f"{len(records)} finished runs in `results.jsonl`. Machine: {first['machine']['cpu']}, "
-        f"{first['machine']['cores']} cores. optarena {first['versions'].get('optarena')}, TVM "
-        f"{first['versions'].get('apache-tvm')}, Python {first['versions']['python']}.")
+    document.paragraph(f"{len(records)} finished runs in `results.jsonl`. {provenance(records)}")
     document.paragraph(
         "Improvement is the speedup over the unscheduled program (tensor programs), the starting "
         "over the final llvm-mca cycles (peephole blocks), or the unoptimized program's score "
