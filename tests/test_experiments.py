@@ -29,6 +29,7 @@ from optarena.experiments.report import (
     checkpoint_table,
     checkpoint_tests_table,
     group,
+    measured_with,
     provenance,
     reference,
     samples_to_reach,
@@ -244,6 +245,20 @@ def test_report_names_every_machine_a_resumed_race_ran_on():
     assert provenance(records) == ("Machines: Intel Xeon, 2 cores (2 runs); AMD EPYC, 2 cores "
                                    "(1 run). Version: optarena 1.0, TVM 0.27, Python 3.11.7.")
     assert provenance(records[:2]).startswith("Machine: Intel Xeon, 2 cores. Version: optarena")
+
+
+def test_a_workload_section_names_every_target_its_runs_were_measured_with():
+    targets = [{"kind": "llvm", "mcpu": mcpu} for mcpu in ("rocketlake", "rocketlake", "znver3")]
+    records = [{**_record("evo", "evolutionary", seed, [(1, 2.0)]),
+                "problem": {"target": target, "reference_score": 0.5 if seed < 2 else 0.25}}
+               for seed, target in enumerate(targets)]
+    rows = group(records)[("optarena/TensorSchedule-v0", "w", 10)]
+    assert measured_with(rows) == (
+        'targets and reference scores: `{"kind": "llvm", "mcpu": "rocketlake"}`, 0.5 (2 runs); '
+        '`{"kind": "llvm", "mcpu": "znver3"}`, 0.25 (1 run)')
+    one = group(records[:2])[("optarena/TensorSchedule-v0", "w", 10)]
+    assert measured_with(one) == 'target `{"kind": "llvm", "mcpu": "rocketlake"}`, ' \
+        "reference score 0.5"
 
 
 def test_agents_are_tested_against_the_baseline_at_equal_samples():

@@ -12,6 +12,8 @@ from optarena.agents.evolutionary import (
     EvolutionaryCostModelConfig,
     EvolutionaryDiverse,
     EvolutionaryDiverseConfig,
+    EvolutionaryPrior,
+    EvolutionaryPriorConfig,
 )
 from optarena.agents.greedy import Greedy, GreedyConfig
 from optarena.agents.llm_mcts import LLMMCTS, LLMMCTSConfig
@@ -27,6 +29,7 @@ _REGISTRY: dict[str, tuple[type, type]] = {
     "evolutionary": (Evolutionary, EvolutionaryConfig),
     "evolutionary-diverse": (EvolutionaryDiverse, EvolutionaryDiverseConfig),
     "evolutionary-cost-model": (EvolutionaryCostModel, EvolutionaryCostModelConfig),
+    "evolutionary-prior": (EvolutionaryPrior, EvolutionaryPriorConfig),
     "mcts": (MCTS, MCTSConfig),
     "puct": (PUCT, PUCTConfig),
     "llm-mcts": (LLMMCTS, LLMMCTSConfig),

@@ -27,6 +27,8 @@ A population of the best measured states evolves in generations:
    16: the surrogate of the tensor environment is informed after 8 measurements) and 512
    candidates a generation, half of them fresh: where stock MetaSchedule measures its first 64
    trials before its model is trained, it ranks with the model from the 17th measurement on.
+   The agent ``evolutionary-prior`` does the same from the 2nd measurement on, on an environment
+   whose model starts from a prior trained on other workloads (it seeds with the start alone).
 4. **Measure** the selected ones as one batch (``evaluate``: the tensor environment builds them
    in parallel), keep the ``population`` best, repeat until the budget is spent or
    ``max_stalls`` generations in a row measured nothing new.
@@ -212,6 +214,22 @@ class EvolutionaryCostModel(Evolutionary):
     """Evolutionary search whose measurements the cost model picks from a wide pool."""
 
     name = "evolutionary-cost-model"
+
+
+@dataclass
+class EvolutionaryPriorConfig(EvolutionaryCostModelConfig):
+    """``evolutionary-prior``: ``evolutionary-cost-model`` for an environment whose cost model
+    is informed before it measures anything (a prior trained on other workloads: the tensor
+    environment's ``surrogate_prior``): no random seed sample, the model picks every measurement
+    after the start's."""
+
+    init_samples: int = 1
+
+
+class EvolutionaryPrior(Evolutionary):
+    """Evolutionary search whose every measurement a pre-trained cost model picks."""
+
+    name = "evolutionary-prior"
 
 
 def _best_unique(population: list[tuple[float, Any]], size: int) -> list[tuple[float, Any]]:

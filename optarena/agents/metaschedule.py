@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
@@ -52,6 +54,10 @@ class MetaScheduleConfig:
     """Builder workers import only the CPU tensor intrinsics (see the module docstring)."""
     work_dir: str | None = None
     """Where MetaSchedule writes its logs and database (default: a temporary folder)."""
+    prior: bool = False
+    """Start the XGB model from the environment's cost-model prior (``surrogate_prior``), as
+    ``evolutionary-prior`` does: the like-for-like comparison for an agent with a prior. Not
+    stock; recorded in ``details``."""
 
 
 class MetaSchedule:
@@ -67,6 +73,8 @@ class MetaSchedule:
         from tvm.s_tir import meta_schedule as ms
 
         from optarena.envs.tensor_schedule.env import TensorScheduleEnv
+        from optarena.envs.tensor_schedule.measure import xgboost_file_format_quiet
+        from optarena.envs.tensor_schedule.prior import describe
         from optarena.envs.tensor_schedule.space import import_cpu_tensor_intrinsics
 
         inner = env.unwrapped
@@ -81,12 +89,22 @@ class MetaSchedule:
         runner = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
             number=timing.number, repeat=timing.repeat, min_repeat_ms=timing.min_repeat_ms,
             enable_cpu_cache_flush=False))
+        cost_model: Any = config.cost_model
+        if config.prior:
+            prior = inner.tensor.surrogate_prior
+            if prior is None or config.cost_model != "xgb":
+                raise ValueError("metaschedule's prior: true needs cost_model 'xgb' and an "
+                                 "environment made with surrogate_prior")
+            cost_model = ms.cost_model.XGBModel(num_tuning_cores=len(os.sched_getaffinity(0)),
+                                                tree_method="auto")  # as tune_tir makes it
+            with xgboost_file_format_quiet():
+                cost_model.load(str(prior))
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="optarena-ms-") as scratch:
             work_dir = Path(config.work_dir or scratch)
             ms.tune_tir(mod=inner.workload.mod, target=inner.target, work_dir=str(work_dir),
                         max_trials_global=budget, num_trials_per_iter=config.num_trials_per_iter,
-                        builder=builder, runner=runner, cost_model=config.cost_model,
+                        builder=builder, runner=runner, cost_model=cost_model,
                         strategy=config.strategy, seed=seed)
             wall = time.perf_counter() - start
             runner.pool.shutdown()  # its idle worker would disturb the timing below
@@ -121,6 +139,8 @@ class MetaSchedule:
             "metaschedule_best_latency_s": ms_best,
             "traces_not_in_the_design_space": unmapped,
         }
+        if config.prior:
+            result.details["prior"] = describe(inner.tensor.surrogate_prior)
         return result
 
 

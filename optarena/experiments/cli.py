@@ -31,6 +31,7 @@ from optarena.experiments import (
     arena_cli,
     llm_cli,
     peephole_cli,
+    prior_cli,
     setup_cli,
     store_cli,
     train_cli,
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     peephole_cli.add_commands(commands)
     setup_cli.add_commands(commands)
     store_cli.add_commands(commands)
+    prior_cli.add_commands(commands)
     train_cli.add_commands(commands)
     args = parser.parse_args(argv)
     console = Console()
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return setup_cli.run(args, console)
     if args.command == "store":
         return store_cli.run(args, console)
+    if args.command == "prior":
+        return prior_cli.run(args, console)
     if args.command in ("splits", "train"):
         return train_cli.run(args, console)
     if args.command != "tune":

@@ -611,14 +611,26 @@ def _baseline_text(ref: Reference | str) -> str:
     return f"Baseline: {ref.describe()}, level {_num(ref.level)}x ({kind})."
 
 
+def measured_with(rows: list[Row]) -> str:
+    """The target and reference score the workload's runs were measured with: each pair with its
+    count of runs when the runs do not all share one (a race resumed on another machine)."""
+    pairs = Counter((json.dumps(run["problem"]["target"]), run["problem"]["reference_score"])
+                    for row in rows for run in row.runs)
+    if len(pairs) == 1:
+        target, reference = next(iter(pairs))
+        return f"target `{target}`, reference score {reference:.6g}"
+    return "targets and reference scores: " + "; ".join(
+        f"`{target}`, {reference:.6g} ({n} run{'s' * (n > 1)})"
+        for (target, reference), n in pairs.items())
+
+
 def _workload_section(document: Document, out: Path, key: tuple[str, str, int], rows: list[Row],
                       ref: Reference | str, checkpoints: list[int] | None) -> None:
     env_id, workload, budget = key
     problem = rows[0].runs[0]["problem"]
     document.heading(f"{workload} ({env_id}, budget {budget})")
-    document.paragraph(f"Workload hash `{problem['workload_hash']}`, target "
-                       f"`{json.dumps(problem['target'])}`, reference score "
-                       f"{problem['reference_score']:.6g}. {_baseline_text(ref)}")
+    document.paragraph(f"Workload hash `{problem['workload_hash']}`, "
+                       f"{measured_with(rows)}. {_baseline_text(ref)}")
     speed = _speed_text(rows)
     if speed is not None:
         document.paragraph(speed)

@@ -74,6 +74,7 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         rpc: RPCConfig | Mapping[str, Any] | None = None,
         surrogate: bool = False,
         surrogate_warmup: int = 8,
+        surrogate_prior: str | Path | None = None,
         max_compute_location: int = 16,
         max_knobs: int | None = None,
         max_sketches: int | None = None,
@@ -91,6 +92,8 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
             rpc: measure on a device of a TVM RPC tracker instead of locally.
             surrogate: train MetaSchedule's XGB cost model on measurements for :meth:`estimate`.
             surrogate_warmup: measurements before the surrogate's estimates are informed.
+            surrogate_prior: a cost model trained on other workloads (``optarena prior``) that
+                the surrogate starts from: informed before the first measurement.
             max_compute_location: compute-location choices offered (loops 0 .. n-1).
             max_knobs: knob slots of the action and observation layout (default: the most any
                 of the workloads needs); fix it to run one policy on other workloads.
@@ -109,9 +112,15 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         self.workloads = {name: design.workload for name, design in space.spaces.items()}
         self.tensor_space = space
         kept = open_store(store)
+        prior = None if surrogate_prior is None else Path(surrogate_prior)
+        if prior is not None and not surrogate:
+            raise ValueError("surrogate_prior needs surrogate=True")
+        if prior is not None and not prior.is_file():
+            raise ValueError(f"surrogate_prior {prior}: no such file (make one with "
+                             "'optarena prior')")
         self.tensor: TensorScorer = TensorScorer(
             space, self.target, config, rpc_config, surrogate, surrogate_warmup,
-            None if kept is None else kept.path)
+            None if kept is None else kept.path, prior)
         super().__init__(space, self.tensor, problem=next(iter(self.workloads))
                          if len(self.workloads) == 1 else None, max_steps=max_steps,
                          stop_action=stop_action, store=kept, render_mode=render_mode)

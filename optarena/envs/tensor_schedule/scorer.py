@@ -73,15 +73,17 @@ class TensorScorer:
 
     def __init__(self, space: TensorSpace, target: tvm.target.Target, config: MeasureConfig,
                  rpc: RPCConfig | None, surrogate: bool, surrogate_warmup: int,
-                 store: Path | None = None) -> None:
+                 store: Path | None = None, surrogate_prior: Path | None = None) -> None:
         self.space = space
         self.target = target
         self.config = config
         self.rpc = rpc
         self.store_path = store
+        self.surrogate_prior = surrogate_prior
         self.measurers = {name: Measurer(design.workload, target, config, rpc, store)
                           for name, design in space.spaces.items()}
-        self.surrogates = {name: Surrogate(design.context, warmup=surrogate_warmup)
+        self.surrogates = {name: Surrogate(design.context, warmup=surrogate_warmup,
+                                           prior=surrogate_prior)
                            for name, design in space.spaces.items()} if surrogate else None
         self._anchors: dict[str, dict[str, Outcome]] = {}
 
@@ -202,9 +204,14 @@ class TensorScorer:
         """Train the surrogate on every counted measurement that has a latency."""
         if self.surrogates is None:
             return
+        measured: dict[str, tuple[list[Any], list[float]]] = {}
         for program, outcome in zip(programs, outcomes, strict=True):
-            if outcome.ok and program.payload is not None:
-                self.surrogates[program.problem].update([program.payload], [outcome.score])
+            if outcome.ok and program.payload is not None and outcome.score is not None:
+                schedules, latencies = measured.setdefault(program.problem, ([], []))
+                schedules.append(program.payload)
+                latencies.append(outcome.score)
+        for problem, (schedules, latencies) in measured.items():  # one retraining per batch
+            self.surrogates[problem].update(schedules, latencies)
 
     def estimate(self, states: Sequence[ScheduleState]) -> np.ndarray:
         """Surrogate latency estimates in seconds (``NotImplementedError`` without one)."""
