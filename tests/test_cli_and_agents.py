@@ -23,8 +23,8 @@ def test_workloads_command_lists_every_rc_layer(capsys, monkeypatch):
 
 
 def test_unknown_agent_is_a_clear_error():
-    names = ("evolutionary, evolutionary-cost-model, evolutionary-diverse, greedy, llm-mcts, mcts, "
-             "metaschedule, ppo, puct, random")
+    names = ("evolutionary, evolutionary-cost-model, evolutionary-diverse, evolutionary-prior, "
+             "greedy, llm-mcts, mcts, metaschedule, ppo, puct, random")
     with pytest.raises(ValueError, match=f"available: {names}"):
         agents.make("alphazero")
 

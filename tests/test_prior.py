@@ -87,8 +87,21 @@ def test_evolutionary_prior_lets_the_model_pick_every_measurement_after_the_star
     env = _env(store, surrogate_prior=prior)
     try:
         result = agents.make("evolutionary-prior").run(env, budget=9, seed=3)
+        recorded = env.unwrapped.problem()["surrogate_prior"]  # in every run's record
     finally:
         env.close()
+    assert recorded["sha256"] == describe(prior)["sha256"] and recorded["matches_metadata"]
     assert result.usage.measurements == 9
     assert result.usage.cost_model_calls >= 256  # the first generation was ranked: start + 8
     assert result.best_improvement >= result.curve[0].best_improvement
+
+
+def test_metaschedule_with_a_prior_needs_an_environment_with_one(store):
+    env = _env(store)
+    try:
+        with pytest.raises(ValueError, match="needs cost_model 'xgb' and an environment made "
+                           "with surrogate_prior"):
+            agents.make("metaschedule", prior=True).run(env, budget=2, seed=0)
+        assert env.unwrapped.num_measurements == 0
+    finally:
+        env.close()

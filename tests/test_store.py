@@ -149,7 +149,7 @@ def test_a_censored_result_is_never_a_best(tmp_path):
         env.close()
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [pytest.param(1, marks=pytest.mark.slow), 2])
 def test_a_batch_with_a_crashing_and_a_hanging_kernel_returns_the_others(workers):
     workload = get_workload("matmul-64")
     measurer = Measurer(workload, tvm.target.Target(host_target()),

@@ -48,6 +48,7 @@ from optarena.envs.splits import Split
 from optarena.envs.store import Store, open_store
 from optarena.envs.tensor_schedule.export import export_schedule
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
+from optarena.envs.tensor_schedule.prior import describe
 from optarena.envs.tensor_schedule.scorer import TensorScorer
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.splits import SPLITS as TENSOR_SPLITS
@@ -208,10 +209,14 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         return f"{score * 1e3:.4g} ms"
 
     def problem(self) -> dict[str, Any]:
-        """The contract's problem record, with the CPU and ``anchor_notes``: per anchor what it
-        was timed with, or why it is absent (:meth:`TensorScorer.anchor_notes`)."""
-        return {**super().problem(), "cpu": cpu_model(),
-                "anchor_notes": self.tensor.anchor_notes(self._current_problem())}
+        """The contract's problem record, with the CPU, ``anchor_notes``: per anchor what it
+        was timed with, or why it is absent (:meth:`TensorScorer.anchor_notes`), and with a
+        cost-model prior, what it is and cost (:func:`~optarena.envs.tensor_schedule.prior.describe`)."""
+        record = {**super().problem(), "cpu": cpu_model(),
+                  "anchor_notes": self.tensor.anchor_notes(self._current_problem())}
+        if self.tensor.surrogate_prior is not None:
+            record["surrogate_prior"] = describe(self.tensor.surrogate_prior)
+        return record
 
     def _extras(self, state: ScheduleState, outcome: Outcome) -> dict[str, Any]:
         schedule = self.tensor_space.space(state.problem).schedule(state)
