@@ -258,6 +258,9 @@ def test_stock_metaschedule_counts_its_trials_and_is_timed_like_the_others(matmu
     assert result.usage.measurements == 16 and result.best_improvement > 1.0
     assert result.details["metaschedule"]["num_trials_per_iter"] == 64
     assert result.details["traces_not_in_the_design_space"] == 0
+    # every trial of a matmul computes the right result: none refused, MS's best among them
+    assert result.details["rejected_by_the_environment"] == {}
+    assert result.details["metaschedule_best_rejected"] is False
     assert matmul_env.unwrapped.as_state(result.best_state).problem == "matmul-64"
 
 

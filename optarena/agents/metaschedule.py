@@ -19,9 +19,12 @@ the thread pool's start in a fresh process (8x the median for a 64^3 matmul here
 scores compare with the other agents', every successful trial is timed again by the
 environment's measurer (not counted as a sample; MetaSchedule's own best is in ``details``).
 The curve follows the trials in the order they were committed to MetaSchedule's JSON database;
-a failed trial counts as a sample and improves nothing. Each trial's trace is read back as the
-environment's state (MetaSchedule searches the same sketches), so ``best_state`` is a state like
-every other agent's, which a submission replays and verifies.
+a failed trial counts as a sample and improves nothing. MetaSchedule's runner does not check
+outputs; the environment's measurer does, so a trial whose program computes a wrong result never
+scores: ``details`` counts such trials by failure kind (``rejected_by_the_environment``) and says
+whether MetaSchedule's own best was one (``metaschedule_best_rejected``). Each trial's trace is
+read back as the environment's state (MetaSchedule searches the same sketches), so
+``best_state`` is a state like every other agent's, which a submission replays and verifies.
 """
 
 from __future__ import annotations
@@ -111,6 +114,8 @@ class MetaSchedule:
             records = _records_in_commit_order(work_dir / "database_tuning_record.json")
         ms_best = min((latency for latency, _ in records), default=math.inf)
         unmapped = 0
+        rejected: dict[str, int] = {}  # trials MetaSchedule ran that the environment refuses
+        ms_best_rejected = False
         for index, (ms_latency, trace) in enumerate(records, start=1):
             state = None
             if ms_latency < math.inf:
@@ -119,6 +124,9 @@ class MetaSchedule:
                 except ValueError:
                     unmapped += 1
             outcome = inner.evaluate([state])[0] if state is not None else None
+            if outcome is not None and outcome.failure is not None:
+                rejected[outcome.failure.kind] = rejected.get(outcome.failure.kind, 0) + 1
+                ms_best_rejected |= ms_latency == ms_best
             if outcome is not None and outcome.score is not None \
                     and outcome.score < result.best_score:
                 result.best_score = outcome.score
@@ -138,6 +146,8 @@ class MetaSchedule:
             "builder": {"timeout_s": timing.build_timeout_s},
             "metaschedule_best_latency_s": ms_best,
             "traces_not_in_the_design_space": unmapped,
+            "rejected_by_the_environment": rejected,
+            "metaschedule_best_rejected": ms_best_rejected,
         }
         if config.prior:
             result.details["prior"] = describe(inner.tensor.surrogate_prior)
