@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import tempfile
 import time
@@ -42,6 +41,7 @@ from typing import Any
 import gymnasium as gym
 
 from optarena.agents.base import CurvePoint, SearchResult
+from optarena.envs.host import usable_cores
 
 FAILED_RUN_S = 1e9
 """MetaSchedule records failed runs with a huge run time (1e10 s)."""
@@ -77,7 +77,6 @@ class MetaSchedule:
 
         from optarena.envs.tensor_schedule.env import TensorScheduleEnv
         from optarena.envs.tensor_schedule.measure import xgboost_file_format_quiet
-        from optarena.envs.tensor_schedule.prior import describe
         from optarena.envs.tensor_schedule.space import import_cpu_tensor_intrinsics
 
         inner = env.unwrapped
@@ -98,8 +97,8 @@ class MetaSchedule:
             if prior is None or config.cost_model != "xgb":
                 raise ValueError("metaschedule's prior: true needs cost_model 'xgb' and an "
                                  "environment made with surrogate_prior")
-            cost_model = ms.cost_model.XGBModel(num_tuning_cores=len(os.sched_getaffinity(0)),
-                                                tree_method="auto")  # as tune_tir makes it
+            cost_model = ms.cost_model.XGBModel(num_tuning_cores=usable_cores(),
+                                                tree_method="auto")  # tune_tir's, our cores
             with xgboost_file_format_quiet():
                 cost_model.load(str(prior))
         start = time.perf_counter()
@@ -150,7 +149,7 @@ class MetaSchedule:
             "metaschedule_best_rejected": ms_best_rejected,
         }
         if config.prior:
-            result.details["prior"] = describe(inner.tensor.surrogate_prior)
+            result.details["prior"] = inner.tensor.prior_description
         return result
 
 

@@ -330,6 +330,11 @@ def _p(value: float) -> str:
     return "—" if math.isnan(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _with_run_counts(counts: Counter[str]) -> str:
+    """``label (n runs); ...`` in first-seen order."""
+    return "; ".join(f"{label} ({n} run{'s' * (n > 1)})" for label, n in counts.items())
+
+
 def provenance(records: list[dict[str, Any]]) -> str:
     """Where and with what the runs were measured: each machine and each version set, with its
     count of runs when the runs do not all share it (a race resumed on another machine)."""
@@ -337,8 +342,7 @@ def provenance(records: list[dict[str, Any]]) -> str:
         counts = Counter(labels)
         if len(counts) == 1:
             return f"{what}: {labels[0]}."
-        return f"{what}s: " + "; ".join(f"{label} ({n} run{'s' * (n > 1)})"
-                                         for label, n in counts.items()) + "."
+        return f"{what}s: {_with_run_counts(counts)}."
 
     machines = [f"{r['machine']['cpu']}, {r['machine']['cores']} cores" for r in records]
     versions = [f"optarena {r['versions'].get('optarena')}, TVM {r['versions'].get('apache-tvm')}, "
@@ -619,9 +623,8 @@ def measured_with(rows: list[Row]) -> str:
     if len(pairs) == 1:
         target, reference = next(iter(pairs))
         return f"target `{target}`, reference score {reference:.6g}"
-    return "targets and reference scores: " + "; ".join(
-        f"`{target}`, {reference:.6g} ({n} run{'s' * (n > 1)})"
-        for (target, reference), n in pairs.items())
+    return "targets and reference scores: " + _with_run_counts(
+        Counter({f"`{target}`, {reference:.6g}": n for (target, reference), n in pairs.items()}))
 
 
 def _workload_section(document: Document, out: Path, key: tuple[str, str, int], rows: list[Row],

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 import optarena.envs  # noqa: F401 - registers the environment kinds
 from optarena import agents
 from optarena.envs.contract import game
-from optarena.envs.host import cpu_model
+from optarena.envs.host import cpu_model, usable_cores
 from optarena.envs.registry import KINDS, kind
 
 RECORD_VERSION = 1
@@ -163,7 +163,7 @@ def software_versions() -> dict[str, str | None]:
 
 def machine_info() -> dict[str, Any]:
     """The CPU model, usable cores and platform a result was measured on."""
-    return {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "platform": platform.platform(),
+    return {"cpu": cpu_model(), "cores": usable_cores(), "platform": platform.platform(),
             "hostname": platform.node()}
 
 

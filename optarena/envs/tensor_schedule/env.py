@@ -48,7 +48,6 @@ from optarena.envs.splits import Split
 from optarena.envs.store import Store, open_store
 from optarena.envs.tensor_schedule.export import export_schedule
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
-from optarena.envs.tensor_schedule.prior import describe
 from optarena.envs.tensor_schedule.scorer import TensorScorer
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.splits import SPLITS as TENSOR_SPLITS
@@ -214,8 +213,8 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         cost-model prior, what it is and cost (:func:`~optarena.envs.tensor_schedule.prior.describe`)."""
         record = {**super().problem(), "cpu": cpu_model(),
                   "anchor_notes": self.tensor.anchor_notes(self._current_problem())}
-        if self.tensor.surrogate_prior is not None:
-            record["surrogate_prior"] = describe(self.tensor.surrogate_prior)
+        if self.tensor.prior_description is not None:
+            record["surrogate_prior"] = self.tensor.prior_description
         return record
 
     def _extras(self, state: ScheduleState, outcome: Outcome) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 import warnings
@@ -34,6 +33,7 @@ import numpy as np
 import tvm
 from pydantic import BaseModel, ConfigDict, Field
 
+from optarena.envs.host import usable_cores
 from optarena.envs.isolation import Child, ChildFailed, ready
 from optarena.envs.store import Store
 from optarena.envs.tensor_schedule.workload import Workload
@@ -150,7 +150,7 @@ class Measurer:
                  "rpc": None if rpc is None else rpc.model_dump(),
                  "store": None if store is None else str(store)}
         count = _rpc_devices(rpc) if rpc is not None else \
-            (self.config.build_workers or len(os.sched_getaffinity(0)))
+            (self.config.build_workers or usable_cores())
         self.workers = [Child([sys.executable, "-m", WORKER_MODULE, json.dumps(setup)],
                               name=f"measurement worker {i} of {workload.name}",
                               start_timeout_s=self.config.startup_timeout_s)

@@ -73,7 +73,7 @@ def collect(workloads: Sequence[str], out: Path, *, samples: int = 200, seed: in
             "samples": samples, "seed": seed, "cpu": cpu_model(), "target": target,
             "env_kwargs": kwargs, "wall_s": round(time.time() - started, 1),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+            "sha256": _sha256(out)}
     with replacing(out.with_suffix(".json")) as partial:
         partial.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return meta
@@ -84,8 +84,12 @@ def describe(prior: Path) -> dict[str, Any]:
     recorded with every run that uses it."""
     meta_path = prior.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    digest = hashlib.sha256(prior.read_bytes()).hexdigest()
+    digest = _sha256(prior)
     return {"path": str(prior), "sha256": digest,
             "matches_metadata": meta.get("sha256") == digest if meta else None,
             **{key: meta[key] for key in ("measurements", "cpu", "workloads", "samples", "seed")
                if key in meta}}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

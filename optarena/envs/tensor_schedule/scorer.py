@@ -37,6 +37,7 @@ from optarena.envs.tensor_schedule.measure import (
     RPCConfig,
     Surrogate,
 )
+from optarena.envs.tensor_schedule.prior import describe
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.workload import tvm_structural_hash
 
@@ -80,6 +81,8 @@ class TensorScorer:
         self.rpc = rpc
         self.store_path = store
         self.surrogate_prior = surrogate_prior
+        # what the prior is and cost, hashed once, as the surrogates load it
+        self.prior_description = None if surrogate_prior is None else describe(surrogate_prior)
         self.measurers = {name: Measurer(design.workload, target, config, rpc, store)
                           for name, design in space.spaces.items()}
         self.surrogates = {name: Surrogate(design.context, warmup=surrogate_warmup,

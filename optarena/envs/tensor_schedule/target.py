@@ -10,7 +10,6 @@ present in ``/proc/cpuinfo``.
 
 from __future__ import annotations
 
-import os
 import platform
 from typing import Any
 
@@ -18,7 +17,7 @@ import tvm
 from tvm.target import codegen
 
 from optarena.envs.contract import error_summary
-from optarena.envs.host import host_cpu_flags
+from optarena.envs.host import host_cpu_flags, usable_cores
 
 # LLVM feature name -> /proc/cpuinfo flag, for the features whose absence raises SIGILL.
 _LLVM_TO_PROC_FLAG: dict[str, str] = {
@@ -100,7 +99,7 @@ def host_mcpu(flags: frozenset[str] | None = None) -> str:
 
 def host_target(num_cores: int | None = None) -> dict[str, Any]:
     """Target dict for the local CPU: safe ``mcpu`` and the number of physical cores to use."""
-    cores = num_cores or len(os.sched_getaffinity(0))
+    cores = num_cores or usable_cores()
     return {"kind": "llvm", "mcpu": host_mcpu(), "num-cores": cores}
 
 
