@@ -107,10 +107,24 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
                                    check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._wal(timeout_s)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._known_contexts: set[str] = set()
+
+    def _wal(self, timeout_s: float) -> None:
+        """Switch to write-ahead logging. SQLite answers "database is locked" at once, without
+        waiting for the busy timeout, when another process opens the same new file at that
+        moment; retry until ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
