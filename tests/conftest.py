@@ -17,7 +17,9 @@ import pytest
 
 import optarena.envs  # noqa: F401 - registers the environments
 
-FAST_MEASURE = {"number": 1, "repeat": 3, "min_repeat_ms": 5, "timeout_s": 60}
+# Tests check behaviour, not latencies: no waiting for idle workers before timing (`quiet`, whose
+# own test is in test_measure.py).
+FAST_MEASURE = {"number": 1, "repeat": 3, "min_repeat_ms": 5, "timeout_s": 60, "quiet": False}
 os.environ["OPTARENA_STORE"] = str(Path(tempfile.mkdtemp(prefix="optarena-tests-")) / "store.sqlite")
 
 

@@ -168,3 +168,39 @@ def test_a_batch_is_measured_on_every_device_of_a_farm():
         for server in servers:
             server.terminate()
         tracker.terminate()
+
+
+def test_a_workers_programs_are_timed_once_the_other_workers_are_idle(monkeypatch):
+    """Two workers build a batch; each one's programs are then timed one after another, and
+    only after waiting for the other worker (its TVM pool spins on after its last kernel)."""
+    from optarena.envs.tensor_schedule import measure as measure_module
+
+    events: list[tuple[str, object]] = []
+    waited = measure_module.wait_until_idle
+    monkeypatch.setattr(measure_module, "wait_until_idle", lambda pids: events.append(
+        ("wait", frozenset(pids))) or waited([]))
+    timed = measure_module._Job.timed
+    monkeypatch.setattr(measure_module._Job, "timed", lambda job, timeout: events.append(
+        ("time", job.worker.pid)) or timed(job, timeout))
+    workload = get_workload("matmul-64")
+    measurer = Measurer(workload, tvm.target.Target(host_target()),
+                        FAST.model_copy(update={"build_workers": 2}))
+    try:
+        results = measurer.measure_many([workload.mod, _mod(WRONG), workload.mod, workload.mod,
+                                         workload.mod])
+        pids = {worker.pid for worker in measurer.workers}
+    finally:
+        measurer.close()
+    assert [r.error_kind for r in results] == [None, "wrong_output", None, None, None]
+    timings = [pid for kind, pid in events if kind == "time"]
+    assert len(timings) == 4 and set(timings) == pids  # both workers built and timed some
+    groups = [pid for i, pid in enumerate(timings) if i == 0 or timings[i - 1] != pid]
+    assert len(groups) == 2  # each worker's programs timed together
+    for index, (kind, pid) in enumerate(events):  # a worker's first timing follows a wait
+        if kind == "time" and (index == 0 or events[index - 1] != ("time", pid)):
+            assert index > 0 and events[index - 1] == ("wait", frozenset(pids - {pid})), events
+
+
+def test_measured_quiet_is_a_setting_that_defines_a_latency():
+    assert MeasureConfig().quiet
+    assert MeasureConfig(quiet=False).defining() != MeasureConfig().defining()

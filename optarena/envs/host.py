@@ -6,7 +6,8 @@ import contextlib
 import os
 import platform
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -51,3 +52,38 @@ def host_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time the threads of process ``pid`` have used so far, in seconds: the Linux
+    scheduler's nanosecond counts (``/proc/PID/task/*/schedstat``; tick counts cannot tell a
+    process using half a core for 30 ms from an idle one). 0 once the process is gone, and
+    where there is no such count."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for thread in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((thread / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def wait_until_idle(pids: Iterable[int], *, window_s: float = 0.02, busy_s: float = 0.001,
+                    timeout_s: float = 3.0) -> float:
+    """Wait until the processes ``pids`` together use at most ``busy_s`` of CPU time in a
+    ``window_s``, or ``timeout_s`` has passed; the seconds waited.
+
+    A kernel timed while another process runs is slowed down, and an idle TVM process is not
+    always idle: after each kernel call its thread pool spins (yields in a loop,
+    ``TVM_THREAD_POOL_SPIN_COUNT`` times), 0.2 s of a core on these machines when nothing else
+    runs and up to 2 s when it shares the core, long enough to slow down all the timings of
+    another process meanwhile (up to 3x, measured)."""
+    pids = list(pids)
+    start = time.perf_counter()
+    before = sum(map(cpu_seconds, pids))
+    while pids:
+        time.sleep(window_s)
+        now, waited = sum(map(cpu_seconds, pids)), time.perf_counter() - start
+        if 0 <= now - before <= busy_s or waited >= timeout_s:
+            return waited
+        before = now
+    return 0.0

@@ -33,7 +33,7 @@ import numpy as np
 import tvm
 from pydantic import BaseModel, ConfigDict, Field
 
-from optarena.envs.host import usable_cores
+from optarena.envs.host import usable_cores, wait_until_idle
 from optarena.envs.isolation import Child, ChildFailed, ready
 from optarena.envs.store import Store
 from optarena.envs.tensor_schedule.workload import Workload
@@ -72,6 +72,9 @@ class MeasureConfig(BaseModel):
     min_repeats: int = Field(3, ge=1, description="adaptive repeats: at least this many")
     first_pass_ms: int = Field(2, ge=0, description="adaptive timing: the first pass lasts "
                                  "at least this long")
+    quiet: bool = Field(True, description="time a program only once the other workers use no "
+                        "CPU (TVM's idle thread pool spins after every kernel call, 0.2-2 s; "
+                        "kernels timed meanwhile in another worker were up to 3x slower)")
 
     def protocol(self, bound: float | None, full: bool = False) -> dict[str, Any]:
         """The timing protocol of one program (``full``: MetaSchedule's, nothing adaptive)."""
@@ -86,7 +89,7 @@ class MeasureConfig(BaseModel):
         """The settings that define a latency (what the measurement store keys on)."""
         return self.model_dump(include={"number", "repeat", "min_repeat_ms", "check",
                                          "tolerance", "input_seed", "spread", "min_repeats",
-                                         "first_pass_ms"})
+                                         "first_pass_ms", "quiet"})
 
 
 class RPCConfig(BaseModel):
@@ -181,7 +184,10 @@ class Measurer:
             pending = jobs
             while pending:  # a worker lost in a phase takes its built programs: they go again
                 built = _run_concurrently(self.workers, pending, "build", build_timeout)
-                pending = [job for job in built if not job.timed(timeout)]
+                pending = []
+                for worker, group in _by_worker(built).items():
+                    self._quiet(worker)
+                    pending += [job for job in group if not job.timed(timeout)]
         return [job.result for job in jobs]  # type: ignore[misc]
 
     def measure_anchors(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -192,6 +198,7 @@ class Measurer:
         shares a process with torch's or the BLAS's idle threads."""
         self._start()
         worker = self.workers[0]
+        self._quiet(worker)
         request = {"op": "anchors", "names": list(names),
                    **self.config.protocol(None, full=True)}
         try:
@@ -218,6 +225,11 @@ class Measurer:
                 worker.wait_ready()
         except ChildFailed as err:
             raise RuntimeError(f"{err.detail}; its stderr is above") from None
+
+    def _quiet(self, timing: Child) -> None:
+        """With ``quiet``: wait until the workers other than ``timing`` use no CPU."""
+        if self.config.quiet:
+            wait_until_idle(w.pid for w in self.workers if w is not timing and w.pid is not None)
 
     def _reference_stored(self) -> bool:
         if self.store is None:
@@ -323,6 +335,15 @@ def _run_concurrently(workers: list[Child], jobs: list[_Job], op: str, timeout: 
             if reply.get("restart"):
                 worker.kill()
     return built
+
+
+def _by_worker(jobs: list[_Job]) -> dict[Child, list[_Job]]:
+    """Built jobs grouped by the worker that keeps them (in order): a worker's programs are
+    timed one after another, and the others are waited for once per group."""
+    groups: dict[Child, list[_Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.worker, []).append(job)  # type: ignore[arg-type]
+    return groups
 
 
 def _rpc_devices(rpc: RPCConfig) -> int:
