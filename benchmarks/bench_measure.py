@@ -39,6 +39,7 @@ import numpy as np
 
 import optarena.envs  # noqa: F401 - registers the environments
 from optarena import agents
+from optarena.agents.metaschedule import stock_runner
 from optarena.envs.contract import Outcome
 from optarena.envs.host import cpu_model
 from optarena.envs.tensor_schedule.env import TensorScheduleEnv
@@ -135,9 +136,7 @@ def bench_metaschedule(env: TensorScheduleEnv, states: list[ScheduleState],
     mods = [design.schedule(s).mod for s in states]
     start = time.perf_counter()
     builder = ms.builder.LocalBuilder(initializer=import_cpu_tensor_intrinsics)
-    runner = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
-        number=measure.number, repeat=measure.repeat, min_repeat_ms=measure.min_repeat_ms,
-        enable_cpu_cache_flush=False))
+    runner = stock_runner(measure, env.target)
     args_info = ms.arg_info.ArgInfo.from_prim_func(design.workload.func)
     warm = time.perf_counter()
     built = builder.build([ms.builder.BuilderInput(mod, env.target) for mod in mods])

@@ -264,6 +264,25 @@ def test_stock_metaschedule_counts_its_trials_and_is_timed_like_the_others(matmu
     assert matmul_env.unwrapped.as_state(result.best_state).problem == "matmul-64"
 
 
+def test_metaschedules_runner_runs_kernels_on_the_environments_threads():
+    """Stock, TVM runs kernels on half the logical CPUs on x86 (1 thread on 2 cores); the
+    runner's worker uses the target's num-cores, as the environment's workers do."""
+    import tvm
+
+    from optarena.agents.metaschedule import stock_runner
+    from optarena.envs.tensor_schedule.measure import MeasureConfig
+    from optarena.envs.tensor_schedule.target import host_target
+
+    target = tvm.target.Target(host_target())
+    runner = stock_runner(MeasureConfig(), target)
+    try:
+        threads = runner.pool.submit(
+            lambda: __import__("tvm").get_global_func("runtime.NumThreads")()).result()
+    finally:
+        runner.pool.shutdown()
+    assert threads == int(target.attrs["num-cores"])
+
+
 def test_metaschedule_refuses_the_peephole_env():
     with pytest.raises(ValueError, match="tensor-schedule"):
         agents.make("metaschedule").run(gym.make("optarena/AArch64Peephole-v0"), budget=4, seed=0)

@@ -32,7 +32,7 @@ PARTIAL = SIGNATURE + """    for i, j, k in T.grid(32, 64, 64):
 """
 ABORT = SIGNATURE + '    T.evaluate(T.call_extern("int32", "abort"))\n'
 SLEEP = SIGNATURE + '    T.evaluate(T.call_extern("int32", "sleep", 600))\n'
-FAST = MeasureConfig(number=1, repeat=3, min_repeat_ms=5, timeout_s=30)
+FAST = MeasureConfig(number=1, repeat=3, min_repeat_ms=5, timeout_s=30, quiet=False)
 
 
 def _mod(text: str) -> tvm.IRModule:
@@ -184,7 +184,7 @@ def test_a_workers_programs_are_timed_once_the_other_workers_are_idle(monkeypatc
         ("time", job.worker.pid)) or timed(job, timeout))
     workload = get_workload("matmul-64")
     measurer = Measurer(workload, tvm.target.Target(host_target()),
-                        FAST.model_copy(update={"build_workers": 2}))
+                        FAST.model_copy(update={"build_workers": 2, "quiet": True}))
     try:
         results = measurer.measure_many([workload.mod, _mod(WRONG), workload.mod, workload.mod,
                                          workload.mod])
@@ -199,6 +199,21 @@ def test_a_workers_programs_are_timed_once_the_other_workers_are_idle(monkeypatc
     for index, (kind, pid) in enumerate(events):  # a worker's first timing follows a wait
         if kind == "time" and (index == 0 or events[index - 1] != ("time", pid)):
             assert index > 0 and events[index - 1] == ("wait", frozenset(pids - {pid})), events
+
+
+def test_timing_after_workers_that_stay_busy_warns(monkeypatch):
+    from optarena.envs.tensor_schedule import measure as measure_module
+
+    monkeypatch.setattr(measure_module, "wait_until_idle", lambda pids: False)
+    workload = get_workload("matmul-64")
+    measurer = Measurer(workload, tvm.target.Target(host_target()),
+                        FAST.model_copy(update={"build_workers": 2, "quiet": True}))
+    try:
+        with pytest.warns(RuntimeWarning, match="still busy"):
+            (result,) = measurer.measure_many([workload.mod])
+    finally:
+        measurer.close()
+    assert result.ok  # timed anyway
 
 
 def test_measured_quiet_is_a_setting_that_defines_a_latency():

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(
 BLOCK = "loads_stores/O1/dot4/0"
 PEEPHOLE = {"env": "aarch64_peephole", "workloads": [BLOCK]}
 TENSOR = {"env": "tensor_schedule", "workloads": ["matmul-64"],
-          "kwargs": {"measure": {"number": 1, "repeat": 2, "min_repeat_ms": 1}}}
+          "kwargs": {"measure": {"number": 1, "repeat": 2, "min_repeat_ms": 1, "quiet": False}}}
 RACE = {"name": "ray-race", "environments": [PEEPHOLE],
         "agents": [{"agent": "random"}, {"agent": "greedy"}], "seeds": [0, 1], "budget": 6}
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",

@@ -154,7 +154,7 @@ def test_a_batch_with_a_crashing_and_a_hanging_kernel_returns_the_others(workers
     workload = get_workload("matmul-64")
     measurer = Measurer(workload, tvm.target.Target(host_target()),
                         MeasureConfig(number=1, repeat=3, min_repeat_ms=5, timeout_s=8,
-                                      build_workers=workers))
+                                      build_workers=workers, quiet=False))
     try:
         results = measurer.measure_many([workload.mod, _mod(ABORT), _mod(SLEEP), _mod(WRONG),
                                          workload.mod])

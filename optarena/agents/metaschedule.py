@@ -6,9 +6,13 @@ is one sample (``usage.measurements``) and the budget is ``max_trials_global``. 
 settings are MetaSchedule's defaults and are recorded in ``SearchResult.details``, with two
 recorded deviations:
 
-* the runner times with the environment's settings (``number``, ``repeat``, ``min_repeat_ms``),
-  so that latencies are comparable with the other agents', and the builder stops at the
-  environment's ``build_timeout_s`` (30 s by default, as stock);
+* the runner times with the environment's settings (``number``, ``repeat``, ``min_repeat_ms``)
+  and on the environment's threads (the target's ``num-cores``, as the environment's workers), so
+  that latencies are comparable with the other agents', and the builder stops at the
+  environment's ``build_timeout_s`` (30 s by default, as stock). A stock runner's worker sets no
+  thread count, and TVM then takes half the logical CPUs on x86 (it assumes hyper-threading): on
+  the 2-core machines without SMT its kernels ran on 1 thread, so MetaSchedule searched on
+  single-threaded timings for programs that are then timed, like every agent's, on 2;
 * the builder's worker processes import only the CPU tensor intrinsics
   (``cpu_intrinsics_only``): stock workers import every target's intrinsics on start, which
   takes about 44 s on the 2-core reference machine, longer than the builder's 30 s timeout, so
@@ -29,6 +33,7 @@ read back as the environment's state (MetaSchedule searches the same sketches), 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -36,12 +41,33 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 from optarena.agents.base import CurvePoint, SearchResult
 from optarena.envs.host import usable_cores
+
+if TYPE_CHECKING:
+    import tvm
+    from tvm.s_tir.meta_schedule.runner import LocalRunner
+
+    from optarena.envs.tensor_schedule.measure import MeasureConfig
+
+
+def stock_runner(timing: MeasureConfig, target: tvm.target.Target) -> LocalRunner:
+    """MetaSchedule's ``LocalRunner`` timing with ``timing``'s protocol, its kernels on the
+    threads the environment's workers use for ``target`` (see the module docstring)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from optarena.envs.tensor_schedule.target import kernel_threads, set_kernel_threads
+
+    return ms.runner.LocalRunner(
+        evaluator_config=ms.runner.EvaluatorConfig(
+            number=timing.number, repeat=timing.repeat, min_repeat_ms=timing.min_repeat_ms,
+            enable_cpu_cache_flush=False),
+        initializer=functools.partial(set_kernel_threads, kernel_threads(target)))
+
 
 FAILED_RUN_S = 1e9
 """MetaSchedule records failed runs with a huge run time (1e10 s)."""
@@ -88,9 +114,7 @@ class MetaSchedule:
         builder = ms.builder.LocalBuilder(
             timeout_sec=timing.build_timeout_s,
             initializer=import_cpu_tensor_intrinsics if config.cpu_intrinsics_only else None)
-        runner = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
-            number=timing.number, repeat=timing.repeat, min_repeat_ms=timing.min_repeat_ms,
-            enable_cpu_cache_flush=False))
+        runner = stock_runner(timing, inner.target)
         cost_model: Any = config.cost_model
         if config.prior:
             prior = inner.tensor.surrogate_prior

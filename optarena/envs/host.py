@@ -68,9 +68,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wait_until_idle(pids: Iterable[int], *, window_s: float = 0.02, busy_s: float = 0.001,
-                    timeout_s: float = 3.0) -> float:
+                    timeout_s: float = 3.0) -> bool:
     """Wait until the processes ``pids`` together use at most ``busy_s`` of CPU time in a
-    ``window_s``, or ``timeout_s`` has passed; the seconds waited.
+    ``window_s`` (``True``), or ``timeout_s`` has passed (``False``: still busy).
 
     A kernel timed while another process runs is slowed down, and an idle TVM process is not
     always idle: after each kernel call its thread pool spins (yields in a loop,
@@ -79,12 +79,14 @@ def wait_until_idle(pids: Iterable[int], *, window_s: float = 0.02, busy_s: floa
     another process meanwhile (up to 3x, measured)."""
     pids = list(pids)
     if not pids:
-        return 0.0
-    start = time.perf_counter()
+        return True
+    deadline = time.perf_counter() + timeout_s
     before = sum(map(cpu_seconds, pids))
     while True:
         time.sleep(window_s)
-        now, waited = sum(map(cpu_seconds, pids)), time.perf_counter() - start
-        if 0 <= now - before <= busy_s or waited >= timeout_s:
-            return waited
+        now = sum(map(cpu_seconds, pids))
+        if 0 <= now - before <= busy_s:
+            return True
+        if time.perf_counter() >= deadline:
+            return False
         before = now

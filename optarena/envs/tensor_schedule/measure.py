@@ -227,9 +227,15 @@ class Measurer:
             raise RuntimeError(f"{err.detail}; its stderr is above") from None
 
     def _quiet(self, timing: Child) -> None:
-        """With ``quiet``: wait until the workers other than ``timing`` use no CPU."""
-        if self.config.quiet:
-            wait_until_idle(w.pid for w in self.workers if w is not timing and w.pid is not None)
+        """With ``quiet``: wait until the workers other than ``timing`` use no CPU (a warning
+        when they are still busy after the wait's timeout: the timings that follow may be slow)."""
+        if not self.config.quiet:
+            return
+        others = [w.pid for w in self.workers if w is not timing and w.pid is not None]
+        if not wait_until_idle(others):
+            warnings.warn(f"measurement workers {others} were still busy after the wait for "
+                          "them to be idle; timing anyway, so these latencies may be slower "
+                          "than on a quiet machine", RuntimeWarning, stacklevel=2)
 
     def _reference_stored(self) -> bool:
         if self.store is None:

@@ -54,6 +54,7 @@ from tvm.s_tir.schedule import Instruction
 
 from optarena.envs.contract import Outcome, error_summary
 from optarena.envs.lru import LRU
+from optarena.envs.tensor_schedule.target import kernel_threads
 from optarena.envs.tensor_schedule.workload import Workload
 
 KnobKind = Literal["tile", "categorical", "compute_location", "parallel"]
@@ -197,7 +198,7 @@ class DesignSpace:
             num_threads=1,
         )
         self.postprocs = list(self.context.space_generator.postprocs)
-        cores = int(target.attrs.get("num-cores", 1))
+        cores = kernel_threads(target)
         self.parallel_ladder: tuple[int, ...] = tuple(cores * 2**k for k in range(7))
         self.max_compute_location = max_compute_location
         self.sketches = [

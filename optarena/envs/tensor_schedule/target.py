@@ -10,6 +10,7 @@ present in ``/proc/cpuinfo``.
 
 from __future__ import annotations
 
+import os
 import platform
 from typing import Any
 
@@ -120,3 +121,15 @@ def resolve_target(target: str | dict[str, Any] | None) -> tvm.target.Target:
             raise ValueError(f"unknown mcpu {mcpu!r} for LLVM {codegen.llvm_version_major()} on "
                              f"this machine; valid: {', '.join(sorted(known))}")
     return resolved
+
+
+def kernel_threads(target: tvm.target.Target) -> int:
+    """The threads a kernel built for ``target`` runs on: the target's ``num-cores``."""
+    return int(target.attrs.get("num-cores", 1))
+
+
+def set_kernel_threads(count: int) -> None:
+    """Run this process's TVM kernels on ``count`` threads. Call it before the first kernel runs:
+    TVM's thread pool reads ``TVM_NUM_THREADS`` once, and without it takes half the logical CPUs
+    on x86 (it assumes hyper-threading), which is 1 thread on a 2-core machine without SMT."""
+    os.environ["TVM_NUM_THREADS"] = str(count)

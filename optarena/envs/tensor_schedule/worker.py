@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from optarena.envs.tensor_schedule.anchors import (
     torch_facts,
 )
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig, reference_key
+from optarena.envs.tensor_schedule.target import kernel_threads, set_kernel_threads
 from optarena.envs.tensor_schedule.workload import Workload, get_workload
 
 
@@ -98,8 +98,8 @@ class _Worker:
         self.config = MeasureConfig(**setup["config"])
         rpc = None if setup["rpc"] is None else RPCConfig(**setup["rpc"])
         target = tvm.target.Target(setup["target"])
-        self.threads = int(target.attrs.get("num-cores", 1))
-        os.environ["TVM_NUM_THREADS"] = str(self.threads)
+        self.threads = kernel_threads(target)
+        set_kernel_threads(self.threads)
         workload = get_workload(setup["spec"])
         self.anchors = workload.anchors
         self.device = _Device(target, rpc)
