@@ -281,6 +281,8 @@ def test_metaschedules_runner_runs_kernels_on_the_environments_threads():
     finally:
         runner.pool.shutdown()
     assert threads == int(target.attrs["num-cores"])
+    with pytest.raises(ValueError, match="runner_threads 'stock'"):
+        agents.make("metaschedule", runner_threads="stock")
 
 
 def test_metaschedule_refuses_the_peephole_env():

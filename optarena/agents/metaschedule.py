@@ -21,7 +21,8 @@ recorded deviations:
 MetaSchedule's runner reports the *mean* of its repeats, which for microsecond kernels includes
 the thread pool's start in a fresh process (8x the median for a 64^3 matmul here). So that its
 scores compare with the other agents', every successful trial is timed again by the
-environment's measurer (not counted as a sample; MetaSchedule's own best is in ``details``).
+environment's measurer (not counted as a sample; MetaSchedule's own best is in ``details``), in
+batches of ``num_trials_per_iter`` like any agent's.
 The curve follows the trials in the order they were committed to MetaSchedule's JSON database;
 a failed trial counts as a sample and improves nothing. MetaSchedule's runner does not check
 outputs; the environment's measurer does, so a trial whose program computes a wrong result never
@@ -41,11 +42,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import gymnasium as gym
 
 from optarena.agents.base import CurvePoint, SearchResult
+from optarena.envs.contract import Outcome
 from optarena.envs.host import usable_cores
 
 if TYPE_CHECKING:
@@ -55,9 +57,10 @@ if TYPE_CHECKING:
     from optarena.envs.tensor_schedule.measure import MeasureConfig
 
 
-def stock_runner(timing: MeasureConfig, target: tvm.target.Target) -> LocalRunner:
+def stock_runner(timing: MeasureConfig, target: tvm.target.Target | None) -> LocalRunner:
     """MetaSchedule's ``LocalRunner`` timing with ``timing``'s protocol, its kernels on the
-    threads the environment's workers use for ``target`` (see the module docstring)."""
+    threads the environment's workers use for ``target`` (``None``: TVM's default, as stock;
+    see the module docstring)."""
     from tvm.s_tir import meta_schedule as ms
 
     from optarena.envs.tensor_schedule.target import kernel_threads, set_kernel_threads
@@ -66,7 +69,8 @@ def stock_runner(timing: MeasureConfig, target: tvm.target.Target) -> LocalRunne
         evaluator_config=ms.runner.EvaluatorConfig(
             number=timing.number, repeat=timing.repeat, min_repeat_ms=timing.min_repeat_ms,
             enable_cpu_cache_flush=False),
-        initializer=functools.partial(set_kernel_threads, kernel_threads(target)))
+        initializer=None if target is None else functools.partial(set_kernel_threads,
+                                                                   kernel_threads(target)))
 
 
 FAILED_RUN_S = 1e9
@@ -87,6 +91,15 @@ class MetaScheduleConfig:
     """Start the XGB model from the environment's cost-model prior (``surrogate_prior``), as
     ``evolutionary-prior`` does: the like-for-like comparison for an agent with a prior. Not
     stock; recorded in ``details``."""
+    runner_threads: Literal["target", "tvm-default"] = "target"
+    """The threads the runner's kernels run on: the target's ``num-cores``, as the environment's
+    workers (default), or TVM's own default, as a stock runner (half the logical CPUs on x86;
+    see the module docstring)."""
+
+    def __post_init__(self) -> None:
+        if self.runner_threads not in ("target", "tvm-default"):
+            raise ValueError(f"runner_threads {self.runner_threads!r}: 'target' (the target's "
+                             "num-cores) or 'tvm-default' (TVM's own thread count)")
 
 
 class MetaSchedule:
@@ -114,7 +127,7 @@ class MetaSchedule:
         builder = ms.builder.LocalBuilder(
             timeout_sec=timing.build_timeout_s,
             initializer=import_cpu_tensor_intrinsics if config.cpu_intrinsics_only else None)
-        runner = stock_runner(timing, inner.target)
+        runner = stock_runner(timing, inner.target if config.runner_threads == "target" else None)
         cost_model: Any = config.cost_model
         if config.prior:
             prior = inner.tensor.surrogate_prior
@@ -136,17 +149,22 @@ class MetaSchedule:
             runner.pool.shutdown()  # its idle worker would disturb the timing below
             records = _records_in_commit_order(work_dir / "database_tuning_record.json")
         ms_best = min((latency for latency, _ in records), default=math.inf)
+        states: list[Any] = []  # each trial's state; None if it failed or is not one
         unmapped = 0
-        rejected: dict[str, int] = {}  # trials MetaSchedule ran that the environment refuses
-        ms_best_rejected = False
-        for index, (ms_latency, trace) in enumerate(records, start=1):
+        for ms_latency, trace in records:
             state = None
             if ms_latency < math.inf:
                 try:
                     state = inner.state_of_trace(trace)
                 except ValueError:
                     unmapped += 1
-            outcome = inner.evaluate([state])[0] if state is not None else None
+            states.append(state)
+        outcomes = _timed_again(inner, states, config.num_trials_per_iter)
+        rejected: dict[str, int] = {}  # trials MetaSchedule ran that the environment refuses
+        ms_best_rejected = False
+        for index, ((ms_latency, _), state) in enumerate(zip(records, states, strict=True),
+                                                         start=1):
+            outcome = outcomes.get(state) if state is not None else None
             if outcome is not None and outcome.failure is not None:
                 rejected[outcome.failure.kind] = rejected.get(outcome.failure.kind, 0) + 1
                 ms_best_rejected |= ms_latency == ms_best
@@ -175,6 +193,17 @@ class MetaSchedule:
         if config.prior:
             result.details["prior"] = inner.tensor.prior_description
         return result
+
+
+def _timed_again(inner: Any, states: list[Any], batch: int) -> dict[Any, Outcome]:
+    """The environment's outcome of each distinct state, measured in batches of ``batch``
+    (built in parallel, timed one program at a time, as every agent's batches)."""
+    distinct = list(dict.fromkeys(state for state in states if state is not None))
+    outcomes: dict[Any, Outcome] = {}
+    for start in range(0, len(distinct), batch):
+        chunk = distinct[start:start + batch]
+        outcomes.update(zip(chunk, inner.evaluate(chunk), strict=True))
+    return outcomes
 
 
 def _records_in_commit_order(path: Path) -> list[tuple[float, object]]:
