@@ -85,7 +85,10 @@ def test_agents_on_a_peephole_block_keep_the_contract_and_are_deterministic(name
     assert (first.best_state, first.best_actions) == (second.best_state, second.best_actions)
 
 
-@pytest.mark.parametrize("name", ["random", "greedy", "evolutionary", "mcts", "llm-mcts", "ppo"])
+# the others run with -m slow: test_agents_find_a_speedup_on_a_reasoning_compiler_layer asserts
+# the same of every agent on a larger workload (the default run stays within its 15 minutes)
+@pytest.mark.parametrize("name", ["random", "evolutionary", *(
+    pytest.param(name, marks=pytest.mark.slow) for name in ("greedy", "mcts", "llm-mcts", "ppo"))])
 def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, store):
     result = run_on_workload(name, "matmul-128", store)
     assert_contract(result, 64)
