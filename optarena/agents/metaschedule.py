@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from tvm.s_tir.meta_schedule.runner import LocalRunner
 
     from optarena.envs.tensor_schedule.measure import MeasureConfig
+    from optarena.envs.tensor_schedule.space import ScheduleState
 
 
 def stock_runner(timing: MeasureConfig, target: tvm.target.Target | None) -> LocalRunner:
@@ -149,7 +150,7 @@ class MetaSchedule:
             runner.pool.shutdown()  # its idle worker would disturb the timing below
             records = _records_in_commit_order(work_dir / "database_tuning_record.json")
         ms_best = min((latency for latency, _ in records), default=math.inf)
-        states: list[Any] = []  # each trial's state; None if it failed or is not one
+        states: list[ScheduleState | None] = []  # None: the trial failed or is not a state
         unmapped = 0
         for ms_latency, trace in records:
             state = None
@@ -164,7 +165,7 @@ class MetaSchedule:
         ms_best_rejected = False
         for index, ((ms_latency, _), state) in enumerate(zip(records, states, strict=True),
                                                          start=1):
-            outcome = outcomes.get(state) if state is not None else None
+            outcome = outcomes.get(state)
             if outcome is not None and outcome.failure is not None:
                 rejected[outcome.failure.kind] = rejected.get(outcome.failure.kind, 0) + 1
                 ms_best_rejected |= ms_latency == ms_best
@@ -195,11 +196,12 @@ class MetaSchedule:
         return result
 
 
-def _timed_again(inner: Any, states: list[Any], batch: int) -> dict[Any, Outcome]:
+def _timed_again(inner: Any, states: list[ScheduleState | None], batch: int
+                 ) -> dict[ScheduleState | None, Outcome]:
     """The environment's outcome of each distinct state, measured in batches of ``batch``
     (built in parallel, timed one program at a time, as every agent's batches)."""
     distinct = list(dict.fromkeys(state for state in states if state is not None))
-    outcomes: dict[Any, Outcome] = {}
+    outcomes: dict[ScheduleState | None, Outcome] = {}
     for start in range(0, len(distinct), batch):
         chunk = distinct[start:start + batch]
         outcomes.update(zip(chunk, inner.evaluate(chunk), strict=True))
