@@ -93,7 +93,10 @@ def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, store):
     result = run_on_workload(name, "matmul-128", store)
     assert_contract(result, 64)
     assert result.best_improvement > 1.0  # over the unscheduled program
-    if name != "ppo":  # a learner spends its first samples exploring; searches must improve
+    # a learner spends its first samples exploring, and a steepest descent whose random start is
+    # better than everything its descents reach (it happened in CI on matmul-128) finds no more; the
+    # slow RC-layer test asserts greedy's improvement where the start is far from the best
+    if name not in ("ppo", "greedy"):
         assert result.best_improvement > result.curve[0].best_improvement
 
 
