@@ -204,7 +204,7 @@ def main() -> None:
               f"min_repeat_ms={measure.min_repeat_ms}; optarena batches of {args.batch}, "
               f"early stop at {measure.early_stop}x the best, adaptive spread {measure.spread}")
         full = measure.model_copy(update={"early_stop": None, "spread": None})
-        rows: list[tuple[str, str, float]] = []
+        rows: list[tuple[str, str, float, float]] = []
         for name, states in sets.items():
             count = len(states)
             print(f"{name}: {count} candidates")

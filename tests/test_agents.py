@@ -2,6 +2,7 @@
 
 import json
 import math
+import tempfile
 
 import gymnasium as gym
 import pytest
@@ -109,14 +110,17 @@ def run_on_workload(name, workload, store, budget=64):
         env.close()
 
 
+# the default run keeps a population search and a tree search under the model; the others
+# (15 s each) run with -m slow
 @pytest.mark.parametrize(("name", "config"), [
-    ("evolutionary", {"cost_model": True, "init_samples": 3, "measure_per_generation": 3}),
+    pytest.param("evolutionary", {"cost_model": True, "init_samples": 3,
+                                  "measure_per_generation": 3}, marks=pytest.mark.slow),
     ("evolutionary-cost-model", {"init_samples": 4, "children": 16, "fresh_samples": 16,
                                  "measure_per_generation": 3}),
-    ("mcts", {"rollout": "cost_model"}),
-    ("puct", {"prior_warmup": 4}),
+    pytest.param("mcts", {"rollout": "cost_model"}, marks=pytest.mark.slow),
+    pytest.param("puct", {"prior_warmup": 4}, marks=pytest.mark.slow),
     ("llm-mcts", {"rollout": "cost_model"}),
-    ("random", {}),
+    pytest.param("random", {}, marks=pytest.mark.slow),
 ])
 def test_same_seed_and_latencies_give_the_same_search_under_the_cost_model(name, config,
                                                                            tmp_path):
@@ -232,13 +236,17 @@ def test_a_missing_api_key_and_a_missing_replay_are_clear_errors(monkeypatch, tm
 # ------------------------------------------------------------------ PPO
 
 
-def test_maskable_ppo_trains_saves_loads_and_evaluates_on_the_peephole_env(tmp_path):
+def test_maskable_ppo_trains_saves_loads_and_evaluates_on_the_peephole_env(tmp_path, monkeypatch):
     env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
     path = tmp_path / "policy.zip"
     config = PPOConfig(n_envs=2, n_steps=4, batch_size=8, max_timesteps=64, save_path=str(path))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     trained = PPO(config).run(env, budget=16, seed=0)
     assert_contract(trained, 16)
     assert trained.details["updates"] >= 1 and path.exists()
+    assert list(temp.iterdir()) == []  # SB3's default logger leaves a folder per run there
     loaded = PPO.load(path, config)
     obs, info = env.reset()
     for _ in range(20):  # the loaded policy only ever picks legal rewrites

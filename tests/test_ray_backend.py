@@ -179,6 +179,7 @@ def test_a_killed_driver_resumes_to_the_same_runs_exactly_once(cluster, tmp_path
     assert len(read_records(results)) == len(expected)
 
 
+@pytest.mark.slow  # 30 s each; the killed driver's test covers the cluster in the default run
 def test_a_run_whose_worker_is_killed_runs_again(cluster, tmp_path):
     config = {**RACE, "environments": [TENSOR], "agents": [{"agent": "random"}], "seeds": [0],
               "budget": 3}
@@ -220,6 +221,7 @@ def test_a_run_past_its_timeout_is_cancelled_and_recorded(cluster, tmp_path):
         psutil.Process(int(attempt[1])).wait(timeout=30)  # TimeoutExpired: the worker lives on
 
 
+@pytest.mark.slow
 def test_timing_runs_never_share_a_node(cluster, tmp_path):
     """Two CPUs: the cycle-scored runs may go two at a time, a run that times programs has the
     node to itself (no other timing run, nor any other run)."""

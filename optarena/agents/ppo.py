@@ -61,6 +61,7 @@ class PPO:
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         from sb3_contrib import MaskablePPO
         from stable_baselines3.common.callbacks import BaseCallback
+        from stable_baselines3.common.logger import Logger
 
         from optarena.agents.sb3 import SB3VecEnv
 
@@ -87,6 +88,8 @@ class PPO:
             "MultiInputPolicy", vec_env, n_steps=config.n_steps, batch_size=config.batch_size,
             n_epochs=config.n_epochs, learning_rate=config.learning_rate, gamma=config.gamma,
             gae_lambda=config.gae_lambda, ent_coef=config.ent_coef, seed=seed, device="cpu")
+        # SB3's default logger makes an empty folder in the temp dir per run; the result has it all
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
         self.model.learn(total_timesteps=config.max_timesteps, callback=StopAtBudget())
         if config.save_path:
             self.save(config.save_path)
