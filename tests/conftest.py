@@ -20,7 +20,10 @@ import optarena.envs  # noqa: F401 - registers the environments
 # Tests check behaviour, not latencies: no waiting for idle workers before timing (`quiet`, whose
 # own test is in test_measure.py).
 FAST_MEASURE = {"number": 1, "repeat": 3, "min_repeat_ms": 5, "timeout_s": 60, "quiet": False}
-os.environ["OPTARENA_STORE"] = str(Path(tempfile.mkdtemp(prefix="optarena-tests-")) / "store.sqlite")
+SCRATCH = Path(tempfile.mkdtemp(prefix="optarena-tests-"))
+os.environ["OPTARENA_STORE"] = str(SCRATCH / "store.sqlite")
+# the tests that train SB3 models directly log there, not in a new folder of the temp dir each
+os.environ["SB3_LOGDIR"] = str(SCRATCH / "sb3")
 
 
 @pytest.fixture(scope="session")
