@@ -19,7 +19,8 @@ for two candidate sets: (a) ``--candidates`` random samples of the design space 
 candidates an evolutionary search of ``--evolution`` measurements proposes. Wall-clock includes
 start-up (worker processes, imports): what a user waits for. It also checks the adaptive protocol
 against the full one on ``--accuracy`` programs (each timed both ways, the relative difference
-of the medians) and says where the time per candidate goes (build and check, timing, the rest).
+of the medians), the workers' short pool spin against TVM's on the same programs, and says where
+the time per candidate goes (build and check, timing, the rest).
 
     python benchmarks/bench_measure.py --workload matmul-256
 """
@@ -172,6 +173,28 @@ def accuracy(env: TensorScheduleEnv, states: list[ScheduleState], measure: Measu
     return adaptive, control
 
 
+def spin_accuracy(env: TensorScheduleEnv, states: list[ScheduleState], measure: MeasureConfig
+                  ) -> tuple[list[float], list[float]]:
+    """Relative differences of each program's full-protocol median with TVM's pool spin from its
+    median with the workers' short spin, and, as the noise floor, of a second short-spin median
+    from the first: each pass over the programs in a worker of its own, one after the other
+    (timings in another process at another time differ more than two in a row in one)."""
+    design = env.tensor_space.space(states[0].problem)
+    mods = [design.schedule(state).mod for state in states]
+    medians = []
+    for spin_count in (measure.spin_count, None, measure.spin_count):
+        measurer = Measurer(design.workload, env.target, measure.model_copy(update={
+            "early_stop": None, "build_workers": 1, "spin_count": spin_count}))
+        try:
+            medians.append([measurer.measure(mod, full=True) for mod in mods])
+        finally:
+            measurer.close()
+    short, tvm_spin, again = medians
+    ok = [i for i in range(len(mods)) if short[i].ok and tvm_spin[i].ok and again[i].ok]
+    return ([abs(tvm_spin[i].latency_s - short[i].latency_s) / short[i].latency_s for i in ok],
+            [abs(again[i].latency_s - short[i].latency_s) / short[i].latency_s for i in ok])
+
+
 def _where(label: str, elapsed: float, results: list[Outcome | MeasureResult],
            count: int) -> None:
     phases = [(r.extras.get("build_s", 0.0), r.extras.get("time_s", 0.0))
@@ -202,7 +225,8 @@ def main() -> None:
         print(f"{args.workload} on {cpu_model()}, target {env.target}")
         print(f"timing: number={measure.number} repeat={measure.repeat} "
               f"min_repeat_ms={measure.min_repeat_ms}; optarena batches of {args.batch}, "
-              f"early stop at {measure.early_stop}x the best, adaptive spread {measure.spread}")
+              f"early stop at {measure.early_stop}x the best, adaptive spread {measure.spread}, "
+              f"pool spin {measure.spin_count}")
         full = measure.model_copy(update={"early_stop": None, "spread": None})
         rows: list[tuple[str, str, float, float]] = []
         for name, states in sets.items():
@@ -225,6 +249,7 @@ def main() -> None:
                 if results:
                     _where(label, warm, results, count)
         adaptive, control = accuracy(env, sets["(a) random"][: args.accuracy], measure)
+        spin, spin_control = spin_accuracy(env, sets["(a) random"][: args.accuracy], measure)
         env.close()
     print(f"\n{'candidates':18s} {'pipeline':34s} {'from scratch':>18s} {'once started':>18s}")
     print(f"{'':18s} {'':34s} {'cand./s  vs MS':>18s} {'cand./s  vs MS':>18s}")
@@ -234,7 +259,9 @@ def main() -> None:
             if n == name:
                 print(f"{n:18s} {label:34s} {cold:8.2f} {cold / anchor[2]:7.2f}x "
                       f"{warm:8.2f} {warm / anchor[3]:7.2f}x")
-    for what, differences in (("adaptive vs full", adaptive), ("full vs full (noise)", control)):
+    for what, differences in (("adaptive vs full", adaptive), ("full vs full (noise)", control),
+                              ("TVM's spin vs short", spin),
+                              ("short vs short (noise)", spin_control)):
         print(f"{what:22s} on {len(differences)} programs: median difference "
               f"{100 * statistics.median(differences):.2f}%, max {100 * max(differences):.2f}%, "
               f"{sum(d <= 0.03 for d in differences)}/{len(differences)} within 3%")

@@ -9,6 +9,7 @@ import pytest
 import tvm
 from tvm.script import from_source
 
+from optarena.envs.host import cpu_seconds
 from optarena.envs.tensor_schedule.measure import MeasureConfig, Measurer, RPCConfig
 from optarena.envs.tensor_schedule.space import DesignSpace
 from optarena.envs.tensor_schedule.target import host_cpu_flags, host_target
@@ -29,6 +30,14 @@ PARTIAL = SIGNATURE + """    for i, j, k in T.grid(32, 64, 64):
             with T.init():
                 C[vi, vj] = T.float32(0.0)
             C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
+"""
+PARALLEL = SIGNATURE + """    for i in T.parallel(64):
+        for j, k in T.grid(64, 64):
+            with T.sblock("C"):
+                vi, vj, vk = T.axis.remap("SSR", [i, j, k])
+                with T.init():
+                    C[vi, vj] = T.float32(0.0)
+                C[vi, vj] = C[vi, vj] + A[vi, vk] * B[vk, vj]
 """
 ABORT = SIGNATURE + '    T.evaluate(T.call_extern("int32", "abort"))\n'
 SLEEP = SIGNATURE + '    T.evaluate(T.call_extern("int32", "sleep", 600))\n'
@@ -216,6 +225,30 @@ def test_timing_after_workers_that_stay_busy_warns(monkeypatch):
     assert result.ok  # timed anyway
 
 
+@pytest.mark.parametrize("spin_count", [None, 10_000])
+def test_a_workers_idle_pool_threads_sleep_soon_after_its_kernels(spin_count):
+    """TVM's idle pool threads spin 300,000 yields after a parallel kernel (a core for 0.2-2 s,
+    which the other worker's builds and the quiet wait pay for); the workers' ``spin_count``
+    bounds it. Compared with TVM's default in the same run: the CPU a worker uses in the half
+    second after its reply."""
+    workload = get_workload("matmul-64")
+    config = FAST.model_copy(update={"build_workers": 1, "spin_count": spin_count})
+    measurer = Measurer(workload, tvm.target.Target(host_target()), config)
+    try:
+        assert measurer.measure(_mod(PARALLEL)).ok
+        (worker,) = measurer.workers
+        before = cpu_seconds(worker.pid)
+        time.sleep(0.5)
+        busy = cpu_seconds(worker.pid) - before
+    finally:
+        measurer.close()
+    if spin_count is None:
+        assert busy > 0.05, f"TVM's default spin used only {busy:.3f} s: nothing to bound"
+    else:
+        assert busy < 0.02, f"the worker used {busy:.3f} s of CPU while idle"
+
+
 def test_measured_quiet_is_a_setting_that_defines_a_latency():
     assert MeasureConfig().quiet
     assert MeasureConfig(quiet=False).defining() != MeasureConfig().defining()
+    assert MeasureConfig(spin_count=None).defining() != MeasureConfig().defining()

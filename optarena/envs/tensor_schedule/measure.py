@@ -75,6 +75,11 @@ class MeasureConfig(BaseModel):
     quiet: bool = Field(True, description="time a program only once the other workers use no "
                         "CPU (TVM's idle thread pool spins after every kernel call, 0.2-2 s; "
                         "kernels timed meanwhile in another worker were up to 3x slower)")
+    spin_count: int | None = Field(10_000, ge=0, description="times the workers' idle TVM pool "
+                                   "threads yield before they sleep (TVM_THREAD_POOL_SPIN_COUNT; "
+                                   "None: TVM's 300,000, a core busy 0.2-2 s after every kernel "
+                                   "call, which the other worker's builds and the quiet wait "
+                                   "paid for); the calls of one timing follow each other sooner")
 
     def protocol(self, bound: float | None, full: bool = False) -> dict[str, Any]:
         """The timing protocol of one program (``full``: MetaSchedule's, nothing adaptive)."""
@@ -89,7 +94,7 @@ class MeasureConfig(BaseModel):
         """The settings that define a latency (what the measurement store keys on)."""
         return self.model_dump(include={"number", "repeat", "min_repeat_ms", "check",
                                          "tolerance", "input_seed", "spread", "min_repeats",
-                                         "first_pass_ms", "quiet"})
+                                         "first_pass_ms", "quiet", "spin_count"})
 
 
 class RPCConfig(BaseModel):

@@ -128,8 +128,12 @@ def kernel_threads(target: tvm.target.Target) -> int:
     return int(target.attrs.get("num-cores", 1))
 
 
-def set_kernel_threads(count: int) -> None:
-    """Run this process's TVM kernels on ``count`` threads. Call it before the first kernel runs:
-    TVM's thread pool reads ``TVM_NUM_THREADS`` once, and without it takes half the logical CPUs
-    on x86 (it assumes hyper-threading), which is 1 thread on a 2-core machine without SMT."""
+def set_kernel_threads(count: int, spin_count: int | None = None) -> None:
+    """Run this process's TVM kernels on ``count`` threads, whose idle threads yield
+    ``spin_count`` times before they sleep (``None``: TVM's default). Call it before the first
+    kernel runs: TVM's thread pool reads ``TVM_NUM_THREADS`` and ``TVM_THREAD_POOL_SPIN_COUNT``
+    once, and without the first takes half the logical CPUs on x86 (it assumes hyper-threading),
+    which is 1 thread on a 2-core machine without SMT."""
     os.environ["TVM_NUM_THREADS"] = str(count)
+    if spin_count is not None:
+        os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(spin_count)

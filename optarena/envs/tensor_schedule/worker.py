@@ -99,7 +99,7 @@ class _Worker:
         rpc = None if setup["rpc"] is None else RPCConfig(**setup["rpc"])
         target = tvm.target.Target(setup["target"])
         self.threads = kernel_threads(target)
-        set_kernel_threads(self.threads)
+        set_kernel_threads(self.threads, self.config.spin_count)
         workload = get_workload(setup["spec"])
         self.anchors = workload.anchors
         self.device = _Device(target, rpc)
