@@ -226,11 +226,12 @@ def test_timing_after_workers_that_stay_busy_warns(monkeypatch):
 
 
 @pytest.mark.parametrize("spin_count", [None, 10_000])
-def test_a_workers_idle_pool_threads_sleep_soon_after_its_kernels(spin_count):
+def test_a_workers_idle_pool_threads_sleep_soon_after_its_kernels(spin_count, monkeypatch):
     """TVM's idle pool threads spin 300,000 yields after a parallel kernel (a core for 0.2-2 s,
     which the other worker's builds and the quiet wait pay for); the workers' ``spin_count``
     bounds it. Compared with TVM's default in the same run: the CPU a worker uses in the half
-    second after its reply."""
+    second after its reply. The setting, not the environment the worker inherits, decides."""
+    monkeypatch.setenv("TVM_THREAD_POOL_SPIN_COUNT", "1")
     workload = get_workload("matmul-64")
     config = FAST.model_copy(update={"build_workers": 1, "spin_count": spin_count})
     measurer = Measurer(workload, tvm.target.Target(host_target()), config)

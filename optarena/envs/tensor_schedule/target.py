@@ -135,5 +135,7 @@ def set_kernel_threads(count: int, spin_count: int | None = None) -> None:
     once, and without the first takes half the logical CPUs on x86 (it assumes hyper-threading),
     which is 1 thread on a 2-core machine without SMT."""
     os.environ["TVM_NUM_THREADS"] = str(count)
-    if spin_count is not None:
+    if spin_count is None:  # TVM's default, whatever the environment this process inherited
+        os.environ.pop("TVM_THREAD_POOL_SPIN_COUNT", None)
+    else:
         os.environ["TVM_THREAD_POOL_SPIN_COUNT"] = str(spin_count)
