@@ -152,6 +152,11 @@ def bench_metaschedule(env: TensorScheduleEnv, states: list[ScheduleState],
     return end - start, end - warm, []
 
 
+def difference(result: MeasureResult, reference: MeasureResult) -> float:
+    """How far ``result``'s median is from ``reference``'s, relative to the reference."""
+    return abs(result.latency_s - reference.latency_s) / reference.latency_s
+
+
 def accuracy(env: TensorScheduleEnv, states: list[ScheduleState], measure: MeasureConfig
              ) -> tuple[list[float], list[float]]:
     """Relative differences of each program's adaptive median from its full-protocol median,
@@ -166,8 +171,8 @@ def accuracy(env: TensorScheduleEnv, states: list[ScheduleState], measure: Measu
             fast, full, again = (measurer.measure(mod), measurer.measure(mod, full=True),
                                  measurer.measure(mod, full=True))
             if fast.ok and full.ok and again.ok:
-                adaptive.append(abs(fast.latency_s - full.latency_s) / full.latency_s)
-                control.append(abs(again.latency_s - full.latency_s) / full.latency_s)
+                adaptive.append(difference(fast, full))
+                control.append(difference(again, full))
     finally:
         measurer.close()
     return adaptive, control
@@ -191,8 +196,8 @@ def spin_accuracy(env: TensorScheduleEnv, states: list[ScheduleState], measure: 
             measurer.close()
     short, tvm_spin, again = medians
     ok = [i for i in range(len(mods)) if short[i].ok and tvm_spin[i].ok and again[i].ok]
-    return ([abs(tvm_spin[i].latency_s - short[i].latency_s) / short[i].latency_s for i in ok],
-            [abs(again[i].latency_s - short[i].latency_s) / short[i].latency_s for i in ok])
+    return ([difference(tvm_spin[i], short[i]) for i in ok],
+            [difference(again[i], short[i]) for i in ok])
 
 
 def _where(label: str, elapsed: float, results: list[Outcome | MeasureResult],
