@@ -28,10 +28,12 @@ the time per candidate goes (build and check, timing, the rest).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +129,39 @@ def bench_one_at_a_time(env: TensorScheduleEnv, states: list[ScheduleState],
     return end - start, end - warm, results
 
 
+@contextlib.contextmanager
+def without_torch() -> Iterator[None]:
+    """Python processes started meanwhile cannot import ``torch``: TVM's FFI imports it whenever
+    it is installed (3 s of CPU per process here), optarena's workers block it
+    (:func:`~optarena.envs.tensor_schedule.measure.worker_argv`), and MetaSchedule's builder and
+    runner processes get the same, like for like (a package that fails to import, first on their
+    ``PYTHONPATH``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "torch").mkdir()
+        (Path(folder) / "torch" / "__init__.py").write_text(
+            'raise ImportError("torch is blocked in this benchmark\'s worker processes")\n')
+        before = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (folder, before) if p)
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("PYTHONPATH")
+            else:
+                os.environ["PYTHONPATH"] = before
+
+
 def bench_metaschedule(env: TensorScheduleEnv, states: list[ScheduleState],
                        measure: MeasureConfig) -> tuple[float, float, list[Any]]:
-    """MetaSchedule's builder and runner; "once started" leaves out making them (the builder's
-    check and the runner's worker), not the builder's pool, which it starts for every batch."""
+    """MetaSchedule's builder and runner, their processes without torch (:func:`without_torch`);
+    "once started" leaves out making them (the builder's check and the runner's worker), not the
+    builder's pool, which it starts for every batch."""
+    with without_torch():
+        return _bench_metaschedule(env, states, measure)
+
+
+def _bench_metaschedule(env: TensorScheduleEnv, states: list[ScheduleState],
+                        measure: MeasureConfig) -> tuple[float, float, list[Any]]:
     from tvm.s_tir import meta_schedule as ms
 
     design = env.tensor_space.space(states[0].problem)
@@ -153,8 +184,9 @@ def bench_metaschedule(env: TensorScheduleEnv, states: list[ScheduleState],
 
 
 def difference(result: MeasureResult, reference: MeasureResult) -> float:
-    """How far ``result``'s median is from ``reference``'s, relative to the reference."""
-    return abs(result.latency_s - reference.latency_s) / reference.latency_s
+    """How far ``result``'s median is from ``reference``'s, relative to the reference (signed:
+    positive when ``result`` is slower)."""
+    return (result.latency_s - reference.latency_s) / reference.latency_s
 
 
 def accuracy(env: TensorScheduleEnv, states: list[ScheduleState], measure: MeasureConfig
@@ -267,9 +299,11 @@ def main() -> None:
     for what, differences in (("adaptive vs full", adaptive), ("full vs full (noise)", control),
                               ("TVM's spin vs short", spin),
                               ("short vs short (noise)", spin_control)):
+        sizes = [abs(d) for d in differences]
         print(f"{what:22s} on {len(differences)} programs: median difference "
-              f"{100 * statistics.median(differences):.2f}%, max {100 * max(differences):.2f}%, "
-              f"{sum(d <= 0.03 for d in differences)}/{len(differences)} within 3%")
+              f"{100 * statistics.median(sizes):.2f}%, max {100 * max(sizes):.2f}%, "
+              f"{sum(d <= 0.03 for d in sizes)}/{len(sizes)} within 3%; median signed "
+              f"{100 * statistics.median(differences):+.2f}% (positive: the first slower)")
 
 
 if __name__ == "__main__":

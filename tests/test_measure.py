@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,16 @@ def test_correct_program_is_timed_and_checked(matmul_measurer):
     assert result.ok and result.latency_s > 0
     assert len(result.runs_s) == 3 and result.latency_s == float(np.median(result.runs_s))
     assert result.max_error is not None and result.max_error < 1e-5
+
+
+def test_the_workers_start_without_pytorch(matmul_measurer):
+    """TVM's FFI imports PyTorch whenever it is installed (seconds of CPU at every worker's start
+    and exit): the workers block it. The anchors' worker, which times PyTorch, has its own
+    (test_tensor_anchors.py)."""
+    assert matmul_measurer.measure(get_workload("matmul-64").mod).ok
+    for worker in matmul_measurer.workers:
+        maps = Path(f"/proc/{worker.pid}/maps").read_text()
+        assert "libtvm" in maps and "libtorch" not in maps
 
 
 def test_wrong_program_is_never_accepted(matmul_measurer):

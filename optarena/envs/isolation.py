@@ -182,15 +182,35 @@ class Child:
                 with contextlib.suppress(OSError):
                     stream.close()
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Ask the child to stop (``{"op": "close"}``), then kill what is left."""
+    def stop(self) -> None:
+        """Ask the child to stop (``{"op": "close"}``) without waiting for it (several stop at
+        once; then :meth:`close`)."""
         process = self._process
         if process is not None and process.poll() is None and process.stdin is not None:
-            with contextlib.suppress(BrokenPipeError, OSError, subprocess.TimeoutExpired):
+            with contextlib.suppress(BrokenPipeError, OSError):
                 process.stdin.write(json.dumps({"op": "close"}) + "\n")
                 process.stdin.flush()
+                process.stdin.close()  # asked once: a child that reads on sees the end
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Ask the child to stop (unless :meth:`stop` did), wait up to ``timeout_s`` for it to
+        exit, then kill what is left."""
+        process = self._process
+        if process is not None and process.stdin is not None and not process.stdin.closed:
+            self.stop()
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout_s)
         self.kill()
+
+
+def close_all(children: Sequence[Child], timeout_s: float = 10.0) -> None:
+    """Close ``children`` at once: all are asked to stop before any is waited for, so that their
+    exits (a TVM process takes ~0.5 s to exit) overlap."""
+    for child in children:
+        child.stop()
+    for child in children:
+        child.close(timeout_s)
 
 
 def ready(children: Sequence[Child], timeout_s: float) -> list[Child]:

@@ -24,7 +24,7 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,12 +34,24 @@ import tvm
 from pydantic import BaseModel, ConfigDict, Field
 
 from optarena.envs.host import usable_cores, wait_until_idle
-from optarena.envs.isolation import Child, ChildFailed, ready
+from optarena.envs.isolation import Child, ChildFailed, close_all, ready
 from optarena.envs.store import Store
 from optarena.envs.tensor_schedule.workload import Workload
 
 WORKER_MODULE = "optarena.envs.tensor_schedule.worker"
 """Run as ``python -m WORKER_MODULE SETUP``; named, not imported, so ``runpy`` executes it fresh."""
+
+
+def worker_argv(setup: Mapping[str, Any], *, torch: bool = False) -> list[str]:
+    """The command of a measurement worker. TVM's FFI imports PyTorch whenever it is installed
+    (``tvm_ffi/__init__.py``; 3 s of CPU per process on these machines, and 1 s more to exit),
+    and only the PyTorch anchors need it, so a worker starts with ``torch`` blocked (its import
+    fails, as if it were not installed) unless ``torch``."""
+    if torch:
+        return [sys.executable, "-m", WORKER_MODULE, json.dumps(setup)]
+    launch = ("import runpy, sys; sys.modules['torch'] = None; "
+              f"runpy.run_module({WORKER_MODULE!r}, run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", launch, json.dumps(setup)]
 
 ErrorKind = Literal["build", "run", "wrong_output", "timeout", "crash"]
 
@@ -154,12 +166,13 @@ class Measurer:
         self.config = config or MeasureConfig()
         self.rpc = rpc
         self.store = store
-        setup = {"spec": workload.name, "target": str(target), "config": self.config.model_dump(),
-                 "rpc": None if rpc is None else rpc.model_dump(),
-                 "store": None if store is None else str(store)}
+        self.setup = {"spec": workload.name, "target": str(target),
+                      "config": self.config.model_dump(),
+                      "rpc": None if rpc is None else rpc.model_dump(),
+                      "store": None if store is None else str(store)}
         count = _rpc_devices(rpc) if rpc is not None else \
             (self.config.build_workers or usable_cores())
-        self.workers = [Child([sys.executable, "-m", WORKER_MODULE, json.dumps(setup)],
+        self.workers = [Child(worker_argv(self.setup),
                               name=f"measurement worker {i} of {workload.name}",
                               start_timeout_s=self.config.startup_timeout_s)
                         for i in range(count)]
@@ -196,17 +209,21 @@ class Measurer:
         return [job.result for job in jobs]  # type: ignore[misc]
 
     def measure_anchors(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Check and time the workload's anchors ``names`` in a worker, nothing else running,
-        with the reference's protocol (in full, its timeout): per name the worker's reply
+        """Check and time the workload's anchors ``names`` in a worker of their own (the one
+        that imports PyTorch: :func:`worker_argv`), nothing else running, with the reference's
+        protocol (in full, its timeout): per name the worker's reply
         (:meth:`~optarena.envs.tensor_schedule.worker._Worker.measure_anchors`) or the
-        failure of the worker. The worker is replaced afterwards, so that no later kernel
-        shares a process with torch's or the BLAS's idle threads."""
-        self._start()
-        worker = self.workers[0]
-        self._quiet(worker)
+        failure of the worker. That worker is killed afterwards: no kernel shares a process
+        with torch's or the BLAS's idle threads."""
+        self._start()  # the reference outputs are stored before the anchors' worker starts
+        worker = Child(worker_argv(self.setup, torch=True),
+                       name=f"anchor worker of {self.workload.name}",
+                       start_timeout_s=self.config.startup_timeout_s)
         request = {"op": "anchors", "names": list(names),
                    **self.config.protocol(None, full=True)}
         try:
+            worker.start()
+            self._quiet(worker)
             reply = worker.request(request, self.config.baseline_timeout_s)
         except ChildFailed as err:
             return {name: {"error_kind": err.kind, "error": err.detail} for name in names}
@@ -252,8 +269,7 @@ class Measurer:
             store.close()
 
     def close(self) -> None:
-        for worker in self.workers:
-            worker.close()
+        close_all(self.workers)
 
 
 def reference_key(workload: Workload, seed: int) -> str:

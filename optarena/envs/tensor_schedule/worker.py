@@ -8,7 +8,9 @@ one JSON line per request (:func:`optarena.envs.isolation.serve`):
 * ``build``: compile a program, load it and check its outputs; keep it;
 * ``time``: time a kept program (:func:`timing`) and forget it;
 * ``measure``: both; ``drop``: forget kept programs;
-* ``anchors``: check and time the workload's anchors (:meth:`_Worker.measure_anchors`).
+* ``anchors``: check and time the workload's anchors (:meth:`_Worker.measure_anchors`; only a
+  worker started with PyTorch importable can time its anchors, see
+  :func:`~.measure.worker_argv`).
 
 Generated code runs only here, so a kernel that crashes or hangs takes this process down, not the
 environment.
@@ -174,7 +176,7 @@ class _Worker:
         protocol's ``number``, ``repeat`` and ``min_repeat_ms``, on the inputs every kernel
         gets, with the target's threads: torch's set, the BLAS and OpenMP pools limited to them.
         With each anchor: the thread pools threadpoolctl reports after its timing and, for
-        torch's, torch's version, threads and BLAS (the worker is replaced afterwards:
+        torch's, torch's version, threads and BLAS (a worker of their own, killed afterwards:
         :meth:`~optarena.envs.tensor_schedule.measure.Measurer.measure_anchors`)."""
         inputs = [a for i, a in enumerate(self.inputs) if i not in self.written]
         (reference,) = self.reference
