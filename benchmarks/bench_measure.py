@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import gymnasium as gym
 import numpy as np
@@ -133,35 +134,24 @@ def bench_one_at_a_time(env: TensorScheduleEnv, states: list[ScheduleState],
 def without_torch() -> Iterator[None]:
     """Python processes started meanwhile cannot import ``torch``: TVM's FFI imports it whenever
     it is installed (3 s of CPU per process here), optarena's workers block it
-    (:func:`~optarena.envs.tensor_schedule.measure.worker_argv`), and MetaSchedule's builder and
-    runner processes get the same, like for like (a package that fails to import, first on their
-    ``PYTHONPATH``)."""
+    (:func:`~optarena.envs.tensor_schedule.measure.worker_argv`, which sets their command; TVM
+    starts MetaSchedule's), and MetaSchedule's builder and runner processes get the same, like
+    for like: a ``torch`` package that fails to import, first on their ``PYTHONPATH``."""
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "torch").mkdir()
         (Path(folder) / "torch" / "__init__.py").write_text(
             'raise ImportError("torch is blocked in this benchmark\'s worker processes")\n')
-        before = os.environ.get("PYTHONPATH")
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (folder, before) if p)
-        try:
+        path = os.pathsep.join(p for p in (folder, os.environ.get("PYTHONPATH")) if p)
+        with mock.patch.dict(os.environ, {"PYTHONPATH": path}):
             yield
-        finally:
-            if before is None:
-                os.environ.pop("PYTHONPATH")
-            else:
-                os.environ["PYTHONPATH"] = before
 
 
+@without_torch()
 def bench_metaschedule(env: TensorScheduleEnv, states: list[ScheduleState],
                        measure: MeasureConfig) -> tuple[float, float, list[Any]]:
     """MetaSchedule's builder and runner, their processes without torch (:func:`without_torch`);
     "once started" leaves out making them (the builder's check and the runner's worker), not the
     builder's pool, which it starts for every batch."""
-    with without_torch():
-        return _bench_metaschedule(env, states, measure)
-
-
-def _bench_metaschedule(env: TensorScheduleEnv, states: list[ScheduleState],
-                        measure: MeasureConfig) -> tuple[float, float, list[Any]]:
     from tvm.s_tir import meta_schedule as ms
 
     design = env.tensor_space.space(states[0].problem)

@@ -186,18 +186,18 @@ class Child:
         """Ask the child to stop (``{"op": "close"}``) without waiting for it (several stop at
         once; then :meth:`close`)."""
         process = self._process
-        if process is not None and process.poll() is None and process.stdin is not None:
+        if process is not None and process.poll() is None and process.stdin is not None \
+                and not process.stdin.closed:  # asked once: the request closes its stdin
             with contextlib.suppress(BrokenPipeError, OSError):
                 process.stdin.write(json.dumps({"op": "close"}) + "\n")
                 process.stdin.flush()
-                process.stdin.close()  # asked once: a child that reads on sees the end
+                process.stdin.close()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Ask the child to stop (unless :meth:`stop` did), wait up to ``timeout_s`` for it to
         exit, then kill what is left."""
+        self.stop()
         process = self._process
-        if process is not None and process.stdin is not None and not process.stdin.closed:
-            self.stop()
         if process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout_s)

@@ -166,13 +166,13 @@ class Measurer:
         self.config = config or MeasureConfig()
         self.rpc = rpc
         self.store = store
-        self.setup = {"spec": workload.name, "target": str(target),
-                      "config": self.config.model_dump(),
-                      "rpc": None if rpc is None else rpc.model_dump(),
-                      "store": None if store is None else str(store)}
+        self._setup = {"spec": workload.name, "target": str(target),
+                       "config": self.config.model_dump(),
+                       "rpc": None if rpc is None else rpc.model_dump(),
+                       "store": None if store is None else str(store)}
         count = _rpc_devices(rpc) if rpc is not None else \
             (self.config.build_workers or usable_cores())
-        self.workers = [Child(worker_argv(self.setup),
+        self.workers = [Child(worker_argv(self._setup),
                               name=f"measurement worker {i} of {workload.name}",
                               start_timeout_s=self.config.startup_timeout_s)
                         for i in range(count)]
@@ -216,7 +216,7 @@ class Measurer:
         failure of the worker. That worker is killed afterwards: no kernel shares a process
         with torch's or the BLAS's idle threads."""
         self._start()  # the reference outputs are stored before the anchors' worker starts
-        worker = Child(worker_argv(self.setup, torch=True),
+        worker = Child(worker_argv(self._setup, torch=True),
                        name=f"anchor worker of {self.workload.name}",
                        start_timeout_s=self.config.startup_timeout_s)
         request = {"op": "anchors", "names": list(names),
