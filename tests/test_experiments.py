@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from optarena.envs.aarch64_peephole.env import AArch64PeepholeEnv
 from optarena.envs.contract import Outcome
 from optarena.envs.tensor_schedule.env import TensorScheduleEnv
+from optarena.envs.tensor_schedule.measure import Measurer
 from optarena.experiments import submission
 from optarena.experiments.compare import compare
 from optarena.experiments.pages import Table
@@ -439,10 +440,17 @@ def tensor_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_results, tmp_path):
+def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_results, tmp_path,
+                                                                     monkeypatch):
     (record,) = read_records(tensor_results / "results.jsonl")
     genuine = submission.make_submission(tensor_results, record["run_id"])
     assert genuine["workload_hash"] == record["problem"]["workload_hash"]
+    assert record["problem"]["anchors"], "the race timed its anchors"
+
+    def timed_anchors(*args: object) -> None:
+        raise AssertionError("a verifier needs no anchor")
+
+    monkeypatch.setattr(Measurer, "measure_anchors", timed_anchors)
     verdict = submission.verify(genuine)
     assert verdict.accepted, verdict.reason
     assert verdict.improvement > 2 and np.isfinite(verdict.score)

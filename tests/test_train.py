@@ -46,6 +46,24 @@ def test_the_peephole_split_holds_out_whole_functions_with_llvm_savings():
     assert changed & set(test) and changed & set(train)
 
 
+def test_a_peephole_split_is_found_without_loading_tvm():
+    code = ("import sys; from optarena.envs.splits import get_split; "
+            "train, test = get_split('peephole-csmith/v1').problems(); "
+            "print(len(train), len(test), 'tvm' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["1229", "288", "False"]
+
+
+@pytest.mark.slow  # the rules on the whole corpus: 10 s
+def test_the_shipped_peephole_divisions_are_what_the_rules_give(tmp_path):
+    from optarena.envs.aarch64_peephole import splits as peephole_splits
+
+    peephole_splits.write_divisions(tmp_path / "splits.jsonl.gz")
+    assert (tmp_path / "splits.jsonl.gz").read_bytes() == peephole_splits.DIVISIONS.read_bytes(), \
+        "the rules changed which blocks are playable: publish the splits under a new version"
+
+
 def test_held_out_sources_do_not_depend_on_their_order():
     groups = [f"f{i}" for i in range(50)]
     assert held_out(groups) == held_out(groups[::-1]) and len(held_out(groups)) == 10

@@ -357,15 +357,16 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
                                     "problem": self.problem()}, indent=1, default=str))
         return [path]
 
-    def problem(self) -> dict[str, Any]:
+    def problem(self, anchors: bool = True) -> dict[str, Any]:
         """What the current problem's scores are measured on (for results and submissions):
         ``workload`` and ``workload_hash``, the scorer's settings, ``reference_score`` and named
-        ``anchors`` (scores of well-known alternatives such as ``-O3``)."""
+        ``anchors`` (scores of well-known alternatives such as ``-O3``; without them if not
+        ``anchors``: a verifier needs none, and timing them is most of a tensor problem's cost)."""
         problem = self._current_problem()
-        return {"workload": problem, **self.scorer.context(problem),
-                "reference_score": self.reference_score(problem),
-                "anchors": self.scorer.anchors(problem),
-                "deterministic": self.scorer.deterministic}
+        record = {"workload": problem, **self.scorer.context(problem),
+                  "reference_score": self.reference_score(problem),
+                  "deterministic": self.scorer.deterministic}
+        return {**record, "anchors": self.scorer.anchors(problem)} if anchors else record
 
     def reference_score(self, problem: str | None = None) -> float:
         return _score(self.evaluator.reference(problem or self._current_problem()))

@@ -173,7 +173,7 @@ def verify(submission: Mapping[str, Any], tolerance: float | None = None,
         return Verdict(False, f"cannot build workload {claim.workload!r}: {err}")
     try:
         inner = game(env)
-        problem = inner.problem()
+        problem = inner.problem(anchors=False)  # a verdict needs none of the anchors
         if problem["workload_hash"] != claim.workload_hash:
             return Verdict(False, f"workload hash {claim.workload_hash} is not the hash of "
                                   f"{claim.workload} ({problem['workload_hash']}): the solution "

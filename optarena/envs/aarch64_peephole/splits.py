@@ -2,6 +2,13 @@
 every optimization level, are all on one side. A fifth of the functions are held out, chosen by a
 fixed hash. Only blocks with at least one legal rewrite are in a split.
 
+A split's version fixes its problems: the division is computed once (:func:`compute_division`:
+the rewrite rules find the playable blocks, 10 s for ``csmith-v1``) and shipped in
+``data/splits.jsonl.gz``, so that training and testing start at once and a change of the rules
+cannot move a block across a published split unnoticed (a test recomputes the division and
+compares; a changed one is a new version). ``python -m optarena.envs.aarch64_peephole.splits``
+writes the file.
+
 ``peephole-csmith/v1``: the blocks of 60 csmith programs at -O0/-O1/-O2 (the shipped
 ``csmith-v1`` corpus). Held out within two strata -- the functions where LLVM's own load/store
 optimizer changes a block, and the others -- so that the test side has blocks on which the
@@ -18,11 +25,15 @@ share of LLVM's.
 from __future__ import annotations
 
 import functools
+import gzip
+import json
 from pathlib import Path
+from typing import NamedTuple
 
 from optarena.envs.aarch64_peephole.block import parse_block
 from optarena.envs.aarch64_peephole.corpus import CSMITH_CORPUS, BlockPair, load_corpus
 from optarena.envs.aarch64_peephole.space import PeepholeSpace
+from optarena.envs.host import replacing
 from optarena.envs.splits import Split, held_out
 
 MAX_INSTRUCTIONS = 64
@@ -33,9 +44,26 @@ def _function(block: BlockPair) -> str:
     return f"{block.source}/{block.function}"
 
 
-@functools.cache
-def _divide(corpus: Path, salt: str) -> tuple[dict[str, str], tuple[list[str], list[str]]]:
-    """Block id -> source function, and the (train, test) ids of the corpus's playable blocks."""
+DIVISIONS = Path(__file__).parent / "data" / "splits.jsonl.gz"
+"""Each split's shipped division: a JSON line ``{"split", "groups", "test"}`` per split."""
+
+
+class Division(NamedTuple):
+    """A split's problems: the source function of each playable block (in corpus order), and the
+    blocks held out for testing."""
+
+    groups: dict[str, str]
+    test: frozenset[str]
+
+    def sides(self) -> tuple[list[str], list[str]]:
+        """The (train, test) block ids, in corpus order."""
+        return ([b for b in self.groups if b not in self.test],
+                [b for b in self.groups if b in self.test])
+
+
+def compute_division(corpus: Path, salt: str) -> Division:
+    """The playable blocks of ``corpus`` (at most :data:`MAX_INSTRUCTIONS` instructions, a legal
+    rewrite), their source functions, and the functions held out by ``salt``'s hash."""
     blocks = [b for b in load_corpus(corpus) if len(parse_block(b.input)) <= MAX_INSTRUCTIONS]
     space = PeepholeSpace(blocks, MAX_INSTRUCTIONS)
     playable = [b for b in blocks if space.sites(space.initial(b.id, None).asm)]  # type: ignore[arg-type]
@@ -44,17 +72,38 @@ def _divide(corpus: Path, salt: str) -> tuple[dict[str, str], tuple[list[str], l
     test_groups: set[str] = set()
     for stratum in (sorted(set(groups.values()) & paired), sorted(set(groups.values()) - paired)):
         test_groups |= set(held_out(stratum, share=0.2, salt=salt))
-    test = [b.id for b in playable if groups[b.id] in test_groups]
-    train = [b.id for b in playable if groups[b.id] not in test_groups]
-    return groups, (train, test)
+    return Division(groups, frozenset(b for b, g in groups.items() if g in test_groups))
+
+
+@functools.cache
+def shipped_division(split_id: str) -> Division:
+    """``split_id``'s division as shipped in :data:`DIVISIONS`."""
+    with gzip.open(DIVISIONS, "rt") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            if entry["split"] == split_id:
+                return Division(entry["groups"], frozenset(entry["test"]))
+    raise ValueError(f"{DIVISIONS} has no division of {split_id!r}: run python -m "
+                     "optarena.envs.aarch64_peephole.splits to write it")
 
 
 def _split(name: str, corpus: Path, description: str) -> Split:
-    salt = f"{name}/v1"
+    split_id = f"{name}/v1"
     return Split(name, 1, "aarch64_peephole", description,
-                 divide=lambda: _divide(corpus, salt)[1],
-                 group=lambda block: _divide(corpus, salt)[0][block],
+                 divide=lambda: shipped_division(split_id).sides(),
+                 group=lambda block: shipped_division(split_id).groups[block],
                  kwargs={"corpus": str(corpus), "max_instructions": MAX_INSTRUCTIONS})
+
+
+def write_divisions(path: Path = DIVISIONS) -> None:
+    """Compute every split's division and write them to ``path``."""
+    lines = []
+    for split in SPLITS:
+        division = compute_division(Path(split.kwargs["corpus"]), split.id)
+        lines.append(json.dumps({"split": split.id, "groups": division.groups,
+                                 "test": sorted(division.test)}) + "\n")
+    with replacing(path) as partial:  # mtime 0: the same divisions give the same bytes
+        partial.write_bytes(gzip.compress("".join(lines).encode(), mtime=0))
 
 
 SPLITS = (
@@ -65,3 +114,7 @@ SPLITS = (
            "the blocks LLVM's load/store optimizer changes in 400 csmith programs at -O1/-O2, "
            "by source function (a fifth held out); LLVM's result is every block's anchor"),
 )
+
+
+if __name__ == "__main__":
+    write_divisions()

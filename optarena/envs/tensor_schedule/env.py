@@ -207,12 +207,14 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
     def format_score(self, score: float) -> str:
         return f"{score * 1e3:.4g} ms"
 
-    def problem(self) -> dict[str, Any]:
+    def problem(self, anchors: bool = True) -> dict[str, Any]:
         """The contract's problem record, with the CPU, ``anchor_notes``: per anchor what it
-        was timed with, or why it is absent (:meth:`TensorScorer.anchor_notes`), and with a
-        cost-model prior, what it is and cost (:func:`~optarena.envs.tensor_schedule.prior.describe`)."""
-        record = {**super().problem(), "cpu": cpu_model(),
-                  "anchor_notes": self.tensor.anchor_notes(self._current_problem())}
+        was timed with, or why it is absent (:meth:`TensorScorer.anchor_notes`; only with the
+        ``anchors``), and with a cost-model prior, what it is and cost
+        (:func:`~optarena.envs.tensor_schedule.prior.describe`)."""
+        record = {**super().problem(anchors), "cpu": cpu_model()}
+        if anchors:
+            record["anchor_notes"] = self.tensor.anchor_notes(self._current_problem())
         if self.tensor.prior_description is not None:
             record["surrogate_prior"] = self.tensor.prior_description
         return record
