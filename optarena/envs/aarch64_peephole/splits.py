@@ -76,15 +76,19 @@ def compute_division(corpus: Path, salt: str) -> Division:
 
 
 @functools.cache
+def shipped_divisions() -> dict[str, Division]:
+    """Every split's division as shipped in :data:`DIVISIONS` (read once), by split id."""
+    with gzip.open(DIVISIONS, "rt") as lines:
+        entries = [json.loads(line) for line in lines]
+    return {e["split"]: Division(e["groups"], frozenset(e["test"])) for e in entries}
+
+
 def shipped_division(split_id: str) -> Division:
     """``split_id``'s division as shipped in :data:`DIVISIONS`."""
-    with gzip.open(DIVISIONS, "rt") as lines:
-        for line in lines:
-            entry = json.loads(line)
-            if entry["split"] == split_id:
-                return Division(entry["groups"], frozenset(entry["test"]))
-    raise ValueError(f"{DIVISIONS} has no division of {split_id!r}: run python -m "
-                     "optarena.envs.aarch64_peephole.splits to write it")
+    if split_id not in shipped_divisions():
+        raise ValueError(f"{DIVISIONS} has no division of {split_id!r}: run python -m "
+                         "optarena.envs.aarch64_peephole.splits to write it")
+    return shipped_divisions()[split_id]
 
 
 def _split(name: str, corpus: Path, description: str) -> Split:
