@@ -269,6 +269,7 @@ def test_ppo_never_exceeds_the_budget_with_several_copies():
 # ------------------------------------------------------------------ stock MetaSchedule
 
 
+@pytest.mark.slow  # 30 s: MetaSchedule's builder and runner processes start per batch
 def test_stock_metaschedule_counts_its_trials_and_is_timed_like_the_others(matmul_env):
     result = agents.make("metaschedule").run(matmul_env, budget=16, seed=0)
     assert_contract(result, 16)

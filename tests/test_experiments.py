@@ -246,6 +246,13 @@ def test_report_names_every_machine_a_resumed_race_ran_on():
     assert provenance(records) == ("Machines: Intel Xeon, 2 cores (2 runs); AMD EPYC, 2 cores "
                                    "(1 run). Version: optarena 1.0, TVM 0.27, Python 3.11.7.")
     assert provenance(records[:2]).startswith("Machine: Intel Xeon, 2 cores. Version: optarena")
+    # two hosts of one model name that expose different instruction sets (their tensor runs'
+    # LLVM targets differ) are two machines
+    epyc = [{**records[2], "problem": {**records[2].get("problem", {}),
+                                       "target": {"kind": "llvm", "mcpu": mcpu}}}
+            for mcpu in ("znver3", "znver1")]
+    assert provenance(epyc).startswith("Machines: AMD EPYC (LLVM znver3), 2 cores (1 run); "
+                                       "AMD EPYC (LLVM znver1), 2 cores (1 run). Version:")
 
 
 def test_a_workload_section_names_every_target_its_runs_were_measured_with():

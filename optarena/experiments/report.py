@@ -344,7 +344,15 @@ def provenance(records: list[dict[str, Any]]) -> str:
             return f"{what}: {labels[0]}."
         return f"{what}s: {_with_run_counts(counts)}."
 
-    machines = [f"{r['machine']['cpu']}, {r['machine']['cores']} cores" for r in records]
+    def machine(record: dict[str, Any]) -> str:
+        # Hosts sharing a model name ("AMD EPYC") can expose different instruction sets; the
+        # LLVM target derived from the OS's flags tells them apart where a run has one.
+        target = record.get("problem", {}).get("target")
+        mcpu = target.get("mcpu") if isinstance(target, dict) else None
+        cpu = f"{record['machine']['cpu']} (LLVM {mcpu})" if mcpu else record["machine"]["cpu"]
+        return f"{cpu}, {record['machine']['cores']} cores"
+
+    machines = [machine(r) for r in records]
     versions = [f"optarena {r['versions'].get('optarena')}, TVM {r['versions'].get('apache-tvm')}, "
                 f"Python {r['versions']['python']}" for r in records]
     return f"{counted(machines, 'Machine')} {counted(versions, 'Version')}"
