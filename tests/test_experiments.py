@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from optarena.envs.aarch64_peephole.env import AArch64PeepholeEnv
 from optarena.envs.contract import Outcome
+from optarena.envs.host import cpu_fingerprint
 from optarena.envs.tensor_schedule.env import TensorScheduleEnv
 from optarena.envs.tensor_schedule.measure import Measurer
 from optarena.experiments import submission
@@ -253,6 +254,14 @@ def test_report_names_every_machine_a_resumed_race_ran_on():
             for mcpu in ("znver3", "znver1")]
     assert provenance(epyc).startswith("Machines: AMD EPYC (LLVM znver3), 2 cores (1 run); "
                                        "AMD EPYC (LLVM znver1), 2 cores (1 run). Version:")
+    # ... and so are two such hosts without a target, told apart by their flags' fingerprints
+    hosts = [{**records[2],
+              "machine": {**records[2]["machine"], "cpu_flags": cpu_fingerprint(flags)}}
+             for flags in (["avx2", "fma"], ["avx2", "fma", "vaes"], ["fma", "avx2"])]
+    assert provenance(hosts).startswith(
+        f"Machines: AMD EPYC (flags {cpu_fingerprint(['fma', 'avx2'])}), 2 cores (2 runs); "
+        f"AMD EPYC (flags {cpu_fingerprint(['vaes', 'avx2', 'fma'])}), 2 cores (1 run). Version:")
+    assert provenance(hosts[::2]).startswith("Machine: AMD EPYC, 2 cores. Version:")
 
 
 def test_a_workload_section_names_every_target_its_runs_were_measured_with():
@@ -461,6 +470,10 @@ def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_res
     verdict = submission.verify(genuine)
     assert verdict.accepted, verdict.reason
     assert verdict.improvement > 2 and np.isfinite(verdict.score)
+    assert verdict.reason.startswith("score ")  # this machine: latencies are compared
+    # a CPU of the same model name with other flags is another machine: improvements compared
+    elsewhere = {**genuine, "machine": {**genuine["machine"], "cpu_flags": "0123456789ab"}}
+    assert "another machine" in submission.verify(elsewhere).reason
 
     faster = _claim(genuine, genuine["claimed"]["score"] / 3)
     assert "worse than claimed" in submission.verify(faster).reason

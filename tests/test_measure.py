@@ -157,6 +157,7 @@ def test_rpc_runner_measures_through_a_local_tracker():
         tracker.terminate()
 
 
+@pytest.mark.slow  # 27 s (two RPC servers); the RPC runner's test covers RPC in the default run
 def test_a_batch_is_measured_on_every_device_of_a_farm():
     """Two RPC servers under one key: a worker holds each, and a batch runs on both."""
     pytest.importorskip("tornado")

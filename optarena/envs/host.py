@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import platform
 import threading
@@ -52,6 +53,14 @@ def host_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
         if line.startswith("flags"):
             return frozenset(line.split(":", 1)[1].split())
     return frozenset()
+
+
+def cpu_fingerprint(flags: Iterable[str] | None = None) -> str:
+    """A short hash of the CPU flags the operating system reports (``""`` where it reports
+    none): hosts that share a model name ("AMD EPYC") but expose different instruction sets
+    have different fingerprints."""
+    flags = sorted(host_cpu_flags() if flags is None else flags)
+    return hashlib.sha256(" ".join(flags).encode()).hexdigest()[:12] if flags else ""
 
 
 def cpu_seconds(pid: int) -> float:

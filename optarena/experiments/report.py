@@ -344,13 +344,22 @@ def provenance(records: list[dict[str, Any]]) -> str:
             return f"{what}: {labels[0]}."
         return f"{what}s: {_with_run_counts(counts)}."
 
+    # Hosts sharing a model name ("AMD EPYC") can expose different instruction sets: the LLVM
+    # target derived from the OS's flags tells them apart where a run has one, the fingerprint
+    # of the flags (recorded since 2026-12-04) where runs of one model name differ in it.
+    fingerprints: defaultdict[str, set[str]] = defaultdict(set)
+    for record in records:
+        fingerprints[record["machine"]["cpu"]].add(record["machine"].get("cpu_flags", ""))
+
     def machine(record: dict[str, Any]) -> str:
-        # Hosts sharing a model name ("AMD EPYC") can expose different instruction sets; the
-        # LLVM target derived from the OS's flags tells them apart where a run has one.
+        cpu, flags = record["machine"]["cpu"], record["machine"].get("cpu_flags", "")
         target = record.get("problem", {}).get("target")
         mcpu = target.get("mcpu") if isinstance(target, dict) else None
-        cpu = f"{record['machine']['cpu']} (LLVM {mcpu})" if mcpu else record["machine"]["cpu"]
-        return f"{cpu}, {record['machine']['cores']} cores"
+        details = [f"LLVM {mcpu}"] if mcpu else []
+        if flags and len(fingerprints[cpu]) > 1:
+            details.append(f"flags {flags}")
+        named = f"{cpu} ({', '.join(details)})" if details else cpu
+        return f"{named}, {record['machine']['cores']} cores"
 
     machines = [machine(r) for r in records]
     versions = [f"optarena {r['versions'].get('optarena')}, TVM {r['versions'].get('apache-tvm')}, "

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 import optarena.envs  # noqa: F401 - registers the environment kinds
 from optarena import agents
 from optarena.envs.contract import game
-from optarena.envs.host import cpu_model, usable_cores
+from optarena.envs.host import cpu_fingerprint, cpu_model, usable_cores
 from optarena.envs.registry import KINDS, kind
 
 RECORD_VERSION = 1
@@ -162,9 +162,10 @@ def software_versions() -> dict[str, str | None]:
 
 
 def machine_info() -> dict[str, Any]:
-    """The CPU model, usable cores and platform a result was measured on."""
-    return {"cpu": cpu_model(), "cores": usable_cores(), "platform": platform.platform(),
-            "hostname": platform.node()}
+    """The CPU model, the fingerprint of its flags, usable cores and platform a result was
+    measured on."""
+    return {"cpu": cpu_model(), "cpu_flags": cpu_fingerprint(), "cores": usable_cores(),
+            "platform": platform.platform(), "hostname": platform.node()}
 
 
 def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> dict[str, Any]:

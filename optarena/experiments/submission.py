@@ -21,7 +21,8 @@
   measured score is worse than claimed beyond the tolerance (default 0.25 for timings, 0 for
   deterministic scores).
 
-Timing comparisons: on the submitter's CPU and target the score is compared; elsewhere the
+Timing comparisons: on the submitter's CPU (model name and the fingerprint of its flags) and
+target the score is compared; elsewhere, and for a submission that does not name them, the
 improvement over the reference (measured here), since absolute latencies do not carry over.
 """
 
@@ -181,8 +182,10 @@ def verify(submission: Mapping[str, Any], tolerance: float | None = None,
         deterministic = bool(problem["deterministic"])
         tolerance = ((0.0 if deterministic else TIMING_TOLERANCE) if tolerance is None
                      else tolerance)
-        same_machine = (deterministic or (claim.machine.get("cpu") == machine_info()["cpu"]
-                                          and claim.target == problem["target"]))
+        here = machine_info()
+        same_machine = deterministic or (
+            claim.target == problem["target"]
+            and all(claim.machine.get(key) == here[key] for key in ("cpu", "cpu_flags")))
         reference = problem["reference_score"]
 
         def within(measured: float) -> bool:
