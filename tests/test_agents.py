@@ -165,6 +165,34 @@ def test_fresh_samples_join_each_generation(fresh_samples, matmul_env):
         assert result.usage.measurements <= 2
 
 
+@pytest.mark.parametrize("name", [pytest.param("evolutionary", marks=pytest.mark.slow),
+                                  "evolutionary-cost-model"])
+def test_skip_measured_spends_every_slot_on_a_new_program(name, tmp_path, monkeypatch):
+    """With skip_measured, every batch the search submits is counted in full: no state in it
+    builds a program the run knows or another state of the batch builds."""
+    env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
+                   store=tmp_path / "store.sqlite", info_program=False,
+                   surrogate=name == "evolutionary-cost-model", surrogate_warmup=4)
+    inner = env.unwrapped
+    evaluate, counted = inner.evaluate, []
+
+    def recording(states, *, fresh=False):
+        before = inner.num_measurements
+        outcomes = evaluate(states, fresh=fresh)
+        counted.append((len(states), inner.num_measurements - before))
+        return outcomes
+
+    monkeypatch.setattr(inner, "evaluate", recording)
+    agent = agents.make(name, skip_measured=True, init_samples=4, children=16, fresh_samples=16,
+                        measure_per_generation=4)
+    try:
+        result = agent.run(env, budget=16, seed=3)
+    finally:
+        env.close()
+    assert result.usage.measurements == 16
+    assert counted and all(size == count for size, count in counted)
+
+
 def test_cost_model_settings_need_a_cost_model(matmul_env):
     for name, config in [("mcts", {"rollout": "cost_model"}), ("evolutionary", {"cost_model": True})]:
         with pytest.raises(ValueError, match="surrogate=True"):

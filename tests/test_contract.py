@@ -143,6 +143,21 @@ def test_a_program_is_measured_once_and_the_reference_is_free(env):
     assert inner.num_measurements == after
 
 
+def test_unmeasured_names_the_states_a_batch_would_count(env):
+    inner = game(env)
+    _, info = env.reset(seed=6)
+    start = inner.get_state()
+    successors = [inner.transition(start, int(a)) for a in _legal(info)[:3]]
+    batch = [start, *successors, *successors]
+    new = inner.unmeasured(batch)
+    assert new[0] is False  # the reset measured it, or it is the reference
+    assert not any(new[1 + len(successors):])  # repeats of earlier states
+    before = inner.num_measurements
+    inner.evaluate(batch)
+    assert inner.num_measurements - before == sum(new)
+    assert not any(inner.unmeasured(batch))
+
+
 def test_bad_actions_change_nothing_and_say_why(env):
     inner = game(env)
     _, info = env.reset(seed=6)

@@ -29,6 +29,12 @@ A population of the best measured states evolves in generations:
    trials before its model is trained, it ranks with the model from the 17th measurement on.
    The agent ``evolutionary-prior`` does the same from the 2nd measurement on, on an environment
    whose model starts from a prior trained on other workloads (it seeds with the start alone).
+   With ``skip_measured``, a slot passes over a candidate whose program the run has measured
+   or another slot took (``unmeasured``), and so does the seed: distinct states can build one
+   program (the tensor environment's decisions that replay alike), such a state is free and
+   measures nothing, and a model ranks it as high as the measured original, so that without it
+   whole generations can fill no budget (MetaSchedule's evolutionary search skips measured
+   programs too). Off by default: the committed races ran without it.
 4. **Measure** the selected ones as one batch (``evaluate``: the tensor environment builds them
    in parallel), keep the ``population`` best, repeat until the budget is spent or
    ``max_stalls`` generations in a row measured nothing new.
@@ -36,6 +42,7 @@ A population of the best measured states evolves in generations:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +75,8 @@ class EvolutionaryConfig:
     """Random starting states added to each generation's candidates."""
     max_stalls: int = 5
     """Stop after this many generations in a row that measured nothing new."""
+    skip_measured: bool = False
+    """Select only candidates whose programs the run has not measured (step 3)."""
     diverse_sketches: bool = False
     """Seed with starts spread evenly over the sketches of the design space (module docstring)."""
     sketch_draws: int = 256
@@ -102,7 +111,10 @@ class Evolutionary:
             starts = self._diverse_starts(inner, first, budget, rng)
         else:
             starts = list({inner.initial_state(rng): None for _ in range(config.init_samples - 1)})
-        self._measure(inner, tracker, [s for s in starts if s not in seen], population, seen)
+        starts = [s for s in starts if s not in seen]
+        if config.skip_measured:
+            starts = [s for s, new in zip(starts, inner.unmeasured(starts), strict=True) if new]
+        self._measure(inner, tracker, starts, population, seen)
         for _ in tracker.rounds(config.max_stalls):
             population = _best_unique(population, config.population)
             candidates = self._breed(inner, population, seen, rng)
@@ -176,13 +188,20 @@ class Evolutionary:
         """The candidates to measure this generation, in order."""
         config = self.config
         if not config.cost_model or not candidates:
-            order = rng.permutation(len(candidates))
-            return [candidates[i] for i in order[: config.measure_per_generation]]
+            return self._fill(inner, [candidates[i] for i in rng.permutation(len(candidates))],
+                              lambda left: 0)
         ranked = [candidates[i] for i in np.argsort(inner.estimate(candidates), kind="stable")]
-        chosen = []
-        while ranked and len(chosen) < config.measure_per_generation:
-            pick = int(rng.integers(len(ranked))) if rng.random() < config.epsilon else 0
-            chosen.append(ranked.pop(pick))
+        return self._fill(inner, ranked, lambda left: int(rng.integers(left))
+                          if rng.random() < config.epsilon else 0)
+
+    def _fill(self, inner: Game[Any], ranked: list[Any], pick: Callable[[int], int]) -> list[Any]:
+        """The ``measure_per_generation`` slots, each taking the candidate at ``pick(left)``
+        of those left (with ``skip_measured``: passing over the ones that measure nothing)."""
+        chosen: list[Any] = []
+        while ranked and len(chosen) < self.config.measure_per_generation:
+            candidate = ranked.pop(pick(len(ranked)))
+            if not self.config.skip_measured or inner.unmeasured([*chosen, candidate])[-1]:
+                chosen.append(candidate)
         return chosen
 
 

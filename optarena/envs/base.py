@@ -299,6 +299,11 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         """The outcome of each state's program (a batch; known programs are free)."""
         return self.evaluator.evaluate(states, fresh=fresh)
 
+    def unmeasured(self, states: Sequence[S]) -> list[bool]:
+        """Whether evaluating ``states`` as one batch would measure each one (a state whose
+        program is known, or an earlier state's, is free and fills no budget)."""
+        return self.evaluator.unmeasured(states)
+
     def estimate(self, states: Sequence[S]) -> np.ndarray:
         """Estimated scores from the environment's cost model, counted in
         ``num_cost_model_calls``, not in measurements. ``NotImplementedError`` without one."""

@@ -92,6 +92,22 @@ class Evaluator(Generic[S]):
             return Outcome(None, key)
         return self._outcomes.get((state.problem, key))
 
+    def unmeasured(self, states: Sequence[S]) -> list[bool]:
+        """Whether evaluating ``states`` as one batch would measure (and count) each one: its
+        program builds, is not known (measured, or the reference) and is not an earlier state's
+        in the list. Nothing is measured but the problem's reference, which any evaluation measures
+        first."""
+        for problem in dict.fromkeys(state.problem for state in states):
+            self.reference(problem)
+        answers, listed = [], set()
+        for state in states:
+            program = (state.problem, self.key(state))
+            new = self.cached(state) is None and program not in listed
+            if new:
+                listed.add(program)
+            answers.append(new)
+        return answers
+
     def evaluate(self, states: Sequence[S], *, fresh: bool = False) -> list[Outcome]:
         """The outcome of each state's program: from the cache, else scored (one batch).
 
