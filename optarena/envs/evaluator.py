@@ -97,8 +97,7 @@ class Evaluator(Generic[S]):
         program builds, is not known (measured, or the reference) and is not an earlier state's
         in the list. Nothing is measured but the problem's reference, which any evaluation measures
         first."""
-        for problem in dict.fromkeys(state.problem for state in states):
-            self.reference(problem)
+        self._references_of(states)
         answers, listed = [], set()
         for state in states:
             program = (state.problem, self.key(state))
@@ -113,8 +112,7 @@ class Evaluator(Generic[S]):
 
         ``fresh``: score every program again, whatever is known (verification); still counted.
         """
-        for problem in dict.fromkeys(state.problem for state in states):
-            self.reference(problem)  # first: a state whose program is the reference is free
+        self._references_of(states)
         results: list[Outcome | None] = [None] * len(states)
         todo: dict[tuple[str, str], tuple[Program, list[int]]] = {}
         for index, state in enumerate(states):
@@ -134,6 +132,12 @@ class Evaluator(Generic[S]):
                 for index in indices:
                     results[index] = outcome
         return [r for r in results if r is not None]
+
+    def _references_of(self, states: Sequence[S]) -> None:
+        """Score the references of ``states``' problems first: a state whose program is the
+        reference is then known, and free."""
+        for problem in dict.fromkeys(state.problem for state in states):
+            self.reference(problem)
 
     def context(self, problem: str) -> str | None:
         """The store's hash of ``problem``'s context (``None`` without a store)."""
