@@ -8,7 +8,13 @@ import gymnasium as gym
 import pytest
 
 from optarena import agents
-from optarena.agents.llm_mcts import LLMMCTS, LLMMCTSConfig, parse_proposal
+from optarena.agents.llm_mcts import (
+    LLMMCTS,
+    LLMMCTSConfig,
+    MeasuredLLMMCTS,
+    MeasuredLLMMCTSConfig,
+    parse_proposal,
+)
 from optarena.agents.ppo import PPO, PPOConfig
 from optarena.llm.client import Completion, LLMConfig, LLMRequestFailed, LLMUnavailable
 
@@ -103,9 +109,13 @@ def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, store):
         assert result.best_improvement > result.curve[0].best_improvement
 
 
+MODEL_BASED = ("mcts", "puct", "llm-mcts")
+"""The agents that plan on the cost model (the tensor environment's surrogate)."""
+
+
 def run_on_workload(name, workload, store, budget=64):
     env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=FAST_MEASURE,
-                   store=store, info_program=False)
+                   store=store, info_program=False, surrogate=name in MODEL_BASED)
     try:
         return make_agent(name).run(env, budget=budget, seed=0)
     finally:
@@ -119,9 +129,11 @@ def run_on_workload(name, workload, store, budget=64):
                                   "measure_per_generation": 3}, marks=pytest.mark.slow),
     ("evolutionary-cost-model", {"init_samples": 4, "children": 16, "fresh_samples": 16,
                                  "measure_per_generation": 3}),
-    pytest.param("mcts", {"rollout": "cost_model"}, marks=pytest.mark.slow),
-    pytest.param("puct", {"prior_warmup": 4}, marks=pytest.mark.slow),
-    ("llm-mcts", {"rollout": "cost_model"}),
+    pytest.param("mcts-measured", {"rollout": "cost_model"}, marks=pytest.mark.slow),
+    pytest.param("puct-measured", {"prior_warmup": 4}, marks=pytest.mark.slow),
+    pytest.param("mcts", {"measure_per_round": 4, "expansions_per_round": 16},
+                 marks=pytest.mark.slow),
+    ("llm-mcts", {"measure_per_round": 4, "expansions_per_round": 16}),
     pytest.param("random", {}, marks=pytest.mark.slow),
 ])
 def test_same_seed_and_latencies_give_the_same_search_under_the_cost_model(name, config,
@@ -194,7 +206,8 @@ def test_skip_measured_spends_every_slot_on_a_new_program(name, tmp_path, monkey
 
 
 def test_cost_model_settings_need_a_cost_model(matmul_env):
-    for name, config in [("mcts", {"rollout": "cost_model"}), ("evolutionary", {"cost_model": True})]:
+    for name, config in [("mcts-measured", {"rollout": "cost_model"}),
+                         ("evolutionary", {"cost_model": True}), ("mcts", {})]:
         with pytest.raises(ValueError, match="surrogate=True"):
             agents.make(name, **config).run(matmul_env, budget=4, seed=0)
 
@@ -218,7 +231,7 @@ def test_proposals_are_parsed_strictly_into_legal_ids(text, expected):
 def test_unusable_answers_fall_back_to_uniform_actions_and_are_counted():
     script = ["no idea", '{"actions": [100000]}', LLMRequestFailed("timed out"), "[-1]"]
     client = ScriptedClient(script)
-    agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, max_stalls=3), client=client)
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(rollout_depth=0, max_stalls=3), client=client)
     env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
     result = agent.run(env, budget=5, seed=0)
     usage = result.usage
@@ -232,7 +245,7 @@ def test_unusable_answers_fall_back_to_uniform_actions_and_are_counted():
 
 def test_the_prompt_shows_the_program_path_target_and_legal_ids():
     client = FirstListed()
-    agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, branching=1), client=client)
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(rollout_depth=0, branching=1), client=client)
     env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
     agent.run(env, budget=4, seed=0)
     prompt = client.prompts[2]  # the third expansion: current, parent and grandparent exist
@@ -246,7 +259,8 @@ def test_the_prompt_shows_the_program_path_target_and_legal_ids():
 
 def test_an_unreachable_endpoint_fails_before_the_search_starts(matmul_env):
     before = matmul_env.unwrapped.num_measurements
-    agent = agents.make("llm-mcts", llm={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0})
+    agent = agents.make("llm-mcts-measured",
+                        llm={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0})
     with pytest.raises(LLMUnavailable, match=r"cannot reach the LLM endpoint http://127.0.0.1:9/v1"):
         agent.run(matmul_env, budget=8, seed=0)
     assert matmul_env.unwrapped.num_measurements == before

@@ -1,5 +1,6 @@
 """The plain agents stay reproducible: for a fixed seed, ``mcts`` and ``evolutionary`` ask the
-environment to evaluate the same states in the same order as when their results were published.
+environment to evaluate the same states in the same order as when their results were published
+(``mcts`` as it was then: the agent ``mcts-measured`` today).
 
 The runs are on the toy environment (tests/toy_env.py; also with random starts, as the tensor
 environment has) and on a peephole block. The fixture ``agents_measured.json`` was recorded with
@@ -28,10 +29,11 @@ BLOCK = "loads_stores/O1/dot4/0"
 
 RUNS: dict[str, tuple[str, str, dict[str, Any], int, int]] = {
     # label: (agent, environment, agent config, budget, seed)
-    "mcts-toy": ("mcts", "toy", {}, 30, 0),
-    "mcts-toy-batched": ("mcts", "toy", {"leaves_per_round": 3, "rollout_depth": 1}, 30, 1),
-    "mcts-peephole": ("mcts", "peephole", {}, 12, 5),
-    "mcts-shuffled": ("mcts", "shuffled", {}, 30, 2),
+    "mcts-toy": ("mcts-measured", "toy", {}, 30, 0),
+    "mcts-toy-batched": ("mcts-measured", "toy", {"leaves_per_round": 3, "rollout_depth": 1},
+                         30, 1),
+    "mcts-peephole": ("mcts-measured", "peephole", {}, 12, 5),
+    "mcts-shuffled": ("mcts-measured", "shuffled", {}, 30, 2),
     "evolutionary-toy": ("evolutionary", "toy", {}, 30, 0),
     "evolutionary-peephole": ("evolutionary", "peephole",
                               {"init_samples": 2, "measure_per_generation": 4}, 12, 5),

@@ -451,7 +451,7 @@ def tensor_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = CompareConfig(
         environments=[{"env": "tensor_schedule", "workloads": ["matmul-128"],
                        "kwargs": {"measure": FAST_MEASURE}}],
-        agents=[{"agent": "mcts"}], seeds=[0], budget=8)
+        agents=[{"agent": "mcts-measured"}], seeds=[0], budget=8)
     assert not compare(config, out).failed
     return out
 

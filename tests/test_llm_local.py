@@ -196,7 +196,7 @@ def test_llm_mcts_with_a_real_local_model_on_a_peephole_block(server, tmp_path):
 @pytest.mark.slow
 def test_llm_mcts_with_a_real_local_model_on_a_tensor_workload(server, tmp_path, store):
     env = gym.make("optarena/TensorSchedule-v0", workload="matmul-64", measure=FAST_MEASURE,
-                   store=store)
+                   store=store, surrogate=True, surrogate_warmup=4)
     try:
         result = _llm_agent(server, tmp_path / "cache").run(env, budget=6, seed=0)
     finally:

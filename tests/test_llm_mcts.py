@@ -12,8 +12,13 @@ import pytest
 
 import optarena.envs  # noqa: F401 - registers the environments
 from optarena.agents.base import Usage
-from optarena.agents.llm_mcts import LLMMCTS, LLMMCTSConfig, action_listing, walk
-from optarena.agents.mcts import Node
+from optarena.agents.llm_mcts import (
+    MeasuredLLMMCTS,
+    MeasuredLLMMCTSConfig,
+    action_listing,
+    walk,
+)
+from optarena.agents.mcts import MeasuredNode
 from optarena.llm.client import Completion
 
 BLOCK = "loads_stores/O1/dot4/0"
@@ -59,7 +64,7 @@ def env():
 
 def test_one_call_serves_several_expansions_and_is_asked_again_when_used_up(env):
     client = Ranked(take=2)
-    agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, branching=4), client=client)
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(rollout_depth=0, branching=4), client=client)
     usage = agent.run(env, budget=8, seed=0).usage
     assert usage.fallbacks == 0 and usage.proposals_reused >= 2
     assert usage.llm_calls == usage.proposals - usage.proposals_reused == len(client.messages)
@@ -68,7 +73,7 @@ def test_one_call_serves_several_expansions_and_is_asked_again_when_used_up(env)
 
 def test_without_reuse_every_expansion_is_a_call(env):
     client = Ranked(take=2)
-    agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, branching=4, reuse=False), client=client)
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(rollout_depth=0, branching=4, reuse=False), client=client)
     usage = agent.run(env, budget=8, seed=0).usage
     assert usage.proposals_reused == 0 and usage.llm_calls == usage.proposals >= 4
 
@@ -76,26 +81,30 @@ def test_without_reuse_every_expansion_is_a_call(env):
 def test_with_reuse_an_answer_must_rank_as_many_moves_as_asked_for(env):
     for reuse, fewest, request in ((True, 3, "Choose 3 of"), (False, 1, "Choose up to 3 of")):
         client = Script(['{"actions": [0]}'] * 8)
-        agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, proposals=3, reuse=reuse), client=client)
+        agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(rollout_depth=0, proposals=3, reuse=reuse),
+                                client=client)
         agent.run(env, budget=2, seed=0)
         assert client.schemas[0]["properties"]["actions"]["minItems"] == fewest
         assert client.schemas[0]["properties"]["actions"]["maxItems"] == 3
-        assert request in agent.messages(env, agent_root(env), [0, 1, 2, 3])[1]["content"]
-        assert agent.fewest([5]) == 1  # never more than are listed
+        prompt = agent.proposer.messages(env, agent_root(env), [0, 1, 2, 3],
+                                         lambda node: str(node.score))[1]["content"]
+        assert request in prompt
+        assert agent.proposer.fewest([5]) == 1  # never more than are listed
 
 
-def agent_root(env: gym.Env) -> Node:
+def agent_root(env: gym.Env) -> MeasuredNode:
     """The start of ``env`` as an unexpanded node."""
     _, info = env.reset(seed=0)
     moves = [int(x) for x in np.flatnonzero(info["action_mask"])]
-    return Node(env.unwrapped.get_state(), info["score"], 0.0, moves)
+    return MeasuredNode(env.unwrapped.get_state(), info["score"], 0.0, moves)
 
 
 def test_a_node_is_asked_again_once_its_statistics_changed(env):
-    agent = LLMMCTS(LLMMCTSConfig(requery_visits=1), client=Ranked(take=4))
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(requery_visits=1), client=Ranked(take=4))
     _, info = env.reset(seed=0)
     inner = env.unwrapped
-    node = Node(inner.get_state(), info["score"], 0.0, [int(x) for x in np.flatnonzero(info["action_mask"])])
+    node = MeasuredNode(inner.get_state(), info["score"], 0.0,
+                        [int(x) for x in np.flatnonzero(info["action_mask"])])
     agent.prepare(env, 0)
     usage, rng = Usage(), np.random.default_rng(0)
     first = agent.propose_moves(env, node, rng, usage)
@@ -109,7 +118,7 @@ def test_a_node_is_asked_again_once_its_statistics_changed(env):
 
 def test_the_static_part_of_consecutive_prompts_is_byte_identical(env):
     client = Ranked(take=1)
-    agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, branching=2), client=client)
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(rollout_depth=0, branching=2), client=client)
     agent.run(env, budget=4, seed=0)
     first, second = client.messages[0], client.messages[1]
     assert first[0] == second[0]  # the system message
@@ -120,7 +129,7 @@ def test_the_static_part_of_consecutive_prompts_is_byte_identical(env):
 
 def test_the_v1_prompts_put_the_node_first(env):
     client = Ranked(take=1)
-    agent = LLMMCTS(LLMMCTSConfig(rollout_depth=0, prompts="v1", listing="full", reuse=False,
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(rollout_depth=0, prompts="v1", listing="full", reuse=False,
                                   proposals=3), client=client)
     agent.run(env, budget=3, seed=0)
     prompt = client.messages[0][1]["content"]
@@ -154,14 +163,15 @@ def _legal_pair(env):
 def test_a_sequence_with_an_illegal_step_is_rejected_whole(env):
     root, a, b = _legal_pair(env)
     bad = json.dumps({"rationale": "pair then pair", "sequence": [a, 10_000]})
-    agent = LLMMCTS(LLMMCTSConfig(answer="sequence"), client=Script([bad]))
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(answer="sequence"), client=Script([bad]))
     agent.prepare(env, 0)
     inner = env.unwrapped
-    node = Node(root, inner.reference_score(), 0.0, [int(x) for x in np.flatnonzero(inner.legal_mask(root))])
+    node = MeasuredNode(root, inner.reference_score(), 0.0,
+                        [int(x) for x in np.flatnonzero(inner.legal_mask(root))])
     usage = Usage()
     moves = agent.propose_moves(env, node, np.random.default_rng(0), usage)
     assert usage.fallbacks == 1 and len(moves) == 1  # a uniform action instead, counted
-    assert "enum" not in agent.client.schemas[0]["properties"]["sequence"]["items"]
+    assert "enum" not in agent.proposer.client.schemas[0]["properties"]["sequence"]["items"]
     assert isinstance(walk(inner, root, [a, 10_000]), str) and not isinstance(
         walk(inner, root, [a, b]), str)
 
@@ -173,7 +183,7 @@ def test_a_legal_sequence_expands_to_its_end_measuring_only_that(env):
     measured = []
     evaluate = inner.evaluate
     inner.evaluate = lambda states, **kw: measured.extend(states) or evaluate(states, **kw)
-    agent = LLMMCTS(LLMMCTSConfig(answer="sequence", rollout_depth=0), client=Script([good]))
+    agent = MeasuredLLMMCTS(MeasuredLLMMCTSConfig(answer="sequence", rollout_depth=0), client=Script([good]))
     result = agent.run(env, budget=1, seed=0)
     end = walk(inner, root, [a, b])
     assert [s for s in measured if s != root] == [end]  # not the state after a alone

@@ -1,6 +1,7 @@
-"""PUCT (optarena.agents.puct) and diverse-sketch seeding (evolutionary-diverse): the prior follows
-the cost model, widening is bounded, transpositions share one node, the budget holds; the seeds
-cover the sketches evenly, and without sketches nothing changes."""
+"""PUCT measuring every node (``puct-measured``, optarena.agents.puct) and diverse-sketch seeding
+(evolutionary-diverse): the prior follows the cost model, widening is bounded, transpositions
+share one node, the budget holds; the seeds cover the sketches evenly, and without sketches
+nothing changes."""
 
 import json
 import math
@@ -35,14 +36,14 @@ def test_the_first_expansion_is_the_successor_the_cost_model_rates_best(seed):
     estimates = dict(zip(successors, inner.estimate(list(successors.values())), strict=True))
     best = min(estimates, key=estimates.get)
     assert sorted(estimates.values())[1] > estimates[best]  # one lowest
-    agent = agents.make("puct", prior_warmup=0)
+    agent = agents.make("puct-measured", prior_warmup=0)
     agent.run(env, budget=1, seed=seed)
     assert list(agent.tree.root.children) == [best]
     assert max(agent.tree.root.prior, key=agent.tree.root.prior.get) == best
 
 
 def test_the_prior_is_uniform_before_the_warmup():
-    agent = agents.make("puct", prior_warmup=100)
+    agent = agents.make("puct-measured", prior_warmup=100)
     result = agent.run(peephole(PRIOR_BLOCK), budget=4, seed=0)
     assert len(set(agent.tree.root.prior.values())) == 1
     assert result.usage.cost_model_calls == 0
@@ -50,7 +51,7 @@ def test_the_prior_is_uniform_before_the_warmup():
 
 @pytest.mark.parametrize(("k", "alpha"), [(1.0, 0.5), (2.0, 0.3)])
 def test_progressive_widening_bounds_the_children(k, alpha):
-    agent = agents.make("puct", widening_k=k, widening_alpha=alpha)
+    agent = agents.make("puct-measured", widening_k=k, widening_alpha=alpha)
     agent.run(ToyEnv("jobs-8", store=None), budget=20, seed=0)
     for node in agent.tree.table.values():
         assert len(node.children) <= math.ceil(k * node.visits ** alpha)
@@ -59,7 +60,7 @@ def test_progressive_widening_bounds_the_children(k, alpha):
 
 
 def test_two_orders_of_the_same_rewrites_are_one_node():
-    agent = agents.make("puct", prior_warmup=0, widening_k=3.0)
+    agent = agents.make("puct-measured", prior_warmup=0, widening_k=3.0)
     agent.run(peephole(PAIRS_BLOCK), budget=12, seed=0)
     tree, inner = agent.tree, agent.tree.inner
     parents = Counter()
@@ -75,7 +76,7 @@ def test_two_orders_of_the_same_rewrites_are_one_node():
 
 def test_cycles_are_linked_but_never_descended():
     """Swapping two jobs back returns to the parent's state: an edge to a node on the path."""
-    agent = agents.make("puct", widening_k=7.0, widening_alpha=0.0)
+    agent = agents.make("puct-measured", widening_k=7.0, widening_alpha=0.0)
     result = agent.run(ToyEnv("jobs-6", store=None), budget=30, seed=0)
     tree = agent.tree
     assert any(tree.root in node.children.values() for node in tree.root.children.values())
@@ -85,7 +86,7 @@ def test_cycles_are_linked_but_never_descended():
 @pytest.mark.parametrize("leaves", [1, 3])
 def test_the_budget_holds_and_states_reached_again_are_free(leaves):
     env = ToyEnv("jobs-8", store=None)
-    agent = agents.make("puct", leaves_per_round=leaves)
+    agent = agents.make("puct-measured", leaves_per_round=leaves)
     result = agent.run(env, budget=25, seed=1)
     assert result.usage.measurements == 25 == env.num_measurements
     details = result.details
@@ -94,7 +95,7 @@ def test_the_budget_holds_and_states_reached_again_are_free(leaves):
 
 
 def test_a_batch_never_exceeds_the_budget():
-    result = agents.make("puct", leaves_per_round=4, prior_warmup=0).run(
+    result = agents.make("puct-measured", leaves_per_round=4, prior_warmup=0).run(
         peephole(PAIRS_BLOCK), budget=3, seed=0)
     assert result.usage.measurements == 3
 

@@ -16,11 +16,16 @@ from optarena.agents.evolutionary import (
     EvolutionaryPriorConfig,
 )
 from optarena.agents.greedy import Greedy, GreedyConfig
-from optarena.agents.llm_mcts import LLMMCTS, LLMMCTSConfig
-from optarena.agents.mcts import MCTS, MCTSConfig
+from optarena.agents.llm_mcts import (
+    LLMMCTS,
+    LLMMCTSConfig,
+    MeasuredLLMMCTS,
+    MeasuredLLMMCTSConfig,
+)
+from optarena.agents.mcts import MCTS, MCTSConfig, MeasuredMCTS, MeasuredMCTSConfig
 from optarena.agents.metaschedule import MetaSchedule, MetaScheduleConfig
 from optarena.agents.ppo import PPO, PPOConfig
-from optarena.agents.puct import PUCT, PUCTConfig
+from optarena.agents.puct import PUCT, MeasuredPUCT, MeasuredPUCTConfig, PUCTConfig
 from optarena.agents.random_search import RandomSearch, RandomSearchConfig
 
 _REGISTRY: dict[str, tuple[type, type]] = {
@@ -33,6 +38,9 @@ _REGISTRY: dict[str, tuple[type, type]] = {
     "mcts": (MCTS, MCTSConfig),
     "puct": (PUCT, PUCTConfig),
     "llm-mcts": (LLMMCTS, LLMMCTSConfig),
+    "mcts-measured": (MeasuredMCTS, MeasuredMCTSConfig),
+    "puct-measured": (MeasuredPUCT, MeasuredPUCTConfig),
+    "llm-mcts-measured": (MeasuredLLMMCTS, MeasuredLLMMCTSConfig),
     "metaschedule": (MetaSchedule, MetaScheduleConfig),
     "ppo": (PPO, PPOConfig),
 }

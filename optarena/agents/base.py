@@ -64,6 +64,10 @@ class Usage:
     """Of those, served by an earlier call's proposals."""
     fallbacks: int = 0
     """Of those, answered by a uniform legal action (unparseable, illegal or no answer)."""
+    proposals_uniform: int = 0
+    """Expansions made uniformly because the round's LLM calls were used up (``llm-mcts``)."""
+    planning_s: float = 0.0
+    """Seconds spent planning on the cost model, LLM replies excluded (model-based agents)."""
     failures: dict[str, int] = field(default_factory=dict)
     """Of the measurements, the failed programs by kind (``timeout``, ``crash``,
     ``wrong_output``, ...; stock MetaSchedule's own failed trials as ``metaschedule``)."""

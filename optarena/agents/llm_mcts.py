@@ -1,8 +1,20 @@
 """LLM-proposal MCTS, after the Reasoning Compiler (Tang et al., NeurIPS 2025).
 
-The search is :class:`~optarena.agents.mcts.MCTS` (UCT, rollouts, measured rewards
-backpropagated); only the choice of the action that expands a node differs. The LLM is asked
-with a prompt built from the environment's template file (``optarena/llm/prompts/<family>.txt``):
+:class:`LLMMCTS` (the agent ``llm-mcts``) is the paper's search as its published code runs it:
+UCT inside the planning loop of :mod:`~optarena.agents.planning` (expansions and rollouts scored
+by the cost model, the best unmeasured states measured as one batch per round), where the LLM
+proposes the expansions of the planning tree. At most ``llm_calls_per_round`` new calls are made
+per round (per measured batch); the round's other expansions take the proposals queued from
+earlier calls, then uniform untried actions (``usage.proposals_uniform``). Its prompt shows the
+path's scores marked measured or predicted. It needs an environment with a cost model.
+
+:class:`MeasuredLLMMCTS` (the agent ``llm-mcts-measured``) is
+:class:`~optarena.agents.mcts.MeasuredMCTS` (every node measured) with the same proposals: the
+committed races before the planning loop ran it under the name ``llm-mcts``.
+
+Only the choice of the action that expands a node differs from the plain searches
+(:class:`LLMProposer`). The LLM is asked with a prompt built from the environment's template
+file (``optarena/llm/prompts/<family>.txt``):
 
 * **static first**: the system message, the task, the target and what to answer come first and
   are the same in every call of a run, so a server that keeps the last prompt's KV cache
@@ -42,18 +54,21 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import Usage
-from optarena.agents.mcts import MCTS, MCTSConfig, Node
-from optarena.envs.contract import Game, game
+from optarena.agents.mcts import MeasuredMCTS, MeasuredMCTSConfig, MeasuredNode
+from optarena.agents.planning import Planner, PlanningConfig, PlanNode, walk
+from optarena.envs.contract import game
 from optarena.llm.client import LLMClient, LLMConfig, LLMRequestFailed
 
 _BRACKETED = re.compile(r"\[\s*-?\d+(?:\s*,\s*-?\d+)*\s*\]")
@@ -71,7 +86,9 @@ REQUESTS = {
 
 
 @dataclass
-class LLMMCTSConfig(MCTSConfig):
+class LLMProposalConfig:
+    """How the LLM is asked for expansions (both ``llm-mcts`` and ``llm-mcts-measured``)."""
+
     llm: LLMConfig | dict[str, Any] = field(default_factory=LLMConfig)
     """The endpoint (:class:`~optarena.llm.client.LLMConfig`; a YAML mapping is accepted)."""
     proposals: int = 4
@@ -103,6 +120,38 @@ class LLMMCTSConfig(MCTSConfig):
     def __post_init__(self) -> None:
         if isinstance(self.llm, dict):
             self.llm = LLMConfig(**self.llm)
+
+
+@dataclass
+class MeasuredLLMMCTSConfig(MeasuredMCTSConfig, LLMProposalConfig):
+    """``llm-mcts-measured``: :class:`~optarena.agents.mcts.MeasuredMCTSConfig` and the
+    proposals' settings."""
+
+
+@dataclass
+class LLMMCTSConfig(PlanningConfig, LLMProposalConfig):
+    """``llm-mcts``: the planning loop's settings and the proposals'."""
+
+    llm_calls_per_round: int = 4
+    """New LLM calls per round (per measured batch) at most; queued proposals are free."""
+
+
+class Expandable(Protocol):
+    """What the proposer reads of a tree node (both trees' nodes have it)."""
+
+    state: Any
+    action: int | None
+    untried: list[int]
+    visits: int
+
+    @property
+    def parent(self) -> Any: ...
+
+    @property
+    def children(self) -> Any: ...
+
+    @property
+    def score(self) -> float: ...
 
 
 @dataclass
@@ -152,20 +201,16 @@ def action_listing(texts: dict[int, str], ids: list[int], compact: bool) -> str:
                      for head, entries in groups.items())
 
 
-class LLMMCTS(MCTS):
-    """MCTS whose expansions are proposed by an LLM through an OpenAI-compatible endpoint."""
+class LLMProposer:
+    """Asks the LLM which untried moves expand a node (the module docstring): the calls, the
+    queue of ranked proposals and the prompts."""
 
-    name = "llm-mcts"
-    config: LLMMCTSConfig
-
-    def __init__(self, config: LLMMCTSConfig | None = None, client: LLMClient | None = None) -> None:
-        """``client``: an already connected client (e.g. shared by runs); default: one made from
-        ``config.llm`` and connected when a search starts."""
-        super().__init__(config or LLMMCTSConfig())
+    def __init__(self, config: LLMProposalConfig, client: LLMClient | None = None) -> None:
+        self.config = config
         self.client = client
         self.templates: dict[str, Template] = {}
         self.seed = 0
-        self.queued: dict[Node, _Queued] = {}
+        self.queued: dict[Any, _Queued] = {}
 
     def prepare(self, env: gym.Env, seed: int) -> None:
         """Connect (fail fast if the endpoint is unusable) and load the prompt templates."""
@@ -183,10 +228,9 @@ class LLMMCTS(MCTS):
         self.templates = {name: Template((folder / f"{name}.txt").read_text())  # type: ignore[operator]
                           for name in ("system", family)}
 
-    def propose_moves(self, env: gym.Env, node: Node, rng: np.random.Generator,
-                      usage: Usage) -> list[int]:
-        """The moves of ``node``'s next expansion: an untried action (with ``answer="sequence"``,
-        possibly followed by more moves), from the node's queue or a new call, else uniform."""
+    def queued_moves(self, node: Expandable, usage: Usage) -> list[int] | None:
+        """The next of ``node``'s queued proposals that is still untried (``None``: none left,
+        or the node is due to be asked again)."""
         queued = self.queued.get(node)
         requery = self.config.requery_visits
         if queued is not None and (requery is None or node.visits - queued.visits < requery):
@@ -196,11 +240,20 @@ class LLMMCTS(MCTS):
                     usage.proposals += 1
                     usage.proposals_reused += 1
                     return moves
+        return None
+
+    def propose_moves(self, env: gym.Env, node: Expandable, rng: np.random.Generator,
+                      usage: Usage, score_text: Callable[[Expandable], str]) -> list[int]:
+        """The moves of ``node``'s next expansion: an untried action (with ``answer="sequence"``,
+        possibly followed by more moves), from the node's queue or a new call, else uniform."""
+        queued = self.queued_moves(node, usage)
+        if queued is not None:
+            return queued
         usage.proposals += 1
-        proposed = self._ask(env, node, rng, usage)
+        proposed = self._ask(env, node, rng, usage, score_text)
         if not proposed:
             usage.fallbacks += 1
-            return [super().propose(env, node, rng, usage)]
+            return [int(rng.choice(node.untried))]
         if self.config.reuse:
             self.queued[node] = _Queued(proposed[1:], node.visits)
         return proposed[0]
@@ -212,8 +265,8 @@ class LLMMCTS(MCTS):
             return max(min(self.config.proposals, len(listed)), 1)
         return 1
 
-    def _ask(self, env: gym.Env, node: Node, rng: np.random.Generator,
-             usage: Usage) -> list[list[int]]:
+    def _ask(self, env: gym.Env, node: Expandable, rng: np.random.Generator, usage: Usage,
+             score_text: Callable[[Expandable], str]) -> list[list[int]]:
         """The LLM's proposals for ``node``: ranked single moves, or one legal sequence (empty:
         nothing usable)."""
         assert self.client is not None
@@ -233,8 +286,8 @@ class LLMMCTS(MCTS):
         schema = {"type": "object", "properties": properties, "required": list(properties),
                   "additionalProperties": False}
         try:
-            completion = self.client.complete(self.messages(env, node, listed), schema,
-                                              seed=self.seed)
+            completion = self.client.complete(self.messages(env, node, listed, score_text),
+                                              schema, seed=self.seed)
         except LLMRequestFailed:
             return []
         usage.add_completion(completion, self.client.cost_usd(completion))
@@ -245,9 +298,11 @@ class LLMMCTS(MCTS):
             not isinstance(walk(game(env), node.state, moves), str)
         return [moves] if legal else []
 
-    def messages(self, env: gym.Env, node: Node, listed: list[int]) -> list[dict[str, str]]:
+    def messages(self, env: gym.Env, node: Expandable, listed: list[int],
+                 score_text: Callable[[Expandable], str]) -> list[dict[str, str]]:
         """The chat messages asking which of ``listed`` to apply to ``node``: the static part
-        (system message, task, target, what to answer) first, then the node."""
+        (system message, task, target, what to answer) first, then the node (the path's scores
+        written by ``score_text``)."""
         config, inner = self.config, game(env)
         texts = {d["id"]: d["text"] for d in inner.describe_actions(node.state)}
         chain = [node]
@@ -263,7 +318,7 @@ class LLMMCTS(MCTS):
                                 for d in inner.describe_actions(member.parent.state)}
                 step = f"after {parent_texts.get(member.action, f'action {member.action}')}: "
             role = names[depth] if depth < len(names) else f"ancestor {depth}"
-            path.append(f"{role}: {step}{inner.format_score(member.score)}")
+            path.append(f"{role}: {step}{score_text(member)}")
         tried = [texts.get(c.action, str(c.action)) for c in node.children]
         compact = config.listing == "compact"
         prompt = self.templates[inner.prompt_family].substitute(
@@ -283,14 +338,66 @@ class LLMMCTS(MCTS):
                 {"role": "user", "content": prompt}]
 
 
-def walk(inner: Game[Any], state: Any, moves: list[int]) -> Any:
-    """The state ``moves`` lead to from ``state`` (pure transitions, nothing measured), or why
-    one of them does not apply."""
-    for move in moves:
-        mask = inner.legal_mask(state)
-        if not (0 <= move < len(mask) and mask[move]):
-            return f"move {move} is not legal here"
-        state = inner.transition(state, move)
-        if isinstance(state, str):
-            return state
-    return state
+class LLMMCTS(Planner):
+    """Model-based UCT whose expansions an LLM proposes through an OpenAI-compatible endpoint
+    (``llm-mcts``)."""
+
+    name = "llm-mcts"
+    config: LLMMCTSConfig
+
+    def __init__(self, config: LLMMCTSConfig | None = None, client: LLMClient | None = None) -> None:
+        """``client``: an already connected client (e.g. shared by runs); default: one made from
+        ``config.llm`` and connected when a search starts."""
+        super().__init__(config or LLMMCTSConfig())
+        self.proposer = LLMProposer(self.config, client)
+        self.calls_at_round = 0
+
+    def prepare(self, env: gym.Env, seed: int) -> None:
+        self.proposer.prepare(env, seed)
+
+    def plan(self) -> None:
+        self.calls_at_round = self.usage.llm_calls
+        super().plan()
+
+    def propose(self, node: PlanNode) -> list[int]:
+        """The node's queued proposal, else a new call while the round has calls left, else a
+        uniform untried action."""
+        assert self.env is not None
+        if self.usage.llm_calls - self.calls_at_round < self.config.llm_calls_per_round:
+            began = time.perf_counter()
+            try:
+                return self.proposer.propose_moves(self.env, node, self.rng, self.usage,
+                                                   self.score_text)
+            finally:
+                self.waiting_s += time.perf_counter() - began
+        queued = self.proposer.queued_moves(node, self.usage)
+        if queued is not None:
+            return queued
+        self.usage.proposals_uniform += 1
+        return super().propose(node)
+
+    def score_text(self, node: Expandable) -> str:
+        assert self.inner is not None and isinstance(node, PlanNode)
+        how = "measured" if node.measured is not None else "predicted by the cost model"
+        return f"{self.inner.format_score(node.score)} ({how})"
+
+
+class MeasuredLLMMCTS(MeasuredMCTS):
+    """MCTS measuring every node, whose expansions an LLM proposes (``llm-mcts-measured``)."""
+
+    name = "llm-mcts-measured"
+    config: MeasuredLLMMCTSConfig
+
+    def __init__(self, config: MeasuredLLMMCTSConfig | None = None,
+                 client: LLMClient | None = None) -> None:
+        """``client``: as :class:`LLMMCTS`'s."""
+        super().__init__(config or MeasuredLLMMCTSConfig())
+        self.proposer = LLMProposer(self.config, client)
+
+    def prepare(self, env: gym.Env, seed: int) -> None:
+        self.proposer.prepare(env, seed)
+
+    def propose_moves(self, env: gym.Env, node: MeasuredNode, rng: np.random.Generator,
+                      usage: Usage) -> list[int]:
+        return self.proposer.propose_moves(env, node, rng, usage,
+                                           lambda member: game(env).format_score(member.score))

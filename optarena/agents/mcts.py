@@ -1,4 +1,14 @@
-"""Monte Carlo tree search (UCT) over the environment's actions, with measured rewards.
+"""Monte Carlo tree search (UCT) over the environment's actions: planned on the cost model
+(``mcts``), or measuring every node (``mcts-measured``).
+
+:class:`MCTS` (the agent ``mcts``) is UCT inside the planning loop of
+:mod:`~optarena.agents.planning`: it expands and rolls out on the environment's cost model and
+measures only the states the model ranks best, a batch per round, as the Reasoning Compiler's
+published search does. It needs an environment with a cost model.
+
+:class:`MeasuredMCTS` (the agent ``mcts-measured``) measures every node it expands, so ``n``
+measurements buy an ``n``-node tree; it needs no cost model. The committed races before the
+planning loop ran it under the name ``mcts``. Its algorithm:
 
 The root is ``reset(seed=seed)``. Every node is a measured state; its *gain* is
 ``log(root score / its score)`` (positive when faster than the root). One iteration:
@@ -37,11 +47,27 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, Usage, log_gain, random_walk
+from optarena.agents.planning import Planner, PlanningConfig
 from optarena.envs.contract import game
 
 
 @dataclass
-class MCTSConfig:
+class MCTSConfig(PlanningConfig):
+    """``mcts``: the planning loop's settings (:class:`~optarena.agents.planning.PlanningConfig`)."""
+
+
+class MCTS(Planner):
+    """UCT planned on the cost model, measuring the states it ranks best (``mcts``)."""
+
+    name = "mcts"
+    config: MCTSConfig
+
+    def __init__(self, config: MCTSConfig | None = None) -> None:
+        super().__init__(config or MCTSConfig())
+
+
+@dataclass
+class MeasuredMCTSConfig:
     exploration: float = math.sqrt(2)
     """UCT exploration constant."""
     branching: int = 4
@@ -59,7 +85,7 @@ class MCTSConfig:
 
 
 @dataclass(eq=False)
-class Node:
+class MeasuredNode:
     """A measured state of the tree."""
 
     state: Any
@@ -67,11 +93,11 @@ class Node:
     gain: float
     untried: list[int]
     """Legal actions not expanded yet."""
-    parent: Node | None = None
+    parent: MeasuredNode | None = None
     action: int | None = None
     moves: tuple[int, ...] = ()
     """The actions from the parent when the edge is a sequence (its first is ``action``)."""
-    children: list[Node] = field(default_factory=list)
+    children: list[MeasuredNode] = field(default_factory=list)
     visits: int = 0
     value_sum: float = 0.0
     pending: int = 0
@@ -86,13 +112,14 @@ class Node:
         return path[::-1]  # type: ignore[return-value]
 
 
-class MCTS:
-    """UCT with uniform expansion, configurable rollouts and measured-reward backpropagation."""
+class MeasuredMCTS:
+    """UCT with uniform expansion, configurable rollouts and measured-reward backpropagation,
+    every node measured (``mcts-measured``)."""
 
-    name = "mcts"
+    name = "mcts-measured"
 
-    def __init__(self, config: MCTSConfig | None = None) -> None:
-        self.config = config or MCTSConfig()
+    def __init__(self, config: MeasuredMCTSConfig | None = None) -> None:
+        self.config = config or MeasuredMCTSConfig()
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         config, inner = self.config, game(env)
@@ -104,7 +131,7 @@ class MCTS:
         tracker = Tracker(self.name, env, budget, seed)
         _, info = env.reset(seed=seed)
         tracker.observe(info, [])
-        root = Node(inner.get_state(), float(info["score"]), 0.0,
+        root = MeasuredNode(inner.get_state(), float(info["score"]), 0.0,
                     [int(a) for a in np.flatnonzero(info["action_mask"])])
 
         for _ in tracker.rounds(config.max_stalls):
@@ -123,7 +150,7 @@ class MCTS:
         return tracker.finish()
 
     @staticmethod
-    def _visit(node: Node | None, visits: int, value: float) -> None:
+    def _visit(node: MeasuredNode | None, visits: int, value: float) -> None:
         """Add ``visits`` and ``value`` to ``node`` and every node above it."""
         while node is not None:
             node.visits += visits
@@ -133,17 +160,18 @@ class MCTS:
     def prepare(self, env: gym.Env, seed: int) -> None:
         """Called once before a search (the LLM variant checks its endpoint here)."""
 
-    def propose(self, env: gym.Env, node: Node, rng: np.random.Generator, usage: Usage) -> int:
+    def propose(self, env: gym.Env, node: MeasuredNode, rng: np.random.Generator,
+                usage: Usage) -> int:
         """The untried action to expand ``node`` with: uniform."""
         return int(rng.choice(node.untried))
 
-    def propose_moves(self, env: gym.Env, node: Node, rng: np.random.Generator,
+    def propose_moves(self, env: gym.Env, node: MeasuredNode, rng: np.random.Generator,
                       usage: Usage) -> list[int]:
         """The moves of ``node``'s next expansion: an untried action, possibly followed by more
         actions applied after it (the LLM's sequences); here :meth:`propose`'s one action."""
         return [self.propose(env, node, rng, usage)]
 
-    def _select(self, node: Node) -> Node:
+    def _select(self, node: MeasuredNode) -> MeasuredNode:
         """The node to expand: down the tree by UCT while the node is fully expanded (its
         children and the expansions selected this iteration fill ``branching``). The path gets
         a virtual loss (a visit worth ``-virtual_loss``) until the iteration backs up."""
@@ -156,13 +184,13 @@ class MCTS:
         self._visit(node, 1, -self.config.virtual_loss)
         return node
 
-    def _expand(self, env: gym.Env, leaves: list[Node], root: Node, rng: np.random.Generator,
-                tracker: Tracker) -> list[Node | None]:
+    def _expand(self, env: gym.Env, leaves: list[MeasuredNode], root: MeasuredNode,
+                rng: np.random.Generator, tracker: Tracker) -> list[MeasuredNode | None]:
         """One new measured child of each leaf (``None`` where no untried action works): the
         actions are proposed and their successors measured as one batch, again for the leaves
         whose child failed."""
         inner = game(env)
-        children: list[Node | None] = [None] * len(leaves)
+        children: list[MeasuredNode | None] = [None] * len(leaves)
         waiting = list(range(len(leaves)))
         while waiting and tracker.left > 0:
             tries: list[tuple[int, list[int], object]] = []
@@ -186,7 +214,7 @@ class MCTS:
                 if outcome.score is None:  # its program failed: counted, dropped, try another
                     waiting.append(i)
                     continue
-                child = Node(state, outcome.score, log_gain(root.score, outcome.score),
+                child = MeasuredNode(state, outcome.score, log_gain(root.score, outcome.score),
                              [int(a) for a in np.flatnonzero(inner.legal_mask(state))], leaf,
                              moves[0], tuple(moves) if len(moves) > 1 else ())
                 leaf.children.append(child)
@@ -195,8 +223,8 @@ class MCTS:
             leaf.pending = 0
         return children
 
-    def _rollout(self, env: gym.Env, children: list[Node], root: Node, rng: np.random.Generator,
-                 tracker: Tracker) -> list[float]:
+    def _rollout(self, env: gym.Env, children: list[MeasuredNode], root: MeasuredNode,
+                 rng: np.random.Generator, tracker: Tracker) -> list[float]:
         """The gain of each random walk's end state from each child (the child's own where the
         walk goes nowhere or its end fails), the end states measured as one batch."""
         inner = game(env)

@@ -1,5 +1,19 @@
-"""PUCT tree search: a prior from the cost model, progressive widening, a transposition table and
-batches of leaves, with measured rewards.
+"""PUCT tree search: a prior from the cost model and progressive widening, planned on the cost
+model (``puct``) or measuring every node (``puct-measured``).
+
+:class:`PUCT` (the agent ``puct``) runs the planning loop of :mod:`~optarena.agents.planning`
+(expansions and rollouts scored by the cost model, the best unmeasured states measured as one
+batch per round) with PUCT's selection and expansion: every node widens progressively
+(``ceil(widening_k * N ** widening_alpha)`` children), taking its untried action of highest prior
+first, and selection descends to the child of highest ``Q + exploration * P(a) * sqrt(N(x)) /
+(1 + N(child))`` (``Q`` scaled to [0, 1]; a starting state's ``P`` is uniform over the root's
+children). ``P`` over a node's legal actions is the softmax of ``-log(estimated score of the
+action's successor) / prior_temperature``, the successors estimated in one ``estimate`` call
+when the node first widens in a round (the cost model learns between rounds). It needs an
+environment with a cost model.
+
+:class:`MeasuredPUCT` (the agent ``puct-measured``) measures every node; the committed races
+before the planning loop ran it under the name ``puct``. Its algorithm:
 
 The root is ``reset(seed=seed)``. Every node is a measured state; its *gain* is
 ``log(root score / its score)`` (positive when faster than the root). States are canonical, so
@@ -53,11 +67,84 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, log_gain
+from optarena.agents.planning import Planner, PlanningConfig, PlanNode
 from optarena.envs.contract import SCORE_FLOOR, Game, Outcome, game
 
 
+def softmax_prior(estimates: np.ndarray, temperature: float) -> np.ndarray:
+    """The prior of successors estimated ``estimates``: the softmax of ``-log(estimate) /
+    temperature``."""
+    logits = -np.log(np.maximum(estimates, SCORE_FLOOR)) / temperature
+    weights = np.exp(logits - logits.max())
+    return weights / weights.sum()
+
+
 @dataclass
-class PUCTConfig:
+class PUCTConfig(PlanningConfig):
+    """``puct``: the planning loop's settings with PUCT's widening (every node) and prior."""
+
+    prior_temperature: float = 0.1
+    """Softmax temperature of the prior, in log score."""
+
+
+class PUCT(Planner):
+    """PUCT planned on the cost model, measuring the states it ranks best (``puct``)."""
+
+    name = "puct"
+    config: PUCTConfig
+
+    def __init__(self, config: PUCTConfig | None = None) -> None:
+        super().__init__(config or PUCTConfig())
+        self.priors: dict[PlanNode, tuple[int, dict[int, float]]] = {}
+        """Each widened node's prior and the measurements it was computed at."""
+
+    def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
+        self.priors = {}
+        return super().run(env, budget, seed)
+
+    def room(self, node: PlanNode) -> int:
+        visits = node.visits + node.virtual
+        return math.ceil(self.config.widening_k * max(visits, 1) ** self.config.widening_alpha)
+
+    def choose(self, node: PlanNode, children: list[PlanNode]) -> PlanNode:
+        prior = self.priors.get(node, (0, {}))[1]
+        total = sum(prior.get(c.action, 0.0) for c in children if c.action is not None)
+        root_share = 1 / len(children)
+        sqrt_n = math.sqrt(node.visits + node.virtual)
+
+        def puct(child: PlanNode) -> float:
+            p = prior.get(child.action, 0.0) / total if child.action is not None and total \
+                else root_share
+            return self.value(child) + self.config.exploration * p * sqrt_n \
+                / (1 + child.visits + child.virtual)
+        return max(children, key=puct)
+
+    def propose(self, node: PlanNode) -> list[int]:
+        """The untried action of highest prior (ties: a seeded random one)."""
+        prior = self._prior(node)
+        best = max(prior.get(a, 0.0) for a in node.untried)
+        return [int(self.rng.choice([a for a in node.untried if prior.get(a, 0.0) == best]))]
+
+    def _prior(self, node: PlanNode) -> dict[int, float]:
+        """``P`` of ``node``, estimated again when the cost model has learned since."""
+        assert self.inner is not None
+        measured = self.inner.num_measurements
+        known = self.priors.get(node)
+        if known is not None and known[0] == measured:
+            return known[1]
+        successors = {a: self.inner.transition(node.state, a) for a in node.untried}
+        actions = [a for a, s in successors.items() if not isinstance(s, str)]
+        prior: dict[int, float] = dict(known[1]) if known else {}
+        if actions:
+            estimates = self.inner.estimate([successors[a] for a in actions])
+            weights = softmax_prior(estimates, self.config.prior_temperature)
+            prior.update(zip(actions, weights.tolist(), strict=True))
+        self.priors[node] = (measured, prior)
+        return prior
+
+
+@dataclass
+class MeasuredPUCTConfig:
     exploration: float = 1.0
     """PUCT's exploration constant (``Q`` is scaled to [0, 1])."""
     widening_k: float = 1.0
@@ -76,7 +163,7 @@ class PUCTConfig:
 
 
 @dataclass(eq=False)
-class Node:
+class PUCTNode:
     """A measured state: the one node of its state (the transposition table)."""
 
     state: Any
@@ -87,7 +174,7 @@ class Node:
     """Legal actions not tried yet, in a seeded random order (the prior's tie-break)."""
     prior: dict[int, float]
     """``P`` over the legal actions."""
-    children: dict[int, Node] = field(default_factory=dict)
+    children: dict[int, PUCTNode] = field(default_factory=dict)
     successors: dict[int, Any] = field(default_factory=dict)
     """``transition(state, action)`` of the actions asked so far (a state, or why none)."""
     visits: int = 0
@@ -99,22 +186,22 @@ class Node:
 
 
 @dataclass
-class Path:
+class SelectedPath:
     """A selected path from the root, and the new state it ends with (``(action, state)``
     from its last node), if any."""
 
-    nodes: list[Node]
+    nodes: list[PUCTNode]
     new: tuple[int, Any] | None = None
 
 
 class Tree:
     """The search's nodes, in a transposition table, and one round's selection and growth."""
 
-    def __init__(self, inner: Game[Any], config: PUCTConfig, tracker: Tracker,
+    def __init__(self, inner: Game[Any], config: MeasuredPUCTConfig, tracker: Tracker,
                  rng: np.random.Generator, root_state: Any, root_score: float) -> None:
         self.inner, self.config, self.tracker, self.rng = inner, config, tracker, rng
         self.root_score = root_score
-        self.table: dict[Any, Node] = {}
+        self.table: dict[Any, PUCTNode] = {}
         """The node of every state measured whose program works."""
         self.failed: set[Any] = set()
         """The states measured whose program failed."""
@@ -124,9 +211,9 @@ class Tree:
         self.root = self._add(root_state, [], 0.0)
         self._backup([self.root], 0.0)
 
-    def _add(self, state: Any, actions: list[int], gain: float) -> Node:
+    def _add(self, state: Any, actions: list[int], gain: float) -> PUCTNode:
         legal = [int(a) for a in np.flatnonzero(self.inner.legal_mask(state))]
-        node = Node(state, gain, actions, [legal[i] for i in self.rng.permutation(len(legal))],
+        node = PUCTNode(state, gain, actions, [legal[i] for i in self.rng.permutation(len(legal))],
                     {a: 1 / len(legal) for a in legal})
         self.table[state] = node
         self.low, self.high = min(self.low, gain), max(self.high, gain)
@@ -134,9 +221,9 @@ class Tree:
 
     # ------------------------------------------------------------------ 1. select
 
-    def select(self) -> Path:
+    def select(self) -> SelectedPath:
         """One path from the root (see the module docstring), its virtual losses taken."""
-        path, on_path = Path([self.root]), {self.root.state}
+        path, on_path = SelectedPath([self.root]), {self.root.state}
         while path.new is None:
             node = path.nodes[-1]
             step = self._widen(node, on_path)  # a transposition is a step too
@@ -154,7 +241,7 @@ class Tree:
             node.virtual += 1
         return path
 
-    def _widen(self, node: Node, on_path: set[Any]) -> Node | tuple[int, Any] | None:
+    def _widen(self, node: PUCTNode, on_path: set[Any]) -> PUCTNode | tuple[int, Any] | None:
         """While ``node`` has room, try its untried actions, highest prior first: the first
         successor off the path that is a node (now a child), or a new state (to measure), or
         ``None`` when there is no room or no action left."""
@@ -178,31 +265,31 @@ class Tree:
                 return known
         return None
 
-    def _room(self, node: Node) -> int:
+    def _room(self, node: PUCTNode) -> int:
         """Children ``node`` may have (progressive widening)."""
         visits = node.visits + node.virtual
         return math.ceil(self.config.widening_k * visits ** self.config.widening_alpha)
 
-    def _puct(self, node: Node, action: int, child: Node) -> float:
+    def _puct(self, node: PUCTNode, action: int, child: PUCTNode) -> float:
         prior = node.prior.get(action, 0.0) / (sum(node.prior.get(a, 0.0) for a in node.children)
                                                or 1.0)
         bonus = math.sqrt(node.visits + node.virtual) / (1 + child.visits + child.virtual)
         return self._value(child) + self.config.exploration * prior * bonus
 
-    def _value(self, node: Node) -> float:
+    def _value(self, node: PUCTNode) -> float:
         """``Q``: the mean value (virtual losses at the lowest gain) scaled to [0, 1]."""
         mean = (node.value_sum + node.virtual * self.low) / (node.visits + node.virtual)
         span = self.high - self.low
         return (mean - self.low) / span if span > 0 else 0.0
 
-    def _successor(self, node: Node, action: int) -> Any:
+    def _successor(self, node: PUCTNode, action: int) -> Any:
         if action not in node.successors:
             node.successors[action] = self.inner.transition(node.state, action)
         return node.successors[action]
 
     # ------------------------------------------------------------------ 2. prior
 
-    def _update_prior(self, node: Node) -> None:
+    def _update_prior(self, node: PUCTNode) -> None:
         """``P`` of ``node`` from the cost model's estimates of its legal successors (left
         uniform without a cost model, or before ``prior_warmup`` measurements)."""
         if not self.inner.has_cost_model or self.tracker.used < self.config.prior_warmup:
@@ -211,13 +298,12 @@ class Tree:
         if not actions:
             return
         estimates = self.inner.estimate([node.successors[a] for a in actions])
-        logits = -np.log(np.maximum(estimates, SCORE_FLOOR)) / self.config.prior_temperature
-        weights = np.exp(logits - logits.max())
-        node.prior = dict(zip(actions, (weights / weights.sum()).tolist(), strict=True))
+        weights = softmax_prior(estimates, self.config.prior_temperature)
+        node.prior = dict(zip(actions, weights.tolist(), strict=True))
 
     # ------------------------------------------------------------------ 3. measure, 4. back up
 
-    def grow(self, paths: list[Path]) -> None:
+    def grow(self, paths: list[SelectedPath]) -> None:
         """Measure the new states of ``paths`` as one batch, add their nodes and back up."""
         batch = list(dict.fromkeys(path.new[1] for path in paths if path.new is not None))
         outcomes = dict(zip(batch, self.inner.evaluate(batch), strict=True))
@@ -250,7 +336,7 @@ class Tree:
             self._add(state, actions, log_gain(self.root_score, outcome.score))
 
     @staticmethod
-    def _backup(nodes: list[Node], value: float) -> None:
+    def _backup(nodes: list[PUCTNode], value: float) -> None:
         for node in nodes:
             node.visits += 1
             node.value_sum += value
@@ -262,13 +348,14 @@ class Tree:
                 "cost_model_prior": self.inner.has_cost_model}
 
 
-class PUCT:
-    """PUCT with a cost-model prior, progressive widening, transpositions and batches."""
+class MeasuredPUCT:
+    """PUCT with a cost-model prior, progressive widening, transpositions and batches, every
+    node measured (``puct-measured``)."""
 
-    name = "puct"
+    name = "puct-measured"
 
-    def __init__(self, config: PUCTConfig | None = None) -> None:
-        self.config = config or PUCTConfig()
+    def __init__(self, config: MeasuredPUCTConfig | None = None) -> None:
+        self.config = config or MeasuredPUCTConfig()
         self.tree: Tree | None = None
         """The tree of the last search."""
 
