@@ -93,8 +93,12 @@ class PlanningConfig:
     """Expansions planned on the cost model per round (per measured batch)."""
     parallel_expansions: int = 16
     """Expansions selected together (virtual losses), their states estimated in one call."""
-    rollout_depth: int = 2
-    """Random legal actions applied after an expansion, the end state estimated (0: none)."""
+    rollout_depth: int = 0
+    """Random legal actions applied after an expansion, the end state estimated (0: the new
+    state's own estimate is its value). Off by default: each step of a rollout enumerates the
+    legal actions of a state used once (on the tensor environment, replays of its trace: three
+    times the cost of an expansion), and the batch is chosen from the tree's nodes, not from
+    rollout ends; the expansions a rollout would cost estimate more nodes instead."""
     measure_per_round: int = 8
     """States measured per round (``k``), as one batch."""
     epsilon: float = 0.05
@@ -125,8 +129,10 @@ class PlanNode:
     """The first move of the edge from the parent."""
     moves: tuple[int, ...] = ()
     """The edge's moves when it is a sequence (the LLM's), else empty."""
-    untried: list[int] = field(default_factory=list)
-    """Legal actions not expanded yet."""
+    untried: list[int] | None = None
+    """Legal actions not expanded yet (``None`` until the node is first considered for an
+    expansion: enumerating legal actions is a large part of planning's cost, and most nodes
+    are leaves)."""
     children: list[PlanNode] = field(default_factory=list)
     predicted: float = math.nan
     """The cost model's latest estimate of the state's score."""
@@ -284,7 +290,14 @@ class Planner:
             return self.start_repeats < self.config.max_start_repeats and (
                 len(node.children) + node.pending < self.room(node)
                 or all(c.closed or c.failed for c in node.children))
-        return bool(node.untried) and len(node.children) + node.pending < self.room(node)
+        return bool(self._untried(node)) and len(node.children) + node.pending < self.room(node)
+
+    def _untried(self, node: PlanNode) -> list[int]:
+        """``node``'s untried legal actions (enumerated on first use)."""
+        if node.untried is None:
+            assert self.inner is not None
+            node.untried = [int(a) for a in np.flatnonzero(self.inner.legal_mask(node.state))]
+        return node.untried
 
     def room(self, node: PlanNode) -> int:
         """Children ``node`` may have: ``branching``; the root widens progressively."""
@@ -319,9 +332,10 @@ class Planner:
                 return None
             self.start_repeats = 0
             return self._add(node, state, None, ())
-        while node.untried:
+        untried = self._untried(node)
+        while untried:
             moves = self.propose(node)
-            node.untried.remove(moves[0])
+            untried.remove(moves[0])
             state = walk(self.inner, node.state, moves)
             if not isinstance(state, str) and state not in self.table:
                 return self._add(node, state, moves[0], tuple(moves) if len(moves) > 1 else ())
@@ -329,13 +343,11 @@ class Planner:
 
     def propose(self, node: PlanNode) -> list[int]:
         """The moves of ``node``'s next child: a uniformly chosen untried action."""
-        return [int(self.rng.choice(node.untried))]
+        return [int(self.rng.choice(self._untried(node)))]
 
     def _add(self, parent: PlanNode, state: Any, action: int | None, moves: tuple[int, ...]
              ) -> PlanNode:
-        assert self.inner is not None
-        legal = [int(a) for a in np.flatnonzero(self.inner.legal_mask(state))]
-        node = PlanNode(state, None if parent is self.root else parent, action, moves, legal)
+        node = PlanNode(state, None if parent is self.root else parent, action, moves)
         parent.children.append(node)
         self.table[state] = node
         return node

@@ -97,9 +97,11 @@ class PUCT(Planner):
         super().__init__(config or PUCTConfig())
         self.priors: dict[PlanNode, tuple[int, dict[int, float]]] = {}
         """Each widened node's prior and the measurements it was computed at."""
+        self.successors: dict[PlanNode, dict[int, Any]] = {}
+        """Each widened node's legal successors by action."""
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        self.priors = {}
+        self.priors, self.successors = {}, {}
         return super().run(env, budget, seed)
 
     def room(self, node: PlanNode) -> int:
@@ -121,24 +123,27 @@ class PUCT(Planner):
 
     def propose(self, node: PlanNode) -> list[int]:
         """The untried action of highest prior (ties: a seeded random one)."""
-        prior = self._prior(node)
-        best = max(prior.get(a, 0.0) for a in node.untried)
-        return [int(self.rng.choice([a for a in node.untried if prior.get(a, 0.0) == best]))]
+        prior, untried = self._prior(node), self._untried(node)
+        best = max(prior.get(a, 0.0) for a in untried)
+        return [int(self.rng.choice([a for a in untried if prior.get(a, 0.0) == best]))]
 
     def _prior(self, node: PlanNode) -> dict[int, float]:
-        """``P`` of ``node``, estimated again when the cost model has learned since."""
+        """``P`` of ``node``, estimated again when the cost model has learned since (the
+        successors are made once)."""
         assert self.inner is not None
         measured = self.inner.num_measurements
         known = self.priors.get(node)
         if known is not None and known[0] == measured:
             return known[1]
-        successors = {a: self.inner.transition(node.state, a) for a in node.untried}
-        actions = [a for a, s in successors.items() if not isinstance(s, str)]
-        prior: dict[int, float] = dict(known[1]) if known else {}
-        if actions:
-            estimates = self.inner.estimate([successors[a] for a in actions])
+        if node not in self.successors:
+            made = {a: self.inner.transition(node.state, a) for a in self._untried(node)}
+            self.successors[node] = {a: s for a, s in made.items() if not isinstance(s, str)}
+        successors = self.successors[node]
+        prior: dict[int, float] = {}
+        if successors:
+            estimates = self.inner.estimate(list(successors.values()))
             weights = softmax_prior(estimates, self.config.prior_temperature)
-            prior.update(zip(actions, weights.tolist(), strict=True))
+            prior = dict(zip(successors, weights.tolist(), strict=True))
         self.priors[node] = (measured, prior)
         return prior
 
