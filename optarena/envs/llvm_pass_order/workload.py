@@ -2,6 +2,11 @@
 
 * ``suite:NAME`` -- a C program shipped with optarena (``benchmarks/NAME.c``; each has a ``main``
   that prints a checksum, so its run time can be measured and its output checked);
+* ``heldout:NAME`` -- a held-out C program (``heldout/NAME.c``): programs of the kinds cBench and
+  MiBench hold (hashing, ciphers, compression, sorting, graphs, string search, image filters,
+  signal processing, matrix and numeric kernels), written for this suite and kept apart from
+  anything trained on; each generates its input, checks its own result (a round trip, published
+  test vectors or an invariant), prints a checksum and exits 1 if a check fails;
 * ``csmith:SEED`` and ``llvm-stress:SEED`` -- CompilerGym's program generators
   (``generator://csmith-v0/SEED``: random C with a ``main``; ``generator://llvm-stress-v0/SEED``:
   random IR functions, no ``main``);
@@ -17,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 SUITE = Path(__file__).with_name("benchmarks")
+HELDOUT = Path(__file__).with_name("heldout")
+FOLDERS = {"suite": SUITE, "heldout": HELDOUT}
 GENERATORS = {"csmith": "generator://csmith-v0", "llvm-stress": "generator://llvm-stress-v0"}
 FILE_SUFFIXES = (".c", ".ll", ".bc")
 
@@ -32,16 +39,27 @@ class Benchmark:
 
 def suite_names() -> list[str]:
     """The shipped C programs."""
-    return sorted(p.stem for p in SUITE.glob("*.c"))
+    return program_names("suite")
+
+
+def heldout_names() -> list[str]:
+    """The held-out C programs."""
+    return program_names("heldout")
+
+
+def program_names(kind: str) -> list[str]:
+    """The C programs shipped under ``kind`` (``suite`` or ``heldout``)."""
+    return sorted(p.stem for p in FOLDERS[kind].glob("*.c"))
 
 
 def parse_benchmark(spec: str) -> Benchmark:
     """The :class:`Benchmark` a spec names; ``ValueError`` saying what is accepted otherwise."""
     kind, _, rest = spec.partition(":")
-    if kind == "suite":
-        if rest not in suite_names():
-            raise ValueError(f"unknown suite program {rest!r}; available: {suite_names()}")
-        return Benchmark(spec, {"file": str(SUITE / f"{rest}.c")})
+    if kind in FOLDERS:
+        names = program_names(kind)
+        if rest not in names:
+            raise ValueError(f"unknown {kind} program {rest!r}; available: {names}")
+        return Benchmark(spec, {"file": str(FOLDERS[kind] / f"{rest}.c")})
     if kind in GENERATORS:
         if not rest.isdigit():
             raise ValueError(f"{kind}: needs a non-negative integer seed, e.g. {kind}:0")
@@ -50,12 +68,13 @@ def parse_benchmark(spec: str) -> Benchmark:
         return Benchmark(spec, {"uri": spec})
     if spec.startswith("benchmark://"):
         raise ValueError(f"{spec}: CompilerGym's benchmark:// datasets are downloads, which this "
-                         "suite does not make; use suite:NAME, csmith:SEED, llvm-stress:SEED or "
-                         "a .c/.ll/.bc file")
+                         "suite does not make; use suite:NAME, heldout:NAME, csmith:SEED, "
+                         "llvm-stress:SEED or a .c/.ll/.bc file")
     path = Path(spec).expanduser()
     if path.suffix in FILE_SUFFIXES:
         if not path.is_file():
             raise ValueError(f"no such file: {path}")
         return Benchmark(spec, {"file": str(path.resolve())})
     raise ValueError(f"unknown benchmark {spec!r}: use suite:NAME ({', '.join(suite_names())}), "
-                     "csmith:SEED, llvm-stress:SEED, a generator:// URI or a .c/.ll/.bc file")
+                     "heldout:NAME, csmith:SEED, llvm-stress:SEED, a generator:// URI or a "
+                     ".c/.ll/.bc file")

@@ -1,0 +1,105 @@
+"""The held-out programs of optarena/LlvmPassOrder-v0 (``heldout:NAME``) and the split
+``llvm-heldout/v1``: each program builds (clang-14, natively, warnings as errors) and checks its
+own output; one steps in the real environment (needs CompilerGym, as in test_llvm_pass_order); the
+slow test builds every one through CompilerGym and compares its output with clang-14 -O2's."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+from optarena.envs.llvm_pass_order.splits import HELDOUT_V1
+from optarena.envs.llvm_pass_order.workload import heldout_names, parse_benchmark
+from optarena.envs.splits import get_split
+from tests.test_llvm_pass_order import needs_compiler_gym
+
+KINDS = {"hashing and checksums", "cipher", "compression", "sorting and searching", "graph",
+         "string search", "image filter", "signal processing", "matrix and numeric"}
+"""The kinds of program cBench and MiBench hold, as each program's first line names its own."""
+
+
+def _source(name: str) -> Path:
+    return Path(parse_benchmark(f"heldout:{name}").request["file"])
+
+
+def _build_and_run(name: str, level: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    exe = folder / f"{name}{level}"
+    subprocess.run(["clang-14", "-std=c99", "-Wall", "-Wextra", "-Werror", level, str(_source(name)),
+                    "-o", str(exe), "-lm"], check=True, capture_output=True, text=True)
+    return subprocess.run([str(exe)], capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_the_split_pins_the_programs_and_they_cover_every_kind():
+    assert sorted(HELDOUT_V1) == heldout_names()  # a new program needs llvm-heldout/v2
+    split = get_split("llvm-heldout/v1")
+    train, test = split.problems()
+    assert test == [f"heldout:{name}" for name in HELDOUT_V1] and len(test) >= 20
+    assert all(p.startswith("csmith:") for p in train)  # disjoint: test_train checks every split
+    assert split.kwargs["reward"] == "ir_instructions"
+    kinds = set()
+    for name in HELDOUT_V1:
+        text = _source(name).read_text()
+        kinds.add(re.match(r"/\* optarena LlvmPassOrder-v0 held-out program \(([^)]+)\)",
+                           text).group(1))
+        assert len(text.splitlines()) >= 100, name
+    assert kinds == KINDS
+    with pytest.raises(ValueError, match="unknown heldout program 'nope'"):
+        parse_benchmark("heldout:nope")
+
+
+def test_every_program_builds_and_checks_itself(tmp_path):
+    with ThreadPoolExecutor(2) as pool:
+        runs = pool.map(lambda name: _build_and_run(name, "-O0", tmp_path), HELDOUT_V1)
+    for name, run in zip(HELDOUT_V1, runs, strict=True):
+        assert run.returncode == 0 and run.stdout.endswith(f"{name}: ok\n"), run.stdout
+
+
+def test_a_failed_check_exits_1(tmp_path):
+    broken = tmp_path / "sha1.c"  # a wrong round constant: the published digests no longer match
+    broken.write_text(_source("sha1").read_text().replace("0x5A827999u", "0x5A827998u"))
+    exe = tmp_path / "sha1"
+    subprocess.run(["clang-14", "-O1", str(broken), "-o", str(exe)], check=True)
+    done = subprocess.run([str(exe)], capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "FAILED sha1(abc)" in done.stdout
+    assert done.stdout.endswith("sha1: FAILED\n")
+
+
+@needs_compiler_gym
+def test_a_program_steps_in_the_environment_and_has_its_oz_anchor():
+    env = gym.make("optarena/LlvmPassOrder-v0", benchmark="heldout:sha1",
+                   reward="ir_instructions", check=True, store=None)
+    try:
+        llvm = env.unwrapped
+        _, info = llvm.reset(seed=0)
+        unoptimized = info["score"]
+        anchors = llvm.problem()["anchors"]
+        assert set(anchors) == {"-O3", "-Oz"} and 0 < anchors["-Oz"] < unoptimized
+        assert llvm.llvm.reference_run("heldout:sha1").stdout.endswith("sha1: ok\n")
+        _, reward, _, _, info = llvm.step(llvm.pass_names.index("-mem2reg"))
+        assert "failure" not in info and 0 < info["score"] < unoptimized and reward > 0
+    finally:
+        env.close()
+
+
+@pytest.mark.slow
+@needs_compiler_gym
+def test_every_program_runs_in_the_environment_as_at_o2_and_oz_shrinks_it(tmp_path):
+    specs = [f"heldout:{name}" for name in HELDOUT_V1]
+    env = gym.make("optarena/LlvmPassOrder-v0", benchmark=specs, reward="ir_instructions",
+                   check=True, store=None)
+    try:
+        llvm = env.unwrapped
+        for name, spec in zip(HELDOUT_V1, specs, strict=True):
+            _, info = llvm.reset(options={"problem": spec})
+            assert 0 < llvm.problem()["anchors"]["-Oz"] < info["score"], spec
+            run, native = llvm.llvm.reference_run(spec), _build_and_run(name, "-O2", tmp_path)
+            assert run is not None and run.returncode == 0, spec
+            assert run.stdout.endswith(f"{name}: ok\n"), run.stdout
+            assert (native.stdout, native.returncode) == (run.stdout, 0), spec
+    finally:
+        env.close()
