@@ -242,4 +242,4 @@ def test_a_search_records_its_failed_measurements_by_kind(tmp_path):
     result = agents.make("random").run(env, 12, 0)
     crashed = env.failures["crash"] - 1
     assert crashed > 0 and result.usage.failures == {"crash": crashed}
-    assert json.loads(json.dumps(result.to_json()))["usage"]["failures"] == {"crash": crashed}
+    assert json.loads(result.model_dump_json())["usage"]["failures"] == {"crash": crashed}

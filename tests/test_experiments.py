@@ -18,10 +18,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from optarena.envs.aarch64_peephole.env import AArch64PeepholeEnv
 from optarena.envs.contract import Outcome
 from optarena.envs.host import cpu_fingerprint
-from optarena.envs.tensor_schedule.env import TensorScheduleEnv
+from optarena.envs.registry import kind
 from optarena.envs.tensor_schedule.measure import Measurer
 from optarena.experiments import submission
 from optarena.experiments.compare import compare
@@ -38,7 +37,8 @@ from optarena.experiments.report import (
     summary_tables,
     write_report,
 )
-from optarena.experiments.runs import CompareConfig, append_record, read_records
+from optarena.experiments.runs import CompareConfig
+from optarena.records import RunRecord, append_record, read_records, read_runs
 
 from .conftest import FAST_MEASURE
 
@@ -192,14 +192,24 @@ def test_a_run_past_its_timeout_is_killed_and_recorded(tmp_path):
 # ---------------------------------------------------------------------- report statistics
 
 
-def _record(label: str, agent: str, seed: int, curve: list[tuple[int, float]], **usage: int) -> dict:
-    return {
-        "run_id": f"{label}-{seed}", "env_id": "optarena/TensorSchedule-v0",
-        "spec": {"workload": "w", "budget": 10, "label": label, "agent": agent, "seed": seed},
-        "result": {"best_improvement": curve[-1][1], "wall_s": 1.0,
-                   "curve": [{"measurements": m, "best_improvement": v} for m, v in curve],
-                   "usage": {"llm_calls": 0, "tokens": 0, "proposals": 0, "fallbacks": 0, **usage}},
-    }
+def _record(label: str, agent: str, seed: int, curve: list[tuple[int, float]], *,
+            budget: int = 10, workload: str = "w", machine: dict | None = None,
+            problem: dict | None = None, **usage: float) -> RunRecord:
+    """A tensor run's record with ``curve`` as (measurements, best improvement) points."""
+    return RunRecord.model_validate({
+        "record_version": 1, "run_id": f"{label}-{seed}", "env_id": "optarena/TensorSchedule-v0",
+        "spec": {"env": "tensor_schedule", "workload": workload, "env_kwargs": {},
+                 "agent": agent, "label": label, "agent_config": {}, "seed": seed,
+                 "budget": budget},
+        "problem": {"workload": workload, "workload_hash": "0123", "reference_score": 1.0,
+                    "deterministic": False, **(problem or {})},
+        "result": {"agent": agent, "seed": seed, "budget": budget,
+                   "best_improvement": curve[-1][1], "wall_s": 1.0,
+                   "curve": [{"measurements": m, "wall_s": 0.1 * m, "best_score": 1 / v,
+                              "best_improvement": v} for m, v in curve],
+                   "usage": {"measurements": curve[-1][0], **usage}},
+        "versions": {"python": "3.11.7"}, "machine": machine or {"cpu": "Test CPU", "cores": 2},
+        "started": 0.0, "finished": 1.0})
 
 
 def _cells(table: Table, column: int) -> dict[str, list[str]]:
@@ -212,10 +222,10 @@ def test_report_columns_follow_their_definitions():
         _record("evo", "evolutionary", 1, [(1, 1.0), (5, 2.0)]),
         _record("ms", "metaschedule", 0, [(1, 1.0), (8, 3.0)]),
         _record("ms", "metaschedule", 1, [(1, 1.0), (8, 3.0)]),
-        _record("llm", "llm-mcts", 0, [(1, 1.5), (2, 4.0)], llm_calls=4, tokens=400, proposals=4,
-                fallbacks=1),
-        _record("llm", "llm-mcts", 1, [(1, 1.5), (3, 3.0), (4, 4.0)], llm_calls=6, tokens=600,
-                proposals=6, fallbacks=0),
+        _record("llm", "llm-mcts", 0, [(1, 1.5), (2, 4.0)], llm_calls=4, prompt_tokens=400,
+                proposals=4, fallbacks=1),
+        _record("llm", "llm-mcts", 1, [(1, 1.5), (3, 3.0), (4, 4.0)], llm_calls=6,
+                prompt_tokens=600, proposals=6, fallbacks=0),
     ]
     assert samples_to_reach(records[4], 3.0) == 2.0
     assert math.isnan(samples_to_reach(records[0], 3.0))
@@ -241,22 +251,24 @@ def test_report_columns_follow_their_definitions():
 
 def test_report_names_every_machine_a_resumed_race_ran_on():
     versions = {"optarena": "1.0", "apache-tvm": "0.27", "python": "3.11.7"}
-    records = [{**_record("evo", "evolutionary", seed, [(1, 2.0)]), "versions": versions,
-                "machine": {"cpu": cpu, "cores": 2}}
+    records = [_record("evo", "evolutionary", seed, [(1, 2.0)], machine={"cpu": cpu, "cores": 2})
                for seed, cpu in enumerate(["Intel Xeon", "Intel Xeon", "AMD EPYC"])]
+    for record in records:
+        record.versions = versions
     assert provenance(records) == ("Machines: Intel Xeon, 2 cores (2 runs); AMD EPYC, 2 cores "
                                    "(1 run). Version: optarena 1.0, TVM 0.27, Python 3.11.7.")
     assert provenance(records[:2]).startswith("Machine: Intel Xeon, 2 cores. Version: optarena")
     # two hosts of one model name that expose different instruction sets (their tensor runs'
     # LLVM targets differ) are two machines
-    epyc = [{**records[2], "problem": {**records[2].get("problem", {}),
-                                       "target": {"kind": "llvm", "mcpu": mcpu}}}
-            for mcpu in ("znver3", "znver1")]
+    epyc = [_record("evo", "evolutionary", 2, [(1, 2.0)], machine={"cpu": "AMD EPYC", "cores": 2},
+                    problem={"target": {"kind": "llvm", "mcpu": mcpu}}) for mcpu in ("znver3", "znver1")]
+    for record in epyc:
+        record.versions = versions
     assert provenance(epyc).startswith("Machines: AMD EPYC (LLVM znver3), 2 cores (1 run); "
                                        "AMD EPYC (LLVM znver1), 2 cores (1 run). Version:")
     # ... and so are two such hosts without a target, told apart by their flags' fingerprints
-    hosts = [{**records[2],
-              "machine": {**records[2]["machine"], "cpu_flags": cpu_fingerprint(flags)}}
+    hosts = [records[2].model_copy(update={"machine": records[2].machine.model_copy(
+        update={"cpu_flags": cpu_fingerprint(flags)})})
              for flags in (["avx2", "fma"], ["avx2", "fma", "vaes"], ["fma", "avx2"])]
     assert provenance(hosts).startswith(
         f"Machines: AMD EPYC (flags {cpu_fingerprint(['fma', 'avx2'])}), 2 cores (2 runs); "
@@ -266,8 +278,8 @@ def test_report_names_every_machine_a_resumed_race_ran_on():
 
 def test_a_workload_section_names_every_target_its_runs_were_measured_with():
     targets = [{"kind": "llvm", "mcpu": mcpu} for mcpu in ("rocketlake", "rocketlake", "znver3")]
-    records = [{**_record("evo", "evolutionary", seed, [(1, 2.0)]),
-                "problem": {"target": target, "reference_score": 0.5 if seed < 2 else 0.25}}
+    records = [_record("evo", "evolutionary", seed, [(1, 2.0)], problem={
+        "target": target, "reference_score": 0.5 if seed < 2 else 0.25})
                for seed, target in enumerate(targets)]
     rows = group(records)[("optarena/TensorSchedule-v0", "w", 10)]
     assert measured_with(rows) == (
@@ -308,10 +320,8 @@ def test_a_starting_score_counts_at_every_checkpoint():
 
 def test_a_baseline_with_a_budget_of_its_own_is_the_reference_at_every_budget():
     records = [_record("evo", "evolutionary", seed, [(1, 1.0), (4, 3.5)]) for seed in (0, 1)]
-    for seed in (0, 1):
-        ms = _record("ms-512", "metaschedule", seed, [(1, 1.0), (300, 3.0 + seed)])
-        ms["spec"]["budget"] = 512
-        records.append(ms)
+    records += [_record("ms-512", "metaschedule", seed, [(1, 1.0), (300, 3.0 + seed)], budget=512)
+                for seed in (0, 1)]
     groups = group(records)
     assert set(groups) == {("optarena/TensorSchedule-v0", "w", 10),
                            ("optarena/TensorSchedule-v0", "w", 512)}
@@ -325,7 +335,8 @@ def test_a_baseline_with_a_budget_of_its_own_is_the_reference_at_every_budget():
     # evolutionary reaches MS-512's level (3.46x) at its 4th measurement in both seeds
     assert _cells(agent_table(evo_rows, 10, ref), 1)["evo"][4] == "4 (100%)"
     # pooled with a second workload, evolutionary's runs are paired with MS-512's
-    other = [{**r, "spec": {**r["spec"], "workload": "v"}} for r in records]
+    other = [r.model_copy(update={"spec": r.spec.model_copy(update={"workload": "v"})})
+             for r in records]
     other_groups = group(other)
     other_rows = other_groups[("optarena/TensorSchedule-v0", "v", 10)]
     other_ref = reference(other_rows, "metaschedule",
@@ -350,8 +361,8 @@ def peephole_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def genuine(peephole_results: Path) -> dict:
-    (record,) = read_records(peephole_results / "results.jsonl")
-    return submission.make_submission(peephole_results, record["run_id"], "tester")
+    (record,) = read_runs(peephole_results / "results.jsonl")
+    return submission.make_submission(peephole_results, record.run_id, "tester")
 
 
 def test_a_genuine_peephole_submission_is_accepted_and_cycles_must_match_exactly(genuine):
@@ -424,7 +435,8 @@ def test_the_verifier_decides_how_to_measure(genuine):
     verdict = submission.verify(weaker)
     assert not verdict.accepted and "['check_states'] do not define the problem" in verdict.reason
     assert submission.verify(genuine, settings={"check_states": 32}).accepted
-    assert AArch64PeepholeEnv.verification_kwargs({"check_states": 1})["check_states"] == 8
+    assert kind("aarch64_peephole").policy_for({}).verification_kwargs(
+        {"check_states": 1})["check_states"] == 8
     with pytest.raises(ValueError, match="define the problem"):
         submission.check_settings("aarch64_peephole", {"mcpu": "cortex-a53"})
 
@@ -458,10 +470,10 @@ def tensor_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_results, tmp_path,
                                                                      monkeypatch):
-    (record,) = read_records(tensor_results / "results.jsonl")
-    genuine = submission.make_submission(tensor_results, record["run_id"])
-    assert genuine["workload_hash"] == record["problem"]["workload_hash"]
-    assert record["problem"]["anchors"], "the race timed its anchors"
+    (record,) = read_runs(tensor_results / "results.jsonl")
+    genuine = submission.make_submission(tensor_results, record.run_id)
+    assert genuine["workload_hash"] == record.problem.workload_hash
+    assert record.problem.anchors, "the race timed its anchors"
 
     def timed_anchors(*args: object) -> None:
         raise AssertionError("a verifier needs no anchor")
@@ -496,8 +508,6 @@ def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_res
                 {"rpc": {"tracker_host": "203.0.113.7", "tracker_port": 9190, "key": "fast"}}):
         verdict = submission.verify({**genuine, "env_kwargs": how})
         assert not verdict.accepted and "do not define the problem" in verdict.reason
-    forced = TensorScheduleEnv.verification_kwargs({"measure": {"check": False, "tolerance": 1}})
-    assert forced["measure"]["check"] is True and forced["measure"]["tolerance"] == 1e-3
 
 
 @pytest.mark.slow
@@ -507,8 +517,8 @@ def test_a_metaschedule_submission_is_verified(tmp_path):
                        "kwargs": {"measure": FAST_MEASURE}}],
         agents=[{"agent": "metaschedule"}], seeds=[0], budget=8)
     assert not compare(config, tmp_path).failed
-    (record,) = read_records(tmp_path / "results.jsonl")
-    genuine = submission.make_submission(tmp_path, record["run_id"])
+    (record,) = read_runs(tmp_path / "results.jsonl")
+    genuine = submission.make_submission(tmp_path, record.run_id)
     assert genuine["solution"]["state"]["problem"] == "matmul-128"
     assert genuine["settings"] == {"measure": FAST_MEASURE} and genuine["env_kwargs"] == {}
     verdict = submission.verify(genuine)

@@ -25,11 +25,12 @@ from rich.console import Console
 from optarena import agents
 from optarena.agents.llm_rewrite import extract_block
 from optarena.experiments.rewrites import REWRITES, rewrite_table, run_rewrites, select_blocks
-from optarena.experiments.runs import RewriteTask, read_records
+from optarena.experiments.runs import RewriteTask
 from optarena.llm import models
 from optarena.llm.client import LLMConfig, LLMRequestFailed, LLMUnavailable
 from optarena.llm.models import LocalModel, ModelUnavailable, model_file
 from optarena.llm.server import LocalServer, check_endpoint, free_port
+from optarena.records import read_records
 
 from .conftest import FAST_MEASURE
 from .test_agents import ScriptedClient

@@ -25,7 +25,8 @@ from optarena.envs.llvm_pass_order.space import EXCLUDED_BY_DEFAULT, PassState, 
 from optarena.envs.llvm_pass_order.workload import parse_benchmark, suite_names
 from optarena.experiments import submission
 from optarena.experiments.compare import compare
-from optarena.experiments.runs import CompareConfig, read_records
+from optarena.experiments.runs import CompareConfig
+from optarena.records import read_records
 from tests.test_agents import assert_contract, make_agent
 
 

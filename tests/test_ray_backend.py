@@ -27,7 +27,8 @@ import psutil
 import pytest
 import yaml
 
-from optarena.experiments.runs import CompareConfig, RunSpec, read_records
+from optarena.experiments.runs import CompareConfig
+from optarena.records import RunSpec, read_records
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 REQUIRE_RAY = os.environ.get("OPTARENA_REQUIRE_RAY") == "1"

@@ -15,10 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optarena.experiments.leaderboard import TRACKS, Track, place, write_leaderboard
-from optarena.experiments.report import group, plot_curves, reference, write_report
-from optarena.experiments.runs import append_record
+from optarena.experiments.leaderboard import (
+    TRACKS,
+    Entry,
+    Track,
+    place,
+    workload_table,
+    write_leaderboard,
+)
+from optarena.experiments.report import cost_table, group, plot_curves, reference, write_report
 from optarena.experiments.submission import FORMAT, Verdict
+from optarena.records import RunRecord, append_record
 
 ENV_IDS = {"tensor_schedule": "optarena/TensorSchedule-v0",
            "llvm_pass_order": "optarena/LlvmPassOrder-v0"}
@@ -29,7 +36,8 @@ CHROMIUM = shutil.which("chromium")
 
 
 def _record(workload: str, label: str, seed: int, curve: list[tuple[int, float]],
-            env: str = "tensor_schedule", problem: dict | None = None, llm_calls: int = 0) -> dict:
+            env: str = "tensor_schedule", problem: dict | None = None, llm_calls: int = 0
+            ) -> RunRecord:
     reference_score = 1e-3
     points = [{"measurements": m, "wall_s": 0.5 * m + 0.1 * seed, "best_score": reference_score / v,
                "best_improvement": v} for m, v in curve]
@@ -37,14 +45,14 @@ def _record(workload: str, label: str, seed: int, curve: list[tuple[int, float]]
              "llm_cached": 0, "prompt_tokens": 90 * llm_calls, "completion_tokens": 10 * llm_calls,
              "tokens": 100 * llm_calls, "llm_cost_usd": 0.0, "llm_seconds": 0.0,
              "proposals": llm_calls, "fallbacks": 0, "fallback_rate": 0.0}
-    return {
+    return RunRecord.model_validate({
         "record_version": 1, "run_id": f"{label}-s{seed}-{workload}",
         "spec": {"env": env, "workload": workload, "env_kwargs": {}, "agent": label,
                  "label": label, "agent_config": {}, "seed": seed, "budget": BUDGET},
         "env_id": ENV_IDS[env],
         "problem": {"workload": workload, "workload_hash": "0123456789abcdef",
                     "target": {"kind": "llvm"}, "reference_score": reference_score,
-                    **(problem or {})},
+                    "deterministic": env != "tensor_schedule", **(problem or {})},
         "result": {"agent": label, "seed": seed, "budget": BUDGET,
                    "best_score": reference_score / curve[-1][1], "best_improvement": curve[-1][1],
                    "best_state": {}, "best_actions": [], "curve": points, "usage": usage,
@@ -52,10 +60,10 @@ def _record(workload: str, label: str, seed: int, curve: list[tuple[int, float]]
         "versions": {"python": "3.11.7", "optarena": "0.1.0", "apache-tvm": "0.27"},
         "machine": {"cpu": "Test CPU", "cores": 2, "platform": "linux", "hostname": "test"},
         "started": 0.0, "finished": 1.0,
-    }
+    })
 
 
-def _race() -> list[dict]:
+def _race() -> list[RunRecord]:
     """Two workloads, five seeds: MetaSchedule (the baseline) reaches about 4x at measurement
     6; MCTS 8x at 3, on every run; random 2x, never reaching MetaSchedule; LLM-MCTS, 2 seeds only,
     7-8x at 2."""
@@ -157,6 +165,33 @@ def test_anchor_baselines_and_missing_anchors(tmp_path):
     assert _rows(old, "| rank |")["mcts"][4] == "—"
     chosen = write_report(without, baseline="greedy").read_text()  # an explicit baseline
     assert "Baseline: `greedy` at budget 8, level 4.47x" in chosen
+
+
+def test_the_cost_table_gives_what_each_search_spent_per_measurement(race):
+    section = _section((race / "report.md").read_text(), "matmul-64")
+    assert "### matmul-64: what the search cost besides measurements" in section
+    costs = _rows(section, "| agent | measurements |")
+    header = next(line for line in section.splitlines() if line.startswith("| agent | meas"))
+    # only LLM-MCTS spent anything besides measurements, and only LLM calls and prompt tokens
+    assert header == ("| agent | measurements | wall-clock s | LLM calls / measurement | "
+                      "prompt tokens / measurement |")
+    # 4 calls and 360 prompt tokens per run, 2 measurements and 1.2-1.3 s per run
+    assert costs["llm-mcts"][1:] == ["2.0", "1", "2", "180"]
+    assert costs["mcts"][3:] == ["0", "0"]
+    plain = [_record("w", "mcts", seed, [(1, 2.0), (3, 4.0)]) for seed in (0, 1)]
+    (rows,) = group(plain).values()
+    assert cost_table(rows) is None  # no column of zeros for searches that spend nothing
+
+
+def test_a_leaderboard_entry_shows_what_its_result_cost():
+    spent = _submission("a", "llm-mcts", 4.0, usage={"measurements": 16, "llm_calls": 8,
+                                                     "planning_s": 4.0, "prompt_tokens": 1600})
+    entries = [Entry(sub, Verdict(True, "ok", 1e-3 / 4.0, 4.0), TOY)
+               for sub in (spent, _submission("a", "mcts", 3.0))]  # this one says nothing
+    table = workload_table(entries)
+    assert table.headers[7:-1] == ["planning s / measurement", "LLM calls / measurement",
+                                   "prompt tokens / measurement"]
+    assert [row[7:-1] for row in table.rows] == [["0.25", "0.5", "100"], ["—", "—", "—"]]
 
 
 def test_curves_are_geometric_means_on_a_log_axis_with_integer_measurement_ticks():

@@ -23,7 +23,7 @@ from optarena.envs.tensor_schedule.workload import (
     swiglu_mlp,
 )
 from optarena.experiments.report import write_report
-from optarena.experiments.runs import append_record
+from optarena.records import append_record
 from tests.conftest import FAST_MEASURE
 from tests.test_report_html import _record, _rows, _section
 from tests.test_workload import USER_KERNEL

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from optarena.experiments.runs import read_records
+from optarena.records import read_records
 
 TESTS = Path(__file__).parent
 

@@ -18,8 +18,7 @@ from rich.console import Console
 
 from optarena.envs.splits import all_splits, get_split, held_out
 from optarena.experiments import train as train_module
-from optarena.experiments.runs import read_records
-from optarena.experiments.train import TrainConfig
+from optarena.experiments.train import TrainConfig, episodes
 
 from .conftest import FAST_MEASURE
 
@@ -125,15 +124,16 @@ def test_training_resumes_from_its_checkpoint_after_a_kill(tmp_path):
 
     model = MaskablePPO.load(str(tmp_path / "out" / "seed0" / "model.zip"), device="cpu")
     assert 1024 <= model.num_timesteps < 1024 + 4 * 64  # trained to the total, not twice
-    records = read_records(tmp_path / "out" / "results.jsonl")
-    assert {r["policy"] for r in records} == {"policy", "greedy", "random"}
-    assert len({r["problem"] for r in records}) == 4
-    assert all(r["final"] <= r["reference"] for r in records if r["policy"] == "greedy")
+    records = episodes(tmp_path / "out")
+    assert {r.policy for r in records} == {"policy", "greedy", "random"}
+    assert len({r.problem for r in records}) == 4
+    assert all(r.final <= r.reference for r in records if r.policy == "greedy")
+    assert all(r.machine is not None and r.versions for r in records)
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| greedy |" in report and (tmp_path / "out" / "curves.png").exists()
     log = tmp_path / "out" / "seed0" / "logs" / "progress.csv"
     assert log.exists() and json.dumps(str(log))
-    assert np.isfinite([r["final"] for r in records]).all()
+    assert np.isfinite([r.final for r in records]).all()
 
 
 def test_the_training_speed_is_kept_when_testing_is_interrupted(tmp_path, monkeypatch):

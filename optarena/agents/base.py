@@ -2,6 +2,8 @@
 
 An agent is run as ``agent.run(env, budget, seed) -> SearchResult``. ``budget`` counts the
 environment's measurements (``num_measurements``: distinct programs scored; cache hits are free).
+The result, its usage and its curve are defined once, in :mod:`optarena.records`: a run record
+stores them as the agent returns them.
 
 Agents use the environment through the one contract every optarena environment implements,
 :class:`optarena.envs.contract.Game` (:func:`optarena.envs.contract.game` gets it from a wrapped
@@ -19,100 +21,15 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
 from optarena.envs.contract import Game, Outcome, game
+from optarena.records import CurvePoint, SearchResult, Usage
 
-
-@dataclass(frozen=True)
-class CurvePoint:
-    """Best score so far after ``measurements`` measurements and ``wall_s`` seconds; of those
-    measurements, ``censored`` were stopped early (estimates, never bests)."""
-
-    measurements: int
-    wall_s: float
-    best_score: float
-    best_improvement: float
-    censored: int = 0
-
-
-@dataclass
-class Usage:
-    """What a search consumed."""
-
-    measurements: int = 0
-    censored: int = 0
-    """Of the measurements, those stopped early as clearly worse than the best (estimates)."""
-    cost_model_calls: int = 0
-    llm_calls: int = 0
-    """Completions requested from the endpoint (replies served from the disk cache included)."""
-    llm_cached: int = 0
-    """Of those, answered from the disk cache."""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_cost_usd: float = 0.0
-    llm_seconds: float = 0.0
-    """Time spent waiting for replies (the cached replies' original time included)."""
-    proposals: int = 0
-    """Expansions whose action the LLM was asked for (by a call, or from an earlier call's
-    ranked list: ``proposals_reused``)."""
-    proposals_reused: int = 0
-    """Of those, served by an earlier call's proposals."""
-    fallbacks: int = 0
-    """Of those, answered by a uniform legal action (unparseable, illegal or no answer)."""
-    proposals_uniform: int = 0
-    """Expansions made uniformly because the round's LLM calls were used up (``llm-mcts``)."""
-    planning_s: float = 0.0
-    """Seconds spent planning on the cost model, LLM replies excluded (model-based agents)."""
-    failures: dict[str, int] = field(default_factory=dict)
-    """Of the measurements, the failed programs by kind (``timeout``, ``crash``,
-    ``wrong_output``, ...; stock MetaSchedule's own failed trials as ``metaschedule``)."""
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def add_completion(self, completion: Any, cost_usd: float) -> None:
-        """Count one answered request (an :class:`~optarena.llm.client.Completion`)."""
-        self.llm_calls += 1
-        self.llm_cached += completion.cached
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
-        self.llm_cost_usd += cost_usd
-        self.llm_seconds += completion.seconds
-
-    @property
-    def fallback_rate(self) -> float:
-        return self.fallbacks / self.proposals if self.proposals else 0.0
-
-
-@dataclass
-class SearchResult:
-    """The outcome of one search: the best program found, how it was reached and what it cost."""
-
-    agent: str
-    seed: int
-    budget: int
-    best_score: float = math.inf
-    """Lowest score reached: latency in seconds, or cycles."""
-    best_improvement: float = 0.0
-    """Its improvement: speedup over the unscheduled program, or starting over final cycles."""
-    best_state: dict[str, Any] | None = None
-    best_actions: list[int] = field(default_factory=list)
-    curve: list[CurvePoint] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    wall_s: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
-    """Agent-specific settings and findings worth recording with the result."""
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["usage"].update(tokens=self.usage.tokens, fallback_rate=self.usage.fallback_rate)
-        return data
+__all__ = ["Agent", "CurvePoint", "SearchResult", "Tracker", "Usage", "log_gain", "random_walk"]
 
 
 class Agent(Protocol):
@@ -227,8 +144,10 @@ class Tracker:
         """The curve's point for the measurements made so far (the states of one batch are
         observed one after another: the batch's point ends with its best)."""
         result, curve = self.result, self.result.curve
-        point = CurvePoint(self.used, time.perf_counter() - self.start, result.best_score,
-                           result.best_improvement, self._censored() - self.censored_offset)
+        point = CurvePoint(measurements=self.used, wall_s=time.perf_counter() - self.start,
+                           best_score=result.best_score,
+                           best_improvement=result.best_improvement,
+                           censored=self._censored() - self.censored_offset)
         if curve and curve[-1].measurements == self.used:
             curve[-1] = point
         else:

@@ -175,8 +175,9 @@ class MetaSchedule:
                 result.best_improvement = baseline / outcome.score
                 result.best_state = state.to_json()  # type: ignore[union-attr]
             # trial times are not recorded; spread them evenly over the run's wall-clock
-            result.curve.append(CurvePoint(index, wall * index / len(records),
-                                           result.best_score, result.best_improvement))
+            result.curve.append(CurvePoint(
+                measurements=index, wall_s=wall * index / len(records),
+                best_score=result.best_score, best_improvement=result.best_improvement))
         result.usage.measurements = len(records)
         failed = sum(latency == math.inf for latency, _ in records)
         result.usage.failures = {"metaschedule": failed} if failed else {}

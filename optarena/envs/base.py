@@ -69,31 +69,11 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
     prompt_family: ClassVar[str] = "generic"
     """Which prompt templates (``optarena/llm/prompts/<family>.txt``) describe it to an LLM."""
-    problem_kwargs: ClassVar[tuple[str, ...]] = ()
-    """Constructor arguments that define the problem besides the problem's name (a submission
-    may set only these; the rest say how to measure, which the verifier decides)."""
-
-    @classmethod
-    def measures_time(cls, kwargs: Mapping[str, Any]) -> bool:
-        """Whether an environment made with ``kwargs`` times programs (runs need a quiet
-        machine; scores are verified with a tolerance)."""
-        return False
-
-    @classmethod
-    def baseline(cls, kwargs: Mapping[str, Any]) -> str:
-        """What reports compare agents with: an agent name or ``anchor:NAME``."""
-        return "random"
 
     @classmethod
     def splits(cls) -> Sequence[Any]:
         """Its train/test splits (:class:`~optarena.envs.splits.Split`; none by default)."""
         return ()
-
-    @classmethod
-    def verification_kwargs(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The constructor arguments a verifier measures with, from its own ``settings``: every
-        check forced on, whatever the settings say."""
-        return dict(settings)
 
     def __init__(self, space: Space[S], scorer: Scorer[S], *, problem: str | None = None,
                  max_steps: int = 32, stop_action: bool = False,

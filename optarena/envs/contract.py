@@ -184,7 +184,9 @@ class Scorer(Protocol[S]):
 
     def context(self, problem: str) -> dict[str, Any]:
         """Everything besides the program that defines its score (workload hash, target,
-        timing settings, tool versions, CPU): the key of stored results."""
+        timing settings, tool versions, CPU): the key of stored results. It has at least
+        ``workload_hash`` (the problem's content, whatever its name: verifiers check it) and
+        ``target`` (where scores are measured), as :class:`optarena.records.Problem` reads."""
         ...
 
     def anchors(self, problem: str) -> dict[str, float]:

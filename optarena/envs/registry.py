@@ -5,10 +5,13 @@ Registering a kind registers its gymnasium id, with a vector entry point:
 
 An :class:`EnvKind` names an environment for experiment configs (``env: tensor_schedule``), says
 which gymnasium id it has, where its class is and which constructor argument names its problem
-(the workload, block or benchmark of a config's ``workloads``). Everything else the experiments need
--- which constructor arguments define the problem (a submission may set only those), whether scores
-are timings, which agent or anchor a report compares with -- the environment class says itself
-(:class:`~optarena.envs.base.ArenaEnv`).
+(the workload, block or benchmark of a config's ``workloads``). Its :class:`KindPolicy` is what the
+experiments need of it besides running it, as data: which constructor arguments define the problem
+(a submission may set only those), whether scores are timings, which agent or anchor a report
+compares with, the checks a verifier forces on, which anchors are what a user would run instead and
+what "improvement" means. :meth:`EnvKind.policy_for` resolves it for a run's arguments into the
+:class:`Policy` every run record carries (:class:`optarena.records.RunRecord`), so reading or
+reporting a result never imports the environment's class (nor TVM).
 
 Other packages add environments through the ``optarena.envs`` entry-point group: an entry point
 that loads an :class:`EnvKind` (``toy = "my_package.toy:KIND"`` in ``[project.entry-points.
@@ -17,15 +20,104 @@ that loads an :class:`EnvKind` (``toy = "my_package.toy:KIND"`` in ``[project.en
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import gymnasium
+from pydantic import BaseModel, ConfigDict, Field
 
 ENTRY_POINT_GROUP = "optarena.envs"
+
+
+T = TypeVar("T")
+
+
+class Forced(BaseModel):
+    """A setting a verifier measures with, whatever its own settings say: ``key`` (dotted for a
+    nested argument: ``measure.check``) set to ``value`` (``rule="set"``), or kept at least or at
+    most ``value`` (a given setting beyond it is left as it is; none given is ``value``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    value: Any
+    rule: Literal["set", "at_least", "at_most"] = "set"
+
+
+class Policy(BaseModel):
+    """What the experiments need of an environment run with given arguments: the
+    :class:`KindPolicy` of its kind resolved for them (:meth:`EnvKind.policy_for`). Every run
+    record carries its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    baseline: str = "random"
+    """What reports compare agents with: an agent name, or ``anchor:NAME`` for one of the
+    problem's anchors (``problem()["anchors"]``)."""
+    measures_time: bool = False
+    """Whether runs time programs: they need a quiet machine (a Ray node to themselves) and
+    their scores are verified with a tolerance, best of several."""
+    problem_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Constructor arguments that define the problem besides its name, with their defaults (a
+    submission may set only these; the rest say how to measure, which the verifier decides)."""
+    verification: tuple[Forced, ...] = ()
+    """The checks a verifier forces on (:meth:`verification_kwargs`)."""
+    speed_anchors: dict[str, str] = Field(default_factory=dict)
+    """Anchors that are what a user would run instead (latencies in seconds), by name, with the
+    label reports give them (``{"pytorch": "PyTorch eager"}``)."""
+    improvement: str = ""
+    """What an improvement is here, for reports (``the speedup over the unscheduled program``)."""
+    problems: str = ""
+    """What the problems are, for reports (``tensor programs``)."""
+
+    def verification_kwargs(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor arguments a verifier measures with, from its own ``settings``: every
+        check of :attr:`verification` forced on, whatever the settings say."""
+        kwargs = copy.deepcopy(dict(settings))
+        for forced in self.verification:
+            *parents, last = forced.key.split(".")
+            node = kwargs
+            for parent in parents:
+                node[parent] = dict(node.get(parent) or {})
+                node = node[parent]
+            given = node.get(last, forced.value)
+            node[last] = forced.value if forced.rule == "set" else \
+                max(given, forced.value) if forced.rule == "at_least" else min(given, forced.value)
+        return kwargs
+
+
+class ByArgument(BaseModel, Generic[T]):
+    """A policy value chosen by one constructor argument: ``cases[str(value)]`` for the value it
+    is given, ``unset`` when it is not given (or ``None``), ``otherwise`` for any other value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    argument: str
+    cases: dict[str, T] = Field(default_factory=dict)
+    unset: T
+    otherwise: T
+
+    def value(self, kwargs: Mapping[str, Any]) -> T:
+        given = kwargs.get(self.argument)
+        return self.unset if given is None else self.cases.get(str(given), self.otherwise)
+
+
+class KindPolicy(Policy):
+    """An environment kind's :class:`Policy`, whose baseline and timing may depend on the
+    constructor arguments (:class:`ByArgument`)."""
+
+    baseline: str | ByArgument[str] = "random"  # type: ignore[assignment]
+    measures_time: bool | ByArgument[bool] = False  # type: ignore[assignment]
+
+    def resolve(self, kwargs: Mapping[str, Any]) -> Policy:
+        """The policy of an environment made with ``kwargs``."""
+        chosen = {name: value.value(kwargs) for name in ("baseline", "measures_time")
+                  if isinstance(value := getattr(self, name), ByArgument)}
+        return Policy(**{**self.model_dump(exclude=set(chosen)), **chosen})
 
 
 @dataclass(frozen=True)
@@ -40,6 +132,8 @@ class EnvKind:
     """``module:Class`` of the environment."""
     problem_arg: str
     """The constructor argument that names the problem (``workload``, ``block``, ``benchmark``)."""
+    policy: KindPolicy = field(default_factory=KindPolicy)
+    """What the experiments need of it besides running it (see the module docstring)."""
 
     def env_class(self) -> Any:
         module, _, name = self.entry_point.partition(":")
@@ -53,18 +147,9 @@ class EnvKind:
             raise ValueError(f"name the {self.problem_arg} as the problem, not in kwargs")
         return gymnasium.make(self.env_id, **{self.problem_arg: problem}, **kwargs)
 
-    def problem_kwargs(self) -> frozenset[str]:
-        """Constructor arguments that define the problem (the rest say how to measure it)."""
-        return frozenset(self.env_class().problem_kwargs)
-
-    def measures_time(self, kwargs: Mapping[str, Any]) -> bool:
-        """Whether runs with these settings time programs (they need a quiet machine)."""
-        return bool(self.env_class().measures_time(kwargs))
-
-    def baseline(self, kwargs: Mapping[str, Any]) -> str:
-        """What reports compare agents with: an agent name, or ``anchor:NAME`` for one of the
-        problem's anchors (``problem()["anchors"]``)."""
-        return str(self.env_class().baseline(kwargs))
+    def policy_for(self, kwargs: Mapping[str, Any]) -> Policy:
+        """The policy of this environment made with ``kwargs`` (its constructor arguments)."""
+        return self.policy.resolve(kwargs)
 
 
 KINDS: dict[str, EnvKind] = {}
@@ -91,6 +176,15 @@ def _load_plugins() -> None:
             raise TypeError(f"entry point {entry.name} = {entry.value} of group "
                             f"{ENTRY_POINT_GROUP} is a {type(loaded).__name__}, not an EnvKind")
         register(loaded)
+
+
+def improvement_text(problems: bool = False) -> str:
+    """What an improvement is, for every registered kind that says (reports and the
+    leaderboard): ``A, B, or C``, each with its kind's problems in brackets if ``problems``."""
+    said = [f"{k.policy.improvement} ({k.policy.problems})" if problems else k.policy.improvement
+            for k in KINDS.values() if k.policy.improvement]
+    return ", ".join(said[:-1]) + (", or " if len(said) > 2 else " or ") + said[-1] \
+        if len(said) > 1 else "".join(said) or "the reference score over the score"
 
 
 def kind(name: str) -> EnvKind:

@@ -109,16 +109,25 @@ def run(args: argparse.Namespace, console: Console) -> int:
     from optarena.experiments import submission
     from optarena.experiments.leaderboard import write_leaderboard
     from optarena.experiments.report import write_report
+    from optarena.records import RecordError
 
     if args.command == "compare":
         return _compare(args, console)
     if args.command == "report":
         marks = [int(m) for m in args.checkpoints.split(",")] if args.checkpoints else None
-        console.print(f"report: {write_report(args.out, marks, args.baseline)} and "
-                      f"{args.out / 'report.html'}")
+        try:
+            written = write_report(args.out, marks, args.baseline)
+        except RecordError as err:
+            console.print(f"report: {err}", markup=False, highlight=False)
+            return 2
+        console.print(f"report: {written} and {args.out / 'report.html'}")
         return 0
     if args.command == "submit":
-        data = submission.make_submission(args.out, args.run, args.submitter)
+        try:
+            data = submission.make_submission(args.out, args.run, args.submitter)
+        except RecordError as err:
+            console.print(f"submit: {err}", markup=False, highlight=False)
+            return 2
         args.output.write_text(json.dumps(data, indent=1))
         console.print(f"{args.output}: {data['label']} on {data['workload']}, "
                       f"{data['claimed']['improvement']:.3f}x claimed")

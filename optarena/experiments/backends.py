@@ -3,7 +3,8 @@
 A backend starts runs (:meth:`Backend.submit`) and reports what they do as :class:`Message`\\ s
 (:meth:`Backend.receive`): ``started`` when an attempt at a run begins (again when the run is
 retried after its worker was lost), ``progress`` with the measurements made so far, and the end,
-``done`` with the ``results.jsonl`` record or ``failed`` with the reason.
+``done`` with the ``results.jsonl`` record (a :class:`~optarena.records.RunRecord`) or ``failed``
+with the reason.
 :func:`optarena.experiments.compare.compare` drives any backend the same way: it records the ends,
 shows the progress bar and kills a run whose attempt is past ``run_timeout_s``.
 
@@ -30,7 +31,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol, Self
 
-from optarena.experiments.runs import RunSpec, execute
+from optarena.experiments.runs import execute
+from optarena.records import RunSpec
 
 
 @dataclass(frozen=True)

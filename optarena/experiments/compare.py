@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 from rich.console import Console
@@ -27,7 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from optarena.envs.contract import error_summary
 from optarena.experiments.backends import Attempt, Backend, LocalBackend
 from optarena.experiments.rewrites import run_rewrites
-from optarena.experiments.runs import CompareConfig, RunSpec, append_record, read_records
+from optarena.experiments.runs import CompareConfig
+from optarena.records import RunRecord, RunSpec, append_record, read_runs
 
 RESULTS = "results.jsonl"
 FAILURES = "failures.jsonl"
@@ -45,7 +45,7 @@ class Outcome:
 
 
 def finished_ids(out: Path) -> set[str]:
-    return {r["run_id"] for r in read_records(out / RESULTS) if "run_id" in r}
+    return {r.run_id for r in read_runs(out / RESULTS)}
 
 
 def _check_config(config: CompareConfig, out: Path, force: bool) -> None:
@@ -101,7 +101,7 @@ def _race(config: CompareConfig, out: Path, pending: list[RunSpec], outcome: Out
         runs_task = bar.add_task("runs", total=len(pending))
         samples_task = bar.add_task("measurements", total=sum(spec.budget for spec in pending))
 
-        def settle(run_id: str, failure: str | None, record: dict[str, Any] | None) -> None:
+        def settle(run_id: str, failure: str | None, record: RunRecord | None) -> None:
             spec = running.pop(run_id)
             attempt = attempts.pop(run_id, None)
             if record is not None:

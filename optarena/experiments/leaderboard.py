@@ -13,7 +13,10 @@ track it does not fit -- another environment, a workload outside the track, othe
 before anything is measured. The others are verified (:func:`optarena.experiments.submission.verify`:
 re-applied and re-measured here) and the accepted ones ranked:
 
-* per workload, by verified improvement, then by fewer measurements (equal keys share a rank);
+* per workload, by verified improvement, then by fewer measurements (equal keys share a rank),
+  each entry with what its search spent besides measurements, per measurement (cost-model
+  estimate calls, planning seconds, LLM calls, prompt tokens, LLM seconds: the submission's
+  ``usage``; only the costs some entry spent);
 * per track, the entries of one submitter and agent by the geometric mean of their best verified
   improvement over the track's workloads; only entries covering every workload are ranked.
 
@@ -22,7 +25,6 @@ re-applied and re-measured here) and the accepted ones ranked:
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from optarena.experiments.pages import Document, Table, anchor, figure_png
+from optarena.envs.registry import improvement_text, kind
+from optarena.experiments.pages import Document, Table, anchor, cost_cells, figure_png
 from optarena.experiments.stats import geometric_mean_interval
+from optarena.records import Usage
 
 if TYPE_CHECKING:
     from optarena.experiments.submission import Verdict
@@ -89,17 +93,12 @@ TRACKS: tuple[Track, ...] = (
 
 
 def _setting(submission: dict[str, Any], name: str) -> Any:
-    """The submission's value of environment argument ``name``: its own, else the default of
-    the environment's constructor (``None`` if it has none)."""
+    """The submission's value of environment argument ``name``: its own, else its default (the
+    kind's :attr:`~optarena.envs.registry.Policy.problem_kwargs`; ``None`` if it has none)."""
     kwargs = submission.get("env_kwargs") or {}
     if name in kwargs:
         return kwargs[name]
-    import optarena.envs  # noqa: F401 - registers the environment kinds
-    from optarena.envs.registry import kind
-
-    parameter = inspect.signature(kind(submission["env"]).env_class()).parameters.get(name)
-    return None if parameter is None or parameter.default is inspect.Parameter.empty \
-        else parameter.default
+    return kind(submission["env"]).policy.problem_kwargs.get(name)
 
 
 def misfit(track: Track, submission: dict[str, Any]) -> str | None:
@@ -195,18 +194,22 @@ def _ranks(keys: list[tuple[float, ...]]) -> list[int]:
 
 
 def workload_table(entries: list[Entry]) -> Table:
-    """The accepted submissions of one workload, best verified improvement first."""
+    """The accepted submissions of one workload, best verified improvement first, each with what
+    its search spent besides measurements, per measurement (the costs some entry spent; ``—``
+    for a submission that does not say)."""
     entries = sorted(entries, key=lambda e: (-e.verdict.improvement, e.submission["measurements"]))
     ranks = _ranks([(-e.verdict.improvement, e.submission["measurements"]) for e in entries])
+    headers, costs = cost_cells([[Usage.model_validate(e.submission["usage"])]
+                                 if e.submission.get("usage") else [] for e in entries])
     table = Table(["rank", "submitter", "agent", "measurements", "improvement (verified)",
-                   "claimed", "score (verified)", "run"])
-    for rank, entry in zip(ranks, entries, strict=True):
+                   "claimed", "score (verified)", *headers, "run"])
+    for rank, entry, cost in zip(ranks, entries, costs, strict=True):
         sub = entry.submission
         table.rows.append([str(rank), entry.competitor[0], sub["label"],
                            f"{sub['measurements']} / {sub['budget']}",
                            f"{entry.verdict.improvement:.3f}x",
                            f"{sub['claimed']['improvement']:.3f}x", f"{entry.verdict.score:.6g}",
-                           f"`{sub['run_id']}`"])
+                           *cost, f"`{sub['run_id']}`"])
     return table
 
 
@@ -269,9 +272,9 @@ def render(board: Leaderboard, machine: str, figures: Path | None = None) -> Doc
     given, is the Markdown file whose directory receives the tracks' charts as PNG files."""
     document = Document("optarena leaderboard")
     document.paragraph(
-        f"Verified on {machine}. Improvement: the speedup over the unscheduled program, the "
-        "starting over the final llvm-mca cycles, or the unoptimized program's score over the "
-        "optimized one's, as re-measured here. Submissions compete within versioned tracks "
+        f"Verified on {machine}. Improvement: {improvement_text()}, as re-measured here. "
+        "Each entry also shows what its search spent besides measurements, per measurement, "
+        "where its submission says. Submissions compete within versioned tracks "
         "(environment, workloads, settings, budget); a submission outside the track it names is "
         "refused unmeasured. `optarena.experiments.leaderboard` has the rules.")
     overview = Table(["track", "environment", "workloads", "budget", "settings", "entries"])
@@ -325,7 +328,7 @@ def write_leaderboard(paths: list[Path], markdown: Path, html: Path,
     from optarena.experiments.runs import machine_info
 
     board = build_leaderboard(paths, tolerance, tracks, verify)
-    document = render(board, machine_info()["cpu"], markdown)
+    document = render(board, machine_info().cpu, markdown)
     markdown.write_text(document.markdown())
     html.write_text(document.html())
     return board

@@ -12,10 +12,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
+
+from optarena.records import PLANNING_COSTS, Usage, costs_per_measurement
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
@@ -54,6 +58,24 @@ def inline(text: str) -> str:
 def anchor(text: str) -> str:
     """A file-name and URL-fragment friendly form of ``text``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def cost_cells(groups: Sequence[Sequence[Usage]]) -> tuple[list[str], list[list[str]]]:
+    """The headers and, per group of usages (an agent's runs, a submission), the cells of what
+    they spent besides measurements, per measurement (:data:`~optarena.records.PLANNING_COSTS`:
+    :func:`~optarena.records.costs_per_measurement`); only the costs some group spent, so
+    searches that spend none of them get no column of zeros."""
+    costs = [costs_per_measurement(usages) for usages in groups]
+    spent = [name for name in PLANNING_COSTS if any(cost[name] > 0 for cost in costs)]
+    return ([f"{PLANNING_COSTS[name]} / measurement" for name in spent],
+            [[_three_digits(cost[name]) for name in spent] for cost in costs])
+
+
+def _three_digits(value: float) -> str:
+    """About three significant digits, without exponents above 1e-4 (``—`` for ``nan``)."""
+    if math.isnan(value):
+        return "—"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def figure_png(figure: Figure, dpi: int = 110) -> bytes:

@@ -12,10 +12,10 @@ the next ``optarena compare`` on ``DIR`` submits what is not in ``results.jsonl`
 * **Timeouts.** A run's clock starts when its task starts on a worker (not while it waits for a
   node); past ``run_timeout_s`` the task is cancelled and its worker killed.
 * **Timing exclusivity.** Every node offers the custom resource :data:`TIMING_RESOURCE`, 1 of it.
-  A run that times programs (:meth:`optarena.envs.registry.EnvKind.measures_time`: tensor
-  programs, LLVM ``runtime``) holds all of it, a run scored by cycles or counts holds
-  :data:`SHARE`: a timing run has its node to itself (no other optarena run), while cycle-scored
-  runs share nodes, one per CPU.
+  A run that times programs (as its kind's policy says,
+  :attr:`optarena.envs.registry.Policy.measures_time`: tensor programs, LLVM ``runtime``) holds
+  all of it, a run scored by cycles or counts holds :data:`SHARE`: a timing run has its node to
+  itself (no other optarena run), while cycle-scored runs share nodes, one per CPU.
 * **Logs.** A run's output goes to ``DIR/logs/RUN_ID.log`` on the node that runs it, ``DIR``
   being the driver's absolute path (on a shared file system, the driver's own directory); a node
   that cannot create that directory writes to ``optarena-logs/RUN_ID.log`` in its temporary
@@ -47,10 +47,9 @@ from typing import Self
 import ray
 from ray.util.queue import Queue
 
-import optarena.envs  # noqa: F401 - registers the environments
 from optarena.envs.registry import kind
 from optarena.experiments.backends import Attempt, Message, attempt
-from optarena.experiments.runs import RunSpec
+from optarena.records import RunSpec
 
 TIMING_RESOURCE = "optarena_timing"
 """The custom resource each node offers 1 of; a timing run holds all of it."""
@@ -124,7 +123,7 @@ class RayBackend:
         ray.shutdown()  # the driver's job ends, and with it the tasks still running
 
     def submit(self, spec: RunSpec, log: Path) -> None:
-        timing = kind(spec.env).measures_time(spec.env_kwargs)
+        timing = kind(spec.env).policy_for(spec.env_kwargs).measures_time
         self._runs[spec.run_id] = _task.options(
             name=f"optarena {spec.run_id}",
             resources={TIMING_RESOURCE: 1 if timing else SHARE},

@@ -4,9 +4,13 @@ Reads ``DIR/results.jsonl`` and writes ``DIR/report.md``, the self-contained ``D
 (the same content, figures embedded) and ``DIR/curves_<workload>.png``. The statistics are those
 of :mod:`optarena.experiments.stats`.
 
+Everything it needs of an environment is in the records (:class:`optarena.records.RunRecord`,
+their kind's :class:`~optarena.envs.registry.Policy` included): it imports no environment, nor
+TVM (but for the LLM rewrites' table, where there is one: it scores answers with llvm-mca).
+
 Each (environment, workload, budget) gets a section; when an environment has several workloads
 at one budget, a summary pools them. Agents are compared with the environment's **baseline**
-(:meth:`optarena.envs.registry.EnvKind.baseline`, or the one given): an agent (stock MetaSchedule
+(the records' ``policy.baseline``, or the one given): an agent (stock MetaSchedule
 for tensor programs, greedy for peepholes), or an *anchor*, a fixed score the problem records
 (``-O3`` or ``-Oz`` for pass ordering; improvement = reference score / anchor score). A baseline
 agent may have a budget of its own (a config's per-agent ``budget``: MetaSchedule given 512
@@ -14,8 +18,8 @@ trials, the others 128); the agents of every budget are then compared with its r
 
 Tensor workloads also record what a user would run instead, timed in the same run on the same
 inputs and threads (:mod:`optarena.envs.tensor_schedule.anchors`): PyTorch eager and, for
-matmuls, OpenBLAS. Their sections say how the best schedule found compares with them, and the
-tables have a column for each (:data:`SPEED_ANCHORS`).
+matmuls, OpenBLAS (the policy's ``speed_anchors``). Their sections say how the best schedule
+found compares with them, and the tables have a column for each (:func:`speed_anchors`).
 
 Definitions (per workload and budget, over the runs of an agent):
 
@@ -45,6 +49,11 @@ Definitions (per workload and budget, over the runs of an agent):
   own best, relative to evolutionary search: ``(best / to own best) / (same for evolutionary)``.
 * **wall-clock, LLM** -- seconds, LLM calls and tokens per run (means; cached replies included),
   the fallback rate over all proposals, and the run with the best improvement.
+* **cost** -- what the search spent besides measurements, per measurement: cost-model estimate
+  calls, planning seconds (LLM calls excluded), LLM calls, prompt tokens and LLM seconds, each
+  summed over the agent's runs and divided by their measurements summed, beside the mean
+  measurements and wall-clock seconds per run (:func:`cost_table`; only the costs some agent
+  spent).
 """
 
 from __future__ import annotations
@@ -62,9 +71,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from optarena.experiments.pages import Document, Table, anchor, figure_png
+from optarena.envs.registry import improvement_text
+from optarena.experiments.pages import Document, Table, anchor, cost_cells, figure_png
 from optarena.experiments.rewrites import REWRITES, rewrite_table
-from optarena.experiments.runs import CompareConfig, read_records
+from optarena.experiments.runs import CompareConfig
 from optarena.experiments.stats import (
     ALPHA,
     Interval,
@@ -75,14 +85,12 @@ from optarena.experiments.stats import (
     tied_ranks,
     time_to_reach,
 )
+from optarena.records import RunRecord, read_records, read_runs
 
 REPORT = "report.md"
 REPORT_HTML = "report.html"
 ANCHOR = "anchor:"
 """Prefix of a baseline that is one of the problem's anchors rather than an agent."""
-SPEED_ANCHORS = {"pytorch": "PyTorch eager", "openblas": "OpenBLAS"}
-"""Anchors that are what a user would run instead (latencies in seconds), by the name the report
-gives them: each gets a column "vs NAME" (:func:`speed_against`)."""
 BANDS_FROM_SEEDS = 3
 """Curves of agents with at least this many seeds get a confidence band; with fewer, the band of
 a t-interval is wider than the plot, so the single runs are drawn instead."""
@@ -109,37 +117,37 @@ STATISTICS = (
     "runs that reached it.")
 
 
-def best_curve(record: dict[str, Any], budget: int) -> np.ndarray:
+def best_curve(record: RunRecord, budget: int) -> np.ndarray:
     """Best improvement after 1..budget measurements (``nan`` before the first curve point; a
     point at 0 measurements, the starting state's known score, holds from the start)."""
     values = np.full(budget, np.nan)
-    for point in record["result"]["curve"]:
-        if point["measurements"] <= budget:
-            values[max(point["measurements"] - 1, 0):] = point["best_improvement"]
+    for point in record.result.curve:
+        if point.measurements <= budget:
+            values[max(point.measurements - 1, 0):] = point.best_improvement
     return values
 
 
-def wall_curve(record: dict[str, Any], times: np.ndarray) -> np.ndarray:
+def wall_curve(record: RunRecord, times: np.ndarray) -> np.ndarray:
     """Best improvement at each of ``times`` (seconds since the run started): ``nan`` before its
     first curve point, the final best after it ended."""
-    curve = record["result"]["curve"]
-    walls = np.array([point["wall_s"] for point in curve])
-    values = np.array([point["best_improvement"] for point in curve])
+    curve = record.result.curve
+    walls = np.array([point.wall_s for point in curve])
+    values = np.array([point.best_improvement for point in curve])
     index = np.searchsorted(walls, times, side="right") - 1
     return np.where(index >= 0, values[np.maximum(index, 0)], np.nan)
 
 
-def samples_to_reach(record: dict[str, Any], level: float) -> float:
+def samples_to_reach(record: RunRecord, level: float) -> float:
     """Measurements until the run's best improvement first reached ``level`` (``nan``: never)."""
-    for point in record["result"]["curve"]:
-        if point["best_improvement"] >= level * (1 - 1e-9):
-            return float(point["measurements"])
+    for point in record.result.curve:
+        if point.best_improvement >= level * (1 - 1e-9):
+            return float(point.measurements)
     return math.nan
 
 
-def run_key(record: dict[str, Any]) -> Key:
+def run_key(record: RunRecord) -> Key:
     """The (workload, seed) a run is paired by."""
-    return record["spec"]["workload"], record["spec"]["seed"]
+    return record.spec.workload, record.spec.seed
 
 
 @dataclass
@@ -149,20 +157,20 @@ class Row:
 
     label: str
     agent: str
-    runs: list[dict[str, Any]]
+    runs: list[RunRecord]
 
     def improvements(self) -> dict[Key, float]:
         """Best improvement at the budget per (workload, seed)."""
-        return {run_key(r): r["result"]["best_improvement"] for r in self.runs}
+        return {run_key(r): r.result.best_improvement for r in self.runs}
 
     @cached_property
     def best(self) -> Interval:
-        return geometric_mean_interval([r["result"]["best_improvement"] for r in self.runs])
+        return geometric_mean_interval([r.result.best_improvement for r in self.runs])
 
     @cached_property
     def to_own_best(self) -> list[float]:
         """Per run, the measurements until it found its final best."""
-        return [samples_to_reach(r, r["result"]["best_improvement"]) for r in self.runs]
+        return [samples_to_reach(r, r.result.best_improvement) for r in self.runs]
 
     def efficiency(self) -> float:
         """Best improvement (geometric mean) per sample to the own best (mean)."""
@@ -170,57 +178,55 @@ class Row:
         return self.best.center / samples if samples else math.nan
 
     def wall_s(self) -> float:
-        return float(np.mean([r["result"]["wall_s"] for r in self.runs]))
+        return float(np.mean([r.result.wall_s for r in self.runs]))
 
     def usage(self, key: str) -> float:
-        return float(np.mean([r["result"]["usage"][key] for r in self.runs]))
+        return float(np.mean([getattr(r.result.usage, key) for r in self.runs]))
 
     def fallback_rate(self) -> float:
-        proposals = sum(r["result"]["usage"]["proposals"] for r in self.runs)
-        fallbacks = sum(r["result"]["usage"]["fallbacks"] for r in self.runs)
+        proposals = sum(r.result.usage.proposals for r in self.runs)
+        fallbacks = sum(r.result.usage.fallbacks for r in self.runs)
         return fallbacks / proposals if proposals else math.nan
 
-    def best_run(self) -> dict[str, Any]:
-        return max(self.runs, key=lambda r: r["result"]["best_improvement"])
+    def best_run(self) -> RunRecord:
+        return max(self.runs, key=lambda r: r.result.best_improvement)
 
     @property
     def budget(self) -> int:
-        return self.runs[0]["spec"]["budget"]
+        return self.runs[0].spec.budget
 
 
-def group(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], list[Row]]:
+def group(records: list[RunRecord]) -> dict[tuple[str, str, int], list[Row]]:
     """(environment id, workload, budget) -> one row per agent label, in order of appearance."""
     rows: dict[tuple[str, str, int], dict[str, Row]] = defaultdict(dict)
     for record in records:
-        spec = record["spec"]
-        key = (record["env_id"], spec["workload"], spec["budget"])
-        row = rows[key].setdefault(spec["label"], Row(spec["label"], spec["agent"], []))
+        spec = record.spec
+        key = (record.env_id, spec.workload, spec.budget)
+        row = rows[key].setdefault(spec.label, Row(spec.label, spec.agent, []))
         row.runs.append(record)
     return {key: list(by_label.values()) for key, by_label in rows.items()}
 
 
-def anchor_improvement(record: dict[str, Any], name: str) -> float | None:
-    """The improvement of the problem's anchor ``name`` in this run's record, if recorded.
-    Records written before ``anchors`` existed carry ``-O3`` as ``o3_score``."""
-    problem = record.get("problem", {})
-    anchors = problem.get("anchors")
-    if anchors is None and problem.get("o3_score"):
-        anchors = {"-O3": problem["o3_score"]}
-    score = (anchors or {}).get(name)
-    return problem["reference_score"] / score if score else None
+def anchor_improvement(record: RunRecord, name: str) -> float | None:
+    """The improvement of the problem's anchor ``name`` in this run's record, if recorded."""
+    score = record.problem.anchors.get(name)
+    return record.problem.reference_score / score if score else None
 
 
-def speed_anchors(runs: Iterable[dict[str, Any]]) -> list[str]:
-    """The :data:`SPEED_ANCHORS` every one of ``runs`` recorded."""
+def speed_anchors(runs: Iterable[RunRecord]) -> dict[str, str]:
+    """The anchors that are what a user would run instead (the policy's ``speed_anchors``) and
+    that every one of ``runs`` recorded, with the label the report gives them."""
     runs = list(runs)
-    return [name for name in SPEED_ANCHORS
-            if runs and all(anchor_improvement(r, name) is not None for r in runs)]
+    labels = runs[0].policy.speed_anchors if runs else {}
+    return {name: label for name, label in labels.items()
+            if all(name in r.policy.speed_anchors and anchor_improvement(r, name) is not None
+                   for r in runs)}
 
 
-def speed_against(runs: Iterable[dict[str, Any]], name: str) -> Interval:
+def speed_against(runs: Iterable[RunRecord], name: str) -> Interval:
     """The anchor's latency over each run's best latency (the run's best improvement over the
     anchor's): geometric mean with its 95% interval."""
-    return geometric_mean_interval([r["result"]["best_improvement"] / anchor_improvement(r, name)
+    return geometric_mean_interval([r.result.best_improvement / anchor_improvement(r, name)
                                     for r in runs])
 
 
@@ -251,26 +257,13 @@ class Reference:
                                    else "") + f" at budget {self.row.budget}")
 
 
-def baseline_spec(record: dict[str, Any], override: str | None = None) -> str:
-    """``override``, else the baseline the record's environment names
-    (:meth:`~optarena.envs.registry.EnvKind.baseline`): an agent, or ``anchor:NAME``."""
-    if override:
-        return override
-    import optarena.envs  # noqa: F401 - registers the environment kinds
-    from optarena.envs.registry import kind
-
-    return kind(record["spec"]["env"]).baseline(record["spec"]["env_kwargs"])
-
-
 def reference(rows: list[Row], override: str | None = None,
               others: Iterable[Row] = ()) -> Reference | str:
-    """The baseline of a workload's ``rows`` (see :func:`baseline_spec`), or why there is none.
-    A baseline agent that did not run at ``rows``' budget is taken from ``others`` (the
-    workload's rows at other budgets, e.g. MetaSchedule given 512 trials), at its largest."""
-    try:
-        spec = baseline_spec(rows[0].runs[0], override)
-    except (ValueError, ImportError, KeyError) as err:
-        return f"the environment names no baseline here ({type(err).__name__}: {err})"
+    """The baseline of a workload's ``rows`` -- ``override``, else the one their records'
+    policy names (an agent, or ``anchor:NAME``) -- or why there is none. A baseline agent that
+    did not run at ``rows``' budget is taken from ``others`` (the workload's rows at other
+    budgets, e.g. MetaSchedule given 512 trials), at its largest."""
+    spec = override or rows[0].runs[0].policy.baseline
     if spec.startswith(ANCHOR):
         name = spec.removeprefix(ANCHOR)
         values = [v for row in rows for r in row.runs
@@ -335,7 +328,7 @@ def _with_run_counts(counts: Counter[str]) -> str:
     return "; ".join(f"{label} ({n} run{'s' * (n > 1)})" for label, n in counts.items())
 
 
-def provenance(records: list[dict[str, Any]]) -> str:
+def provenance(records: list[RunRecord]) -> str:
     """Where and with what the runs were measured: each machine and each version set, with its
     count of runs when the runs do not all share it (a race resumed on another machine)."""
     def counted(labels: list[str], what: str) -> str:
@@ -349,33 +342,33 @@ def provenance(records: list[dict[str, Any]]) -> str:
     # of the flags (recorded since 2026-12-04) where runs of one model name differ in it.
     fingerprints: defaultdict[str, set[str]] = defaultdict(set)
     for record in records:
-        fingerprints[record["machine"]["cpu"]].add(record["machine"].get("cpu_flags", ""))
+        fingerprints[record.machine.cpu].add(record.machine.cpu_flags)
 
-    def machine(record: dict[str, Any]) -> str:
-        cpu, flags = record["machine"]["cpu"], record["machine"].get("cpu_flags", "")
-        target = record.get("problem", {}).get("target")
+    def machine(record: RunRecord) -> str:
+        cpu, flags = record.machine.cpu, record.machine.cpu_flags
+        target = record.problem.target
         mcpu = target.get("mcpu") if isinstance(target, dict) else None
         details = [f"LLVM {mcpu}"] if mcpu else []
         if flags and len(fingerprints[cpu]) > 1:
             details.append(f"flags {flags}")
         named = f"{cpu} ({', '.join(details)})" if details else cpu
-        return f"{named}, {record['machine']['cores']} cores"
+        return f"{named}, {record.machine.cores} cores"
 
     machines = [machine(r) for r in records]
-    versions = [f"optarena {r['versions'].get('optarena')}, TVM {r['versions'].get('apache-tvm')}, "
-                f"Python {r['versions']['python']}" for r in records]
+    versions = [f"optarena {r.versions.get('optarena')}, TVM {r.versions.get('apache-tvm')}, "
+                f"Python {r.versions.get('python')}" for r in records]
     return f"{counted(machines, 'Machine')} {counted(versions, 'Version')}"
 
 
 # ---------------------------------------------------------------------- tables
 
 
-def _reach_cell(runs: Iterable[dict[str, Any]], levels: dict[str, float], budget: int) -> str:
+def _reach_cell(runs: Iterable[RunRecord], levels: dict[str, float], budget: int) -> str:
     """Kaplan--Meier median measurements to each run's workload level, the fraction estimated
     to reach it within the budget, and the range of the runs that reached it."""
     times, reached = [], []
     for run in runs:
-        level = levels.get(run["spec"]["workload"], math.nan)
+        level = levels.get(run.spec.workload, math.nan)
         if math.isnan(level):
             continue
         hit = samples_to_reach(run, level)
@@ -401,10 +394,10 @@ def agent_table(rows: list[Row], budget: int, ref: Reference | None) -> Table:
     """One workload's standings: a row per agent in rank order (ranks tied where the
     difference is not significant)."""
     evolutionary = next((row for row in rows if row.agent == "evolutionary"), None)
-    levels = {rows[0].runs[0]["spec"]["workload"]: ref.level} if ref else {}
+    levels = {rows[0].runs[0].spec.workload: ref.level} if ref else {}
     against = speed_anchors(r for row in rows for r in row.runs)
     table = Table(["rank", "agent", "seeds", "best: geo. mean [95% CI]",
-                   *(f"vs {SPEED_ANCHORS[name]}" for name in against),
+                   *(f"vs {label}" for label in against.values()),
                    f"to {ref.name if ref else 'baseline'}: KM median (reached; range)",
                    "to own best: mean (range)", "efficiency gain", "wall-clock s", "LLM calls",
                    "tokens", "fallback rate", "best run"])
@@ -417,7 +410,20 @@ def agent_table(rows: list[Row], budget: int, ref: Reference | None) -> Table:
             _reach_cell(row.runs, levels, budget) if ref else "—", _mean_range(row.to_own_best),
             _fmt(gain, 2), _fmt(row.wall_s(), 0), _fmt(llm, 1) if llm else "—",
             _fmt(row.usage("tokens"), 0) if llm else "—", _fmt(row.fallback_rate(), 2),
-            f"`{row.best_run()['run_id']}`"])
+            f"`{row.best_run().run_id}`"])
+    return table
+
+
+def cost_table(rows: list[Row]) -> Table | None:
+    """What each agent's search spent besides measurements, per measurement (see **cost** in
+    the module docstring); ``None`` when no agent spent any of it."""
+    headers, cells = cost_cells([[r.result.usage for r in row.runs] for row in rows])
+    if not headers:
+        return None
+    table = Table(["agent", "measurements", "wall-clock s", *headers])
+    for row, costs in zip(rows, cells, strict=True):
+        table.rows.append([row.label, _fmt(row.usage("measurements")), _fmt(row.wall_s(), 0),
+                           *costs])
     return table
 
 
@@ -452,8 +458,8 @@ def checkpoint_table(rows: list[Row], budget: int, checkpoints: list[int]) -> Ta
 
 def within(row: Row, measurements: int) -> dict[Key, float]:
     """Best improvement within ``measurements`` per (workload, seed)."""
-    return {run_key(r): float(best_curve(r, r["spec"]["budget"])[measurements - 1])
-            for r in row.runs if measurements <= r["spec"]["budget"]}
+    return {run_key(r): float(best_curve(r, r.spec.budget)[measurements - 1])
+            for r in row.runs if measurements <= r.spec.budget}
 
 
 def checkpoint_tests_table(rows: list[Row], ref: Reference, budget: int,
@@ -500,14 +506,14 @@ def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int,
     ties over (workload, seed) pairs) and each agent's test against the baseline; with
     ``checkpoints``, also the pooled :func:`checkpoint_table` and :func:`checkpoint_tests_table`."""
     pooled, ref = pool(sections)
-    levels = {rows[0].runs[0]["spec"]["workload"]: r.level for rows, r in sections}
+    levels = {rows[0].runs[0].spec.workload: r.level for rows, r in sections}
     against = speed_anchors(r for row in pooled for r in row.runs)
     standings = Table(["rank", "agent", "runs", "workloads",
                        "best: geo. mean over runs [95% CI]",
-                       *(f"vs {SPEED_ANCHORS[name]}" for name in against),
+                       *(f"vs {label}" for label in against.values()),
                        f"to {ref.name}: KM median (reached; range)"])
     for rank, row in _ranked(pooled):
-        workloads = {r["spec"]["workload"] for r in row.runs}
+        workloads = {r.spec.workload for r in row.runs}
         standings.rows.append([str(rank), row.label, str(len(row.runs)), str(len(workloads)),
                                _interval(row.best),
                                *(_interval(speed_against(row.runs, name)) for name in against),
@@ -534,7 +540,7 @@ def plot_curves(rows: list[Row], budget: int, title: str, ref: Reference | None 
     figure = Figure(figsize=(11, 4.6), layout="constrained")
     by_samples, by_time = figure.subplots(1, 2, sharey=True)
     x = np.arange(1, budget + 1)
-    end = max(r["result"]["wall_s"] for row in rows for r in row.runs)
+    end = max(r.result.wall_s for row in rows for r in row.runs)
     times = np.linspace(0.0, end, 400)
     drawn: list[np.ndarray] = []
     for index, row in enumerate(rows):
@@ -599,29 +605,29 @@ def _timed_with(note: dict[str, Any]) -> str:
 
 
 def _speed_text(rows: list[Row]) -> str | None:
-    """The workload's :data:`SPEED_ANCHORS` and how the best schedule found compares with them
+    """The workload's :func:`speed_anchors` and how the best schedule found compares with them
     (``None`` when its runs did not all record one)."""
     runs = [r for row in rows for r in row.runs]
     names = speed_anchors(runs)
     if not names:
         return None
-    best = max(runs, key=lambda r: r["result"]["best_improvement"])
-    best_s = best["problem"]["reference_score"] / best["result"]["best_improvement"]
+    best = max(runs, key=lambda r: r.result.best_improvement)
+    best_s = best.problem.reference_score / best.result.best_improvement
     timed, verdicts = [], []
-    for name in names:
-        latencies = [r["problem"]["anchors"][name] for r in runs]
-        details = [_timed_with(best["problem"].get("anchor_notes", {}).get(name, {}))]
+    for name, label in names.items():
+        latencies = [r.problem.anchors[name] for r in runs]
+        details = [_timed_with(best.problem.anchor_notes.get(name, {}))]
         if max(latencies) > min(latencies) * 1.0001:
             details.append(f"{_latency(min(latencies))} to {_latency(max(latencies))} over the runs")
         latency = _latency(geometric_mean_interval(latencies).center)
         shown = ", ".join(filter(None, details))
-        timed.append(f"{SPEED_ANCHORS[name]} {latency}" + (f" ({shown})" if shown else ""))
-        ratio = best["problem"]["anchors"][name] / best_s
-        verdicts.append(f"{_num(ratio)}x faster than {SPEED_ANCHORS[name]}" if ratio >= 1
-                        else f"{_num(1 / ratio)}x slower than {SPEED_ANCHORS[name]}")
+        timed.append(f"{label} {latency}" + (f" ({shown})" if shown else ""))
+        ratio = best.problem.anchors[name] / best_s
+        verdicts.append(f"{_num(ratio)}x faster than {label}" if ratio >= 1
+                        else f"{_num(1 / ratio)}x slower than {label}")
     return (f"What a user would run instead, timed in the same runs on the same inputs and "
             f"threads: {'; '.join(timed)}. The best schedule found, {_latency(best_s)} "
-            f"(`{best['spec']['label']}`, run `{best['run_id']}`), is {' and '.join(verdicts)}.")
+            f"(`{best.spec.label}`, run `{best.run_id}`), is {' and '.join(verdicts)}.")
 
 
 def _baseline_text(ref: Reference | str) -> str:
@@ -635,7 +641,7 @@ def _baseline_text(ref: Reference | str) -> str:
 def measured_with(rows: list[Row]) -> str:
     """The target and reference score the workload's runs were measured with: each pair with its
     count of runs when the runs do not all share one (a race resumed on another machine)."""
-    pairs = Counter((json.dumps(run["problem"]["target"]), run["problem"]["reference_score"])
+    pairs = Counter((json.dumps(run.problem.target), run.problem.reference_score)
                     for row in rows for run in row.runs)
     if len(pairs) == 1:
         target, reference = next(iter(pairs))
@@ -647,9 +653,9 @@ def measured_with(rows: list[Row]) -> str:
 def _workload_section(document: Document, out: Path, key: tuple[str, str, int], rows: list[Row],
                       ref: Reference | str, checkpoints: list[int] | None) -> None:
     env_id, workload, budget = key
-    problem = rows[0].runs[0]["problem"]
+    problem = rows[0].runs[0].problem
     document.heading(f"{workload} ({env_id}, budget {budget})")
-    document.paragraph(f"Workload hash `{problem['workload_hash']}`, "
+    document.paragraph(f"Workload hash `{problem.workload_hash}`, "
                        f"{measured_with(rows)}. {_baseline_text(ref)}")
     speed = _speed_text(rows)
     if speed is not None:
@@ -664,6 +670,10 @@ def _workload_section(document: Document, out: Path, key: tuple[str, str, int], 
                     f"log improvement (agents with {BANDS_FROM_SEEDS}+ seeds); thin lines, the single "
                     "runs (agents with fewer); dashed, the baseline.")
     document.table(agent_table(rows, budget, known))
+    costs = cost_table(rows)
+    if costs is not None:
+        document.heading(f"{workload}: what the search cost besides measurements", level=3)
+        document.table(costs)
     if known is not None and any(row is not known.row for row in rows):
         document.heading(f"{workload}: tests against {known.name}", level=3)
         document.table(comparison_table(rows, known))
@@ -684,22 +694,20 @@ def write_report(out: Path, checkpoints: list[int] | None = None,
     config = CompareConfig.load(out / "config.yaml") if (out / "config.yaml").exists() else None
     if checkpoints is None and config is not None:
         checkpoints = config.checkpoints
-    records = read_records(out / "results.jsonl")
+    records = read_runs(out / "results.jsonl")
     if not records:
         raise ValueError(f"no finished runs in {out / 'results.jsonl'}")
     failures = {r["run_id"]: r["error"] for r in read_records(out / "failures.jsonl")}
-    finished = {r["run_id"] for r in records}
+    finished = {r.run_id for r in records}
     document = Document(f"optarena report: {config.name if config else out.name}")
     document.paragraph(f"{len(records)} finished runs in `results.jsonl`. {provenance(records)}")
-    document.paragraph(
-        "Improvement is the speedup over the unscheduled program (tensor programs), the starting "
-        "over the final llvm-mca cycles (peephole blocks), or the unoptimized program's score "
-        "over the optimized one's (pass ordering); higher is better. Columns are defined in "
-        "`optarena.experiments.report`.")
+    document.paragraph(f"Improvement is {improvement_text(problems=True)}; higher is better. "
+                       "Columns are defined in `optarena.experiments.report`.")
     if any(speed_anchors([r]) for r in records):
+        labels = dict.fromkeys(label for r in records for label in r.policy.speed_anchors.values())
         document.paragraph(
             "Speedups over the unscheduled program are large and say little of what a user "
-            "gains: " + ", ".join(f"`vs {label}`" for label in SPEED_ANCHORS.values()) +
+            "gains: " + ", ".join(f"`vs {label}`" for label in labels) +
             " give the latency of what a user would run instead, timed in the same run on the "
             "same inputs and threads, over the agent's best (above 1: the schedule found is "
             "faster).")

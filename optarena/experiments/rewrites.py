@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from optarena.envs.aarch64_peephole.corpus import BlockPair, load_corpus
-from optarena.experiments.runs import RewriteTask, append_record, read_records
+from optarena.experiments.runs import RewriteTask
+from optarena.records import append_record, read_records
+
+if TYPE_CHECKING:
+    from optarena.envs.aarch64_peephole.corpus import BlockPair
 
 REWRITES = "rewrites.jsonl"
 
 
 def select_blocks(task: RewriteTask) -> list[BlockPair]:
     """The task's blocks: those named, else every corpus block LLVM's pairing changes."""
+    from optarena.envs.aarch64_peephole.corpus import load_corpus
+
     corpus = load_corpus()
     if task.blocks is not None:
         by_id = {b.id: b for b in corpus}
@@ -67,6 +72,7 @@ def run_rewrites(task: RewriteTask, out: Path, console: Console, client: Any = N
 
 def rewrite_table(out: Path, mcpu: str = "neoverse-n1") -> list[str]:
     """Markdown rows of the peephole metrics per seed, and their mean."""
+    from optarena.envs.aarch64_peephole.corpus import load_corpus
     from optarena.envs.aarch64_peephole.metrics import score
 
     records = read_records(out / REWRITES)

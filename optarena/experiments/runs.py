@@ -5,17 +5,15 @@ agents with their settings, seeds and the measurement budget. It expands to one 
 per (environment, workload, agent, seed); a run's id is a hash of everything that defines it, so
 a results file can say which runs are finished whatever order they ran in.
 
-:func:`execute` runs one spec and returns the line ``results.jsonl`` records: the search result
-(curve, usage, best state), the problem it was measured on (workload hash, target, reference
-score), software versions and the machine.
+:func:`execute` runs one spec and returns the line ``results.jsonl`` records, a
+:class:`~optarena.records.RunRecord`: the search result (curve, usage, best state), the problem it
+was measured on (workload hash, target, reference score), the environment kind's policy (baseline,
+timing, verification), software versions and the machine.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import json
-import os
 import platform
 import sys
 import threading
@@ -24,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,8 +30,8 @@ from optarena import agents
 from optarena.envs.contract import game
 from optarena.envs.host import cpu_fingerprint, cpu_model, usable_cores
 from optarena.envs.registry import KINDS, kind
+from optarena.records import RECORD_VERSION, Machine, Problem, RunRecord, RunSpec
 
-RECORD_VERSION = 1
 PACKAGES = ("optarena", "apache-tvm", "apache-tvm-ffi", "gymnasium", "numpy", "xgboost",
             "unicorn", "stable-baselines3", "sb3-contrib", "torch", "openai")
 
@@ -126,30 +123,6 @@ class CompareConfig(BaseModel):
                 for a in self.agents]
 
 
-class RunSpec(BaseModel):
-    """Everything that defines one run."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    env: str
-    workload: str
-    env_kwargs: dict[str, Any]
-    agent: str
-    label: str
-    agent_config: dict[str, Any]
-    seed: int
-    budget: int
-
-    @property
-    def run_id(self) -> str:
-        canonical = json.dumps(self.model_dump(), sort_keys=True)  # key order does not matter
-        digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
-        return f"{self.label}-s{self.seed}-{digest}"
-
-    def make_env(self) -> gym.Env:
-        return kind(self.env).make(self.workload, self.env_kwargs)
-
-
 def software_versions() -> dict[str, str | None]:
     """Python and the installed versions of the packages a result depends on."""
     versions: dict[str, str | None] = {"python": sys.version.split()[0]}
@@ -161,22 +134,24 @@ def software_versions() -> dict[str, str | None]:
     return versions
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info() -> Machine:
     """The CPU model, the fingerprint of its flags, usable cores and platform a result was
     measured on."""
-    return {"cpu": cpu_model(), "cpu_flags": cpu_fingerprint(), "cores": usable_cores(),
-            "platform": platform.platform(), "hostname": platform.node()}
+    return Machine(cpu=cpu_model(), cpu_flags=cpu_fingerprint(), cores=usable_cores(),
+                   platform=platform.platform(), hostname=platform.node())
 
 
-def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Run ``spec`` to the end and return its ``results.jsonl`` record.
+def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> RunRecord:
+    """Run ``spec`` to the end and return its ``results.jsonl`` record (``ValueError`` if the
+    agent used more measurements than its budget).
 
     ``progress`` is called from a helper thread with the measurements made so far (about once a
     second) while the agent runs.
     """
 
     started = time.time()
-    env = spec.make_env()
+    env_kind = kind(spec.env)
+    env = env_kind.make(spec.workload, spec.env_kwargs)
     stop = threading.Event()
     try:
         inner = game(env)
@@ -193,43 +168,8 @@ def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> dic
     finally:
         stop.set()
         env.close()
-    return {
-        "record_version": RECORD_VERSION,
-        "run_id": spec.run_id,
-        "spec": spec.model_dump(),
-        "env_id": kind(spec.env).env_id,
-        "problem": problem,
-        "result": result.to_json(),
-        "versions": software_versions(),
-        "machine": machine_info(),
-        "started": started,
-        "finished": time.time(),
-    }
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file; a torn last line (a killed writer) is skipped."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
-def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as a line, flushed to disk (a torn last line is ended first). A record
-    JSON cannot hold raises ``TypeError`` before anything is written."""
-    line = json.dumps(record).encode() + b"\n"
-    with path.open("a+b") as handle:
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() > 0:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                handle.write(b"\n")
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    return RunRecord(record_version=RECORD_VERSION, run_id=spec.run_id, spec=spec,
+                     env_id=env_kind.env_id, policy=env_kind.policy_for(spec.env_kwargs),
+                     problem=Problem.model_validate(problem), result=result,
+                     versions=software_versions(), machine=machine_info(), started=started,
+                     finished=time.time())

@@ -2,24 +2,25 @@
 
 * :func:`make_submission` -- the best result of one ``results.jsonl`` run: environment and
   version, the problem (workload, its hash, the constructor arguments that define it), agent and
-  settings, measurements used, the solution (a state of the environment), the claimed score and
-  improvement, and the machine it was measured on. How the submitter measured (timing, device,
-  checks) is recorded under ``settings`` for information only.
+  settings, measurements used and what the search spent besides them (``usage``: cost-model
+  calls, planning seconds, LLM calls and tokens), the solution (a state of the environment), the
+  claimed score and improvement, and the machine it was measured on. How the submitter measured
+  (timing, device, checks) is recorded under ``settings`` for information only.
 * :func:`verify` -- rebuilds the problem on this machine and re-measures the solution **under the
   verifier's settings**: a submission's ``env_kwargs`` may only name what defines the problem
-  (:attr:`~optarena.envs.base.ArenaEnv.problem_kwargs`: the workload's knobs are in its name, the
-  metric, the llvm-mca CPU); anything else (an RPC tracker, timing, fewer checker states) is
-  refused with the reason, since where and how to measure is the verifier's choice (``settings``,
-  the CLI's ``--set``). Each environment forces its checks on for verification
-  (``verification_kwargs``). Timed scores are re-measured up to ``attempts`` times (default 8),
-  the best counting and the first within the tolerance ending it: the claim is the best of a
-  search's measurements, optimistic by selection, and timing noise on a shared machine only ever
-  slows a program down, so one slow spell must not reject it while no number of attempts makes
-  a program faster than it is. Deterministic scores (cycles, counts) are measured once. REJECT
-  when the submission is malformed, the workload's hash differs, the solution is not a state of
-  the problem or fails, the claimed improvement does not follow from the claimed score, or the
-  measured score is worse than claimed beyond the tolerance (default 0.25 for timings, 0 for
-  deterministic scores).
+  (its kind's :attr:`~optarena.envs.registry.Policy.problem_kwargs`: the workload's knobs are in
+  its name, the metric, the llvm-mca CPU); anything else (an RPC tracker, timing, fewer checker
+  states) is refused with the reason, since where and how to measure is the verifier's choice
+  (``settings``, the CLI's ``--set``). Each environment kind's policy forces its checks on for
+  verification (:meth:`~optarena.envs.registry.Policy.verification_kwargs`). Timed scores are
+  re-measured up to ``attempts`` times (default 8), the best counting and the first within the
+  tolerance ending it: the claim is the best of a search's measurements, optimistic by
+  selection, and timing noise on a shared machine only ever slows a program down, so one slow
+  spell must not reject it while no number of attempts makes a program faster than it is.
+  Deterministic scores (cycles, counts) are measured once. REJECT when the submission is
+  malformed, the workload's hash differs, the solution is not a state of the problem or fails,
+  the claimed improvement does not follow from the claimed score, or the measured score is worse
+  than claimed beyond the tolerance (default 0.25 for timings, 0 for deterministic scores).
 
 Timing comparisons: on the submitter's CPU (model name and the fingerprint of its flags) and
 target the score is compared; elsewhere, and for a submission that does not name them, the
@@ -38,7 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from optarena.envs.contract import game
 from optarena.envs.registry import kind
-from optarena.experiments.runs import machine_info, read_records
+from optarena.experiments.runs import machine_info
+from optarena.records import Usage, read_runs, summarize
 
 FORMAT = "optarena-submission/2"
 TIMING_TOLERANCE = 0.25
@@ -78,40 +80,43 @@ class Submission(BaseModel):
     target: Any = None
     budget: int = Field(ge=1)
     measurements: int = Field(ge=0)
+    usage: Usage | None = None
+    """What the search spent (submissions made before it was included have none)."""
 
 
 def make_submission(out: Path, run_id: str, submitter: str | None = None) -> dict[str, Any]:
     """The submission of run ``run_id`` of the experiment in ``out``."""
-    records = [r for r in read_records(out / "results.jsonl") if r.get("run_id") == run_id]
+    records = [r for r in read_runs(out / "results.jsonl") if r.run_id == run_id]
     if not records:
         raise ValueError(f"no run {run_id!r} in {out / 'results.jsonl'}")
     record = records[-1]
-    spec, result, problem = record["spec"], record["result"], record["problem"]
-    if result["best_state"] is None:
+    spec, result, problem = record.spec, record.result, record.problem
+    if result.best_state is None:
         raise ValueError(f"run {run_id} found no valid program: nothing to submit")
-    defining = kind(spec["env"]).problem_kwargs()
+    defining = record.policy.problem_kwargs
     return {
         "format": FORMAT,
         "submitter": submitter,
         "run_id": run_id,
-        "env": spec["env"],
-        "env_id": record["env_id"],
-        "env_kwargs": {k: v for k, v in spec["env_kwargs"].items() if k in defining},
-        "settings": {k: v for k, v in spec["env_kwargs"].items() if k not in defining},
-        "workload": spec["workload"],
-        "workload_hash": problem["workload_hash"],
-        "target": problem["target"],
-        "agent": spec["agent"],
-        "label": spec["label"],
-        "agent_config": spec["agent_config"],
-        "seed": spec["seed"],
-        "budget": spec["budget"],
-        "measurements": result["usage"]["measurements"],
-        "solution": {"state": result["best_state"], "actions": result["best_actions"]},
-        "claimed": {"score": result["best_score"], "improvement": result["best_improvement"],
-                    "reference_score": problem["reference_score"]},
-        "machine": record["machine"],
-        "versions": record["versions"],
+        "env": spec.env,
+        "env_id": record.env_id,
+        "env_kwargs": {k: v for k, v in spec.env_kwargs.items() if k in defining},
+        "settings": {k: v for k, v in spec.env_kwargs.items() if k not in defining},
+        "workload": spec.workload,
+        "workload_hash": problem.workload_hash,
+        "target": problem.target,
+        "agent": spec.agent,
+        "label": spec.label,
+        "agent_config": spec.agent_config,
+        "seed": spec.seed,
+        "budget": spec.budget,
+        "measurements": result.usage.measurements,
+        "usage": result.usage.model_dump(),
+        "solution": {"state": result.best_state, "actions": result.best_actions},
+        "claimed": {"score": result.best_score, "improvement": result.best_improvement,
+                    "reference_score": problem.reference_score},
+        "machine": record.machine.model_dump(),
+        "versions": record.versions,
     }
 
 
@@ -133,7 +138,7 @@ class Verdict:
 def check_settings(env: str, settings: Mapping[str, Any]) -> None:
     """``ValueError`` unless every verifier setting says how to measure (not what)."""
     env_kind = kind(env)
-    defining = env_kind.problem_kwargs() | {env_kind.problem_arg}
+    defining = set(env_kind.policy.problem_kwargs) | {env_kind.problem_arg}
     named = sorted(set(settings) & defining)
     if named:
         raise ValueError(f"{named} define the problem (the submission's to say), not how the "
@@ -151,23 +156,23 @@ def verify(submission: Mapping[str, Any], tolerance: float | None = None,
         claim = Submission.model_validate(submission)
         env_kind = kind(claim.env)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        return Verdict(False, f"malformed submission: {problems}")
+        return Verdict(False, f"malformed submission: {summarize(err)}")
     except ValueError as err:
         return Verdict(False, str(err))
     if env_kind.env_id != claim.env_id:
         return Verdict(False, f"environment {claim.env!r} is {env_kind.env_id}, not {claim.env_id}")
-    foreign = sorted(set(claim.env_kwargs) - env_kind.problem_kwargs())
+    policy = env_kind.policy_for(claim.env_kwargs)
+    foreign = sorted(set(claim.env_kwargs) - set(policy.problem_kwargs))
     if foreign:
         return Verdict(False, f"env_kwargs {foreign} do not define the problem: where and how "
                               "to measure is the verifier's choice (it defines the problem "
-                              f"only by {sorted(env_kind.problem_kwargs()) or 'the workload'})")
+                              f"only by {sorted(policy.problem_kwargs) or 'the workload'})")
     score, improvement = claim.claimed.score, claim.claimed.improvement
     if not math.isclose(improvement, claim.claimed.reference_score / score, rel_tol=1e-6):
         return Verdict(False, f"claimed improvement {improvement:.6g} does not follow from the "
                               f"claimed score {score:.6g} and reference "
                               f"{claim.claimed.reference_score:.6g}")
-    verifier = env_kind.env_class().verification_kwargs(dict(settings or {}))
+    verifier = policy.verification_kwargs(settings or {})
     try:
         env = env_kind.make(claim.workload, {**verifier, **claim.env_kwargs})
     except (ValueError, KeyError, TypeError) as err:
@@ -185,7 +190,7 @@ def verify(submission: Mapping[str, Any], tolerance: float | None = None,
         here = machine_info()
         same_machine = deterministic or (
             claim.target == problem["target"]
-            and all(claim.machine.get(key) == here[key] for key in ("cpu", "cpu_flags")))
+            and all(claim.machine.get(key) == getattr(here, key) for key in ("cpu", "cpu_flags")))
         reference = problem["reference_score"]
 
         def within(measured: float) -> bool:

@@ -17,7 +17,8 @@ and the final scores, against the problem's reference (its start) and the enviro
 peephole): the geometric-mean improvement over the start and over the
 anchor, and the share of the anchor's saving reached, ``sum(reference - final) / sum(reference
 - anchor)``. ``DIR/report.md`` has the table (mean and 95% t-interval over seeds), the learning
-curves (``curves.png``) and the training speed; ``DIR/results.jsonl`` every test episode.
+curves (``curves.png``) and the training speed; ``DIR/episodes.jsonl`` every test episode
+(:class:`optarena.records.TrainEpisode`, with the machine and software versions it ran on).
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ from optarena.envs.contract import game
 from optarena.envs.registry import kind
 from optarena.envs.splits import Split, get_split
 from optarena.envs.vector import ArenaVectorEnv
-from optarena.experiments.runs import machine_info, read_records, software_versions
+from optarena.experiments.runs import machine_info, software_versions
 from optarena.experiments.stats import t_band
+from optarena.records import RecordError, TrainEpisode, append_record, read_episodes
 
-RESULTS = "results.jsonl"
+EPISODES = "episodes.jsonl"
+LEGACY = "results.jsonl"
+"""Where test episodes went before they had a file name of their own (``results.jsonl`` is a
+run record's file)."""
 REPORT = "report.md"
 POLICIES = ("policy", "greedy", "random")
 
@@ -88,7 +93,7 @@ def train(config: TrainConfig, out: Path, console: Console | None = None) -> Pat
     split = get_split(config.split)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
-    tested = {(r["seed"], r["problem"], r["policy"]) for r in read_records(out / RESULTS)}
+    tested = {(e.seed, e.problem, e.policy) for e in episodes(out)}
     for seed in config.seeds:
         model = _train_seed(config, split, out / f"seed{seed}", seed, console)
         _test_seed(config, split, model, seed, out, tested, console)
@@ -138,6 +143,15 @@ def _train_seed(config: TrainConfig, split: Split, folder: Path, seed: int,
         vec.close()
 
 
+def episodes(out: Path) -> list[TrainEpisode]:
+    """The test episodes recorded in ``out`` (:class:`~optarena.records.RecordError` for a
+    directory whose episodes are still in its ``results.jsonl``)."""
+    if (out / LEGACY).exists() and not (out / EPISODES).exists():
+        raise RecordError(f"{out / LEGACY} holds the test episodes of an older optarena train: "
+                          f"rename it to {EPISODES}")
+    return read_episodes(out / EPISODES)
+
+
 def _steps_of(path: Path) -> int:
     """The step count in a checkpoint's name (``ppo_20000_steps.zip``)."""
     return int(path.stem.split("_")[-2])
@@ -156,7 +170,8 @@ def _test_seed(config: TrainConfig, split: Split, model: Any, seed: int, out: Pa
     problems = problems[: config.test_problems]
     env = split.make("test", config.kwargs)
     inner = game(env)
-    baseline = kind(split.env).baseline({**split.kwargs, **config.kwargs})
+    baseline = kind(split.env).policy_for({**split.kwargs, **config.kwargs}).baseline
+    machine, versions = machine_info(), software_versions()
     rng = np.random.default_rng(seed)
     try:
         for problem in problems:
@@ -173,12 +188,10 @@ def _test_seed(config: TrainConfig, split: Split, model: Any, seed: int, out: Pa
                 anchors = inner.problem()["anchors"]
                 name = baseline.removeprefix("anchor:") if baseline.startswith("anchor:") \
                     else next(iter(anchors), None)
-                record = {"seed": seed, "problem": problem, "policy": policy,
-                          "reference": reference, "final": final,
-                          "anchor": anchors.get(name) if name else None,
-                          "anchor_name": name, "split": split.id}
-                with (out / RESULTS).open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+                append_record(out / EPISODES, TrainEpisode(
+                    seed=seed, problem=problem, policy=policy, reference=reference, final=final,
+                    anchor=anchors.get(name) if name else None, anchor_name=name,
+                    split=split.id, machine=machine, versions=versions))
                 tested.add((seed, problem, policy))
         console.print(f"seed {seed}: tested on {len(problems)} held-out problems")
     finally:
@@ -200,7 +213,7 @@ def _episode(env: Any, model: Any, obs: Any, info: dict[str, Any],
     return float(info["score"])
 
 
-def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+def summarize(records: list[TrainEpisode]) -> dict[str, dict[str, list[float]]]:
     """Per policy, per seed: geometric-mean improvement over the start and over the anchor, the
     share of problems where it is at least as good as the anchor, and the share of the anchor's
     saving reached (only where the anchor saves something in all)."""
@@ -208,31 +221,39 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]
     for policy in POLICIES:
         rows: dict[str, list[float]] = {"improvement": [], "vs_anchor": [], "matches": [],
                                         "share": []}
-        for seed in sorted({r["seed"] for r in records}):
-            mine = [r for r in records if r["policy"] == policy and r["seed"] == seed]
+        for seed in sorted({r.seed for r in records}):
+            mine = [r for r in records if r.policy == policy and r.seed == seed]
             if not mine:
                 continue
-            rows["improvement"].append(_geomean([r["reference"] / r["final"] for r in mine]))
-            anchored = [r for r in mine if r["anchor"]]
+            rows["improvement"].append(_geomean([r.reference / r.final for r in mine]))
+            anchored = [(r, r.anchor) for r in mine if r.anchor]
             if anchored:
-                rows["vs_anchor"].append(_geomean([r["anchor"] / r["final"] for r in anchored]))
-                rows["matches"].append(float(np.mean([r["final"] <= r["anchor"]
-                                                      for r in anchored])))
-                saved = sum(r["reference"] - r["anchor"] for r in anchored)
+                rows["vs_anchor"].append(_geomean([a / r.final for r, a in anchored]))
+                rows["matches"].append(float(np.mean([r.final <= a for r, a in anchored])))
+                saved = sum(r.reference - a for r, a in anchored)
                 if saved > 0:
-                    rows["share"].append(sum(r["reference"] - r["final"] for r in anchored)
-                                         / saved)
+                    rows["share"].append(sum(r.reference - r.final for r, _ in anchored) / saved)
         table[policy] = rows
     return table
 
 
-def _anchor_saving(records: list[dict[str, Any]]) -> str:
+def _anchor_saving(records: list[TrainEpisode]) -> str:
     """The anchor's total saving over the start on the tested problems (one seed's records)."""
-    first = [r for r in records if r["seed"] == records[0]["seed"] and r["policy"] == "greedy"
-             and r["anchor"]] if records else []
-    saved = sum(r["reference"] - r["anchor"] for r in first)
-    start = sum(r["reference"] for r in first)
+    first = [(r, r.anchor) for r in records
+             if r.seed == records[0].seed and r.policy == "greedy" and r.anchor]
+    saved = sum(r.reference - a for r, a in first)
+    start = sum(r.reference for r, _ in first)
     return f"here it saves {saved:.0f} of {start:.0f} in all" if first else "no anchor"
+
+
+def _provenance(records: list[TrainEpisode]) -> str:
+    """The machines and software versions the episodes ran on, as they recorded them."""
+    machines = dict.fromkeys(f"{r.machine.cpu}, {r.machine.cores} cores"
+                             for r in records if r.machine)
+    versions = dict.fromkeys(json.dumps(r.versions) for r in records if r.versions)
+    if not machines:
+        return "Machine and versions: not recorded (episodes of an older optarena train)."
+    return f"Machine: {' and '.join(machines)}; versions {' and '.join(versions)}."
 
 
 def _geomean(values: list[float]) -> float:
@@ -253,15 +274,14 @@ def _cell(values: list[float], percent: bool = False) -> str:
 def write_train_report(out: Path) -> Path:
     """``report.md`` and ``curves.png`` of the training run in ``out``."""
     config = TrainConfig.load(out / "config.yaml")
-    records = read_records(out / RESULTS)
+    records = episodes(out)
     table = summarize(records)
-    anchor = records[0]["anchor_name"] if records else "—"
+    anchor = records[0].anchor_name if records else "—"
     lines = [f"# optarena train: {config.name}", "",
              f"Split `{config.split}`, {len(config.seeds)} seeds, {config.total_timesteps} steps "
              f"per seed on {config.n_envs} episodes at once, MaskablePPO "
-             f"`{config.ppo.model_dump()}`. Machine: {machine_info()['cpu']}, "
-             f"{machine_info()['cores']} cores; versions {json.dumps(software_versions())}.", "",
-             f"Held-out problems tested: {len({r['problem'] for r in records})}. Each cell: mean "
+             f"`{config.ppo.model_dump()}`. {_provenance(records)}", "",
+             f"Held-out problems tested: {len({r.problem for r in records})}. Each cell: mean "
              "over seeds [95% t-interval]. Improvement: geometric mean of start / final score; "
              f"vs anchor: of `{anchor}` / final; at least the anchor: the share of problems "
              "whose final score is the anchor's or better; share of the saving: sum(start - "

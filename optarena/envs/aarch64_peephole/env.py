@@ -23,7 +23,7 @@ the cycles of LLVM's own result for the block.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,6 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
     """Rewrite one basic block at a time; the score is its verified llvm-mca cycles."""
 
     prompt_family = "aarch64_peephole"
-    problem_kwargs = ("mcpu", "iterations")
-    """Besides the block: llvm-mca's model of the CPU."""
 
     def __init__(
         self,
@@ -90,17 +88,6 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
     def splits(cls) -> Sequence[Split]:
         """Its train/test splits (:mod:`optarena.envs.aarch64_peephole.splits`)."""
         return PEEPHOLE_SPLITS
-
-    @classmethod
-    def baseline(cls, kwargs: Mapping[str, Any]) -> str:
-        """Reports compare agents with the greedy rule (apply every profitable rewrite)."""
-        return "greedy"
-
-    @classmethod
-    def verification_kwargs(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The equivalence checker runs at least its default number of random states."""
-        return {**settings, "check_states": max(int(settings.get("check_states", 0)),
-                                                CHECK_STATES)}
 
     def rewrite(self, text: str) -> StepResult:
         """Step to ``text``, a whole replacement of the current block (verified, then scored)."""

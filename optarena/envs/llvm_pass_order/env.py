@@ -41,7 +41,7 @@ service; with fewer, a service is reset to another problem and replays its passe
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,6 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
     """Apply one LLVM pass per step; the score is the program's cost."""
 
     prompt_family = "llvm_pass_order"
-    problem_kwargs = ("reward", "target", "mcpu")
-    """Besides the benchmark: the metric and, for cycles, the CPU modelled."""
 
     def __init__(
         self,
@@ -116,26 +114,9 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         self.llvm: PassScorer = scorer
 
     @classmethod
-    def measures_time(cls, kwargs: Mapping[str, Any]) -> bool:
-        """Only the ``runtime`` metric times programs."""
-        return kwargs.get("reward", "runtime") == "runtime"
-
-    @classmethod
     def splits(cls) -> Sequence[Split]:
         """Its train/test splits (:mod:`optarena.envs.llvm_pass_order.splits`)."""
         return LLVM_SPLITS
-
-    @classmethod
-    def baseline(cls, kwargs: Mapping[str, Any]) -> str:
-        """Reports compare agents with the compiler's own pipeline: ``-Oz`` for code size and
-        IR instructions (CompilerGym's leaderboard), ``-O3`` for run time and cycles."""
-        return "anchor:-Oz" if kwargs.get("reward") in ("ir_instructions", "code_size") \
-            else "anchor:-O3"
-
-    @classmethod
-    def verification_kwargs(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """Every program with a ``main`` is run and checked, whatever the metric."""
-        return {**settings, "check": True}
 
     def program_text(self, state: PassState, full: bool = False) -> str:
         """The passes so far and the IR's size and commonest opcodes, or with ``full`` the IR

@@ -59,7 +59,6 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
     """Schedule a tensor program; the score is its measured latency."""
 
     prompt_family = "tensor_schedule"
-    problem_kwargs = ()
     """Besides the workload, nothing: the target, the timing and the measuring device are the
     measurer's to choose."""
 
@@ -127,29 +126,9 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         self.info_program = info_program
 
     @classmethod
-    def measures_time(cls, kwargs: Mapping[str, Any]) -> bool:
-        """Scores are timings: runs need a quiet machine, unless a device farm times them
-        (``rpc``)."""
-        return kwargs.get("rpc") is None
-
-    @classmethod
     def splits(cls) -> Sequence[Split]:
         """Its train/test splits (:mod:`optarena.envs.tensor_schedule.splits`)."""
         return TENSOR_SPLITS
-
-    @classmethod
-    def baseline(cls, kwargs: Mapping[str, Any]) -> str:
-        """Reports compare agents with stock MetaSchedule."""
-        return "metaschedule"
-
-    @classmethod
-    def verification_kwargs(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """Outputs are always checked against the reference, at the default tolerance or a
-        stricter one, and timed in full (no early stop, no adaptive repeats)."""
-        measure = dict(settings.get("measure") or {})
-        measure.update(check=True, early_stop=None, spread=None,
-                       tolerance=min(float(measure.get("tolerance", 1e-3)), 1e-3))
-        return {**settings, "measure": measure}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
