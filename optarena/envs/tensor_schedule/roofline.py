@@ -57,7 +57,6 @@ def machine_rates(threads: int) -> dict[str, float]:
     torch.set_num_threads(threads)
     data = torch.ones(STREAM_BYTES // 4, dtype=torch.float32)
     stream = STREAM_BYTES / _best_seconds(lambda: torch.sum(data), REPEATS)
-    del data
     a = torch.rand(GEMM_SIZE, GEMM_SIZE, dtype=torch.float32)
     b = torch.rand(GEMM_SIZE, GEMM_SIZE, dtype=torch.float32)
     peak = 2 * GEMM_SIZE ** 3 / _best_seconds(lambda: torch.matmul(a, b), REPEATS)
