@@ -15,35 +15,40 @@ variants (``mcts-measured``, ``puct-measured``, ``llm-mcts-measured``) need none
 
 **The tree.** Its root is *virtual*: its children are starting states. The first is the start of
 ``reset(seed)``, measured: every agent of a seed starts there. In a space that draws random starts
-(the tensor environment's design space, whose sketches no action changes) the root widens like
-a node of PUCT, ``ceil(widening_k * N ** widening_alpha)`` children, each a new start drawn with
-``initial_state``: the search is not confined to the first sample's sketch. A draw that is
-already a node widens nothing; after ``max_start_repeats`` such draws in a row the root stops
-widening (a space with one fixed start). A node below is the state its edge's moves lead to from
-its parent; a state already in the tree is not added again (one node per state, as the paper's
-code keeps one per structural hash): the parent tries another action.
+(the tensor environment's design space, whose sketches no action changes) each round adds
+``fresh_starts`` new ones drawn with ``initial_state``, as MetaSchedule's evolutionary search
+samples part of each generation afresh and the published search seeds its tree from
+MetaSchedule's population: the search is not confined to the first sample's sketch, and the cost
+model ranks new regions beside the tree's. After ``max_start_repeats`` draws in a row that were
+states of the tree, the root stops drawing (a space with one fixed start). A node below is the
+state its edge's moves lead to from its parent; a state already in the tree is not added again
+(one node per state, as the paper's code keeps one per structural hash): the parent tries
+another action.
 
 **Values.** A node has a predicted score (``estimate``) and, once measured, a measured one; its
 *gain* is ``log(first sample's score / score)``, from the measured score when there is one and
 ``measured_in_tree`` is on (the default), else from the prediction. Its *own value* is its gain,
 or ``max(gain, rollout gain)`` where a rollout was made and the node is not measured: the rollout
-applies ``rollout_depth`` uniformly chosen legal actions and its end state is estimated. A node's
-own value is backed up once, to the node and every ancestor (``N += 1``, ``W += value``); when it
-changes (its measurement arrives; a re-ranking re-estimates it) the difference is added to the
-``W`` of the node and its ancestors, so ``W / N`` is always the mean own value of its subtree.
-Where values are compared they are scaled to [0, 1] by the lowest and highest own values of the
-tree, as MuZero does. A node whose program fails is never selected again and takes the tree's
-lowest value.
+applies ``rollout_depth`` uniformly chosen legal actions and its end state is estimated. A
+node's *value* is the best own value in its subtree (``backup="max"``, the default: what an
+optimizer wants of a subtree is its best program) or their mean (``"mean"``, UCT's textbook
+backup: each own value is backed up once to the node and every ancestor, ``N += 1``, ``W +=
+value``, and a change is added to the ``W`` of the node and its ancestors, so ``W / N`` stays
+the subtree's mean). Own values change when a measurement arrives or a re-ranking re-estimates
+the node, and the values above it follow. Where values are compared they are scaled to [0, 1]
+by the lowest and highest own values of the tree, as MuZero does. A node whose program fails is
+never selected again and takes the tree's lowest value.
 
 **A round.**
 
-1. **Plan.** ``expansions_per_round`` expansions, in groups of ``parallel_expansions``: each
+1. **Plan.** The round's fresh starts, then ``expansions_per_round`` expansions, in groups of ``parallel_expansions``: each
    selects a node from the root down (:meth:`Planner.choose`; UCT for ``mcts``) with a virtual
    loss on its path until the group is backed up, and grows it by one child
    (:meth:`Planner.propose`: a uniformly chosen untried legal action for ``mcts``); the group's
    new states and rollout ends are estimated in one ``estimate`` call.
-2. **Re-rank** (``rerank``): the unmeasured nodes and their rollout ends are estimated again, as
-   the cost model has learned from the last batch, and their values corrected.
+2. **Re-rank**: the ``rerank`` best unmeasured nodes (by their last estimates) and their
+   rollout ends are estimated again, as the cost model has learned from the last batch, and
+   their values corrected.
 3. **Measure** the ``measure_per_round`` unmeasured nodes of lowest predicted score as one batch,
    each slot taking a uniformly drawn unmeasured node instead with probability ``epsilon``
    (MetaSchedule's epsilon-greedy). A node whose program is known already (distinct states can
@@ -72,7 +77,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -88,9 +93,15 @@ class PlanningConfig:
     exploration: float = 1.0
     """Exploration constant of the selection rule (values are scaled to [0, 1])."""
     branching: int = 4
-    """Children of a node at most (the root: see ``widening_k``)."""
+    """Children of a node at most (the root's: see ``fresh_starts``)."""
     expansions_per_round: int = 64
     """Expansions planned on the cost model per round (per measured batch)."""
+    fresh_starts: int = 32
+    """New starting states drawn for the root each round, where the space draws random starts
+    (MetaSchedule's evolutionary search samples part of each generation afresh)."""
+    backup: Literal["max", "mean"] = "max"
+    """A node's value: the best own value in its subtree (``max``: what an optimizer wants of a
+    subtree is its best program), or their mean (``mean``: UCT's textbook backup)."""
     parallel_expansions: int = 16
     """Expansions selected together (virtual losses), their states estimated in one call."""
     rollout_depth: int = 0
@@ -105,14 +116,12 @@ class PlanningConfig:
     """Chance that a slot of the batch takes a random unmeasured node instead of the best."""
     measured_in_tree: bool = True
     """Measured scores replace predictions in the tree (module docstring)."""
-    rerank: bool = True
-    """Estimate the unmeasured nodes again before each batch is chosen."""
-    widening_k: float = 1.0
-    """Progressive widening of the root's starting states: at most
-    ``ceil(widening_k * N ** widening_alpha)``."""
-    widening_alpha: float = 0.5
+    rerank: int = 256
+    """Before each batch is chosen, estimate again this many unmeasured nodes, the best by
+    their last estimates (0: none): the cost model has learned from the last batch."""
     max_start_repeats: int = 8
-    """Draws of a start already in the tree in a row after which the root stops widening."""
+    """Draws of a start already in the tree in a row after which the root stops drawing (a
+    space with one fixed start)."""
     max_stalls: int = 5
     """Stop after this many rounds in a row that measured nothing new."""
 
@@ -145,6 +154,8 @@ class PlanNode:
     """The node's own value (module docstring); backed up to its ancestors."""
     visits: int = 0
     value_sum: float = 0.0
+    best: float = -math.inf
+    """The highest own value in its subtree."""
     virtual: int = 0
     """Selections of the current group through this node (virtual losses)."""
     pending: int = 0
@@ -216,9 +227,9 @@ class Planner:
         self.waiting_s = 0.0
         for _ in tracker.rounds(config.max_stalls):
             began, waited = time.perf_counter(), self.waiting_s
+            self._draw_starts()
             self.plan()
-            if config.rerank:
-                self._rerank()
+            self._rerank()
             batch, free = self._choose_batch(tracker.left)
             planning += time.perf_counter() - began - (self.waiting_s - waited)
             self._measure(batch, free, tracker)
@@ -286,10 +297,8 @@ class Planner:
     def _can_grow(self, node: PlanNode) -> bool:
         if node.failed:
             return False
-        if node is self.root:  # widens when it has room, or when everything below is closed
-            return self.start_repeats < self.config.max_start_repeats and (
-                len(node.children) + node.pending < self.room(node)
-                or all(c.closed or c.failed for c in node.children))
+        if node is self.root:  # grows by the fresh starts of each round
+            return False
         return bool(self._untried(node)) and len(node.children) + node.pending < self.room(node)
 
     def _untried(self, node: PlanNode) -> list[int]:
@@ -300,10 +309,7 @@ class Planner:
         return node.untried
 
     def room(self, node: PlanNode) -> int:
-        """Children ``node`` may have: ``branching``; the root widens progressively."""
-        if node is self.root:
-            visits = node.visits + node.virtual
-            return math.ceil(self.config.widening_k * max(visits, 1) ** self.config.widening_alpha)
+        """Children ``node`` may have: ``branching``."""
         return self.config.branching
 
     def choose(self, node: PlanNode, children: list[PlanNode]) -> PlanNode:
@@ -313,25 +319,20 @@ class Planner:
                    * math.sqrt(log_n / max(c.visits + c.virtual, 1)))
 
     def value(self, node: PlanNode) -> float:
-        """``W / N`` with virtual losses at the tree's lowest value, scaled to [0, 1]."""
+        """The node's value (``backup``) with its virtual losses counted as visits valued at
+        the tree's lowest value, scaled to [0, 1]."""
         visits = node.visits + node.virtual
         if visits == 0:
             return 0.0
-        mean = (node.value_sum + node.virtual * self.low) / visits
+        total = node.best * node.visits if self.config.backup == "max" else node.value_sum
+        mean = (total + node.virtual * self.low) / visits
         span = self.high - self.low
         return (mean - self.low) / span if span > 0 else 0.0
 
     def _grow(self, node: PlanNode) -> PlanNode | None:
-        """A new child of ``node`` (its score not estimated yet), or ``None`` where the
-        attempt made none (the node is closed when it can make none at all)."""
+        """A new child of ``node`` (its score not estimated yet), or ``None`` where its untried
+        actions make none (each state is one node)."""
         assert self.inner is not None
-        if node is self.root:
-            state = self.inner.initial_state(self.rng)
-            if state in self.table:
-                self.start_repeats += 1
-                return None
-            self.start_repeats = 0
-            return self._add(node, state, None, ())
         untried = self._untried(node)
         while untried:
             moves = self.propose(node)
@@ -340,6 +341,24 @@ class Planner:
             if not isinstance(state, str) and state not in self.table:
                 return self._add(node, state, moves[0], tuple(moves) if len(moves) > 1 else ())
         return None
+
+    def _draw_starts(self) -> None:
+        """The round's fresh starts: new starting states as children of the root, estimated
+        in one call (none once ``max_start_repeats`` draws in a row were known states)."""
+        assert self.inner is not None
+        new: list[tuple[PlanNode, PlanNode]] = []
+        for _ in range(self.config.fresh_starts):
+            if self.start_repeats >= self.config.max_start_repeats:
+                break
+            state = self.inner.initial_state(self.rng)
+            if state in self.table:
+                self.start_repeats += 1
+                continue
+            self.start_repeats = 0
+            new.append((self.root, self._add(self.root, state, None, ())))
+        if new:
+            self.root.closed = False
+            self._estimate_new(new)
 
     def propose(self, node: PlanNode) -> list[int]:
         """The moves of ``node``'s next child: a uniformly chosen untried action."""
@@ -404,15 +423,19 @@ class Planner:
         for member in self._ancestors(node):
             member.visits += 1
             member.value_sum += value
+            member.best = max(member.best, value)
 
     def _revalue(self, node: PlanNode) -> None:
         """Correct ``node``'s own value in it and its ancestors."""
         value = self._own(node)
         delta, node.own = value - node.own, value
         self.low, self.high = min(self.low, value), max(self.high, value)
-        if delta:
-            for member in self._ancestors(node):
-                member.value_sum += delta
+        if not delta:
+            return
+        for member in self._ancestors(node):
+            member.value_sum += delta
+            own = [member.own] if member is not self.root else []
+            member.best = max([*own, *(c.best for c in member.children)], default=-math.inf)
 
     # ------------------------------------------------------------------ 2. re-rank
 
@@ -420,7 +443,8 @@ class Planner:
         return [n for n in self.table.values() if n.measured is None and not n.failed]
 
     def _rerank(self) -> None:
-        candidates = self._candidates()
+        """Estimate again the ``rerank`` best unmeasured nodes and correct their values."""
+        candidates = sorted(self._candidates(), key=lambda n: n.predicted)[: self.config.rerank]
         if candidates:
             self._estimate(candidates)
             for node in candidates:

@@ -3,7 +3,8 @@ model (``puct``) or measuring every node (``puct-measured``).
 
 :class:`PUCT` (the agent ``puct``) runs the planning loop of :mod:`~optarena.agents.planning`
 (expansions and rollouts scored by the cost model, the best unmeasured states measured as one
-batch per round) with PUCT's selection and expansion: every node widens progressively
+batch per round) with PUCT's selection and expansion: every node below the root widens
+progressively
 (``ceil(widening_k * N ** widening_alpha)`` children), taking its untried action of highest prior
 first, and selection descends to the child of highest ``Q + exploration * P(a) * sqrt(N(x)) /
 (1 + N(child))`` (``Q`` scaled to [0, 1]; a starting state's ``P`` is uniform over the root's
@@ -85,6 +86,10 @@ class PUCTConfig(PlanningConfig):
 
     prior_temperature: float = 0.1
     """Softmax temperature of the prior, in log score."""
+    widening_k: float = 1.0
+    """Progressive widening: a node has at most ``ceil(widening_k * N ** widening_alpha)``
+    children."""
+    widening_alpha: float = 0.5
 
 
 class PUCT(Planner):
