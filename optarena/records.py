@@ -23,7 +23,12 @@ resolved for its arguments (what the environment classes answered when the runs 
 the policy moved unchanged) and the counters with zero (a machine without ``cpu_flags``,
 recorded since 2026-12-04, has ``""``; a problem written before ``anchors`` existed has its
 ``o3_score`` as the ``-O3`` anchor). Version 2 adds the policy; its usage counts planning
-seconds. A record's ``tokens`` and ``fallback_rate`` are derived from its usage and recomputed.
+seconds, and the names ``mcts``, ``puct`` and ``llm-mcts`` are the model-based tree agents: a
+version 1 record of one of them (they measured every node then) reads as ``mcts-measured``,
+``puct-measured`` or ``llm-mcts-measured`` (:data:`MEASURED_SINCE_2`), its label and the numbers
+unchanged and its ``run_id`` that of the renamed spec, so that a committed race resumes with its
+``config.yaml``, whose agents are renamed the same way. A record's ``tokens`` and
+``fallback_rate`` are derived from its usage and recomputed.
 ``optarena train``'s episodes were unversioned lines of ``results.jsonl`` (version 0); the two committed
 training directories were renamed to ``episodes.jsonl`` once, their lines unchanged. Migrating
 rather than rewriting keeps the committed files exactly as their runs wrote them (the measured
@@ -56,6 +61,10 @@ from optarena.envs.registry import Policy, kind
 
 RECORD_VERSION = 2
 """The version of the run records this code writes; it reads :data:`RUN_VERSIONS`."""
+MEASURED_SINCE_2 = {"mcts": "mcts-measured", "puct": "puct-measured",
+                    "llm-mcts": "llm-mcts-measured"}
+"""The tree agents that measured every node, by their names in version 1 records: since
+version 2 those names are the model-based agents (:mod:`optarena.agents.planning`)."""
 RUN_VERSIONS = (1, 2)
 EPISODE_VERSION = 1
 """The version of the training episodes this code writes; it reads 0 (unversioned) too."""
@@ -297,6 +306,10 @@ class RunRecord(BaseModel):
             data = {**data, "record_version": RECORD_VERSION}
             if isinstance(spec, Mapping) and isinstance(spec.get("env_kwargs"), Mapping):
                 data["policy"] = kind(str(spec.get("env"))).policy_for(spec["env_kwargs"])
+            if isinstance(spec, Mapping) and spec.get("agent") in MEASURED_SINCE_2:
+                spec = {**spec, "agent": MEASURED_SINCE_2[spec["agent"]]}
+                data["spec"] = spec
+                data["run_id"] = RunSpec(**spec).run_id
         return data
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from optarena.envs.registry import KINDS, kind
 from optarena.experiments.pages import cost_cells
+from optarena.experiments.runs import CompareConfig
 from optarena.records import (
     RECORD_VERSION,
     RecordError,
@@ -58,6 +59,20 @@ def test_every_committed_result_loads_through_the_record_models():
         assert len(episodes) == len(path.read_text().splitlines())
         assert {e.policy for e in episodes} == {"policy", "greedy", "random"}
         assert all(e.machine is None for e in episodes)  # version 0 did not record it
+
+
+def test_the_tree_agents_of_version_1_records_read_as_the_measured_agents_and_resume():
+    """Before the planning loop ``mcts``, ``puct`` and ``llm-mcts`` measured every node: their
+    committed records read as ``*-measured`` (label unchanged), and the committed config, renamed
+    the same way, expands to their run ids, so ``compare`` skips them."""
+    out = RESULTS / "llm-vs-mcts-quiet"
+    records = read_runs(out / "results.jsonl")
+    labels = {r.spec.label: r.spec.agent for r in records}
+    assert labels["mcts"] == "mcts-measured" and labels["llm-mcts"] == "llm-mcts-measured"
+    assert labels["metaschedule"] == "metaschedule"
+    expected = {spec.run_id for spec in CompareConfig.load(out / "config.yaml").runs()}
+    assert {r.run_id for r in records} == expected
+    assert all(r.run_id == r.spec.run_id for r in records)
 
 
 def test_a_record_is_written_and_read_back_as_it_was(tmp_path):

@@ -41,11 +41,11 @@ never selected again and takes the tree's lowest value.
 
 **A round.**
 
-1. **Plan.** The round's fresh starts, then ``expansions_per_round`` expansions, in groups of ``parallel_expansions``: each
-   selects a node from the root down (:meth:`Planner.choose`; UCT for ``mcts``) with a virtual
-   loss on its path until the group is backed up, and grows it by one child
-   (:meth:`Planner.propose`: a uniformly chosen untried legal action for ``mcts``); the group's
-   new states and rollout ends are estimated in one ``estimate`` call.
+1. **Plan.** The round's fresh starts, then ``expansions_per_round`` expansions, in groups of
+   ``parallel_expansions``: each selects a node from the root down (:meth:`Planner.choose`; UCT
+   for ``mcts``) with a virtual loss on its path until the group is backed up, and grows it by
+   one child (:meth:`Planner.propose`: a uniformly chosen untried legal action for ``mcts``);
+   the group's new states and rollout ends are estimated in one ``estimate`` call.
 2. **Re-rank**: the ``rerank`` best unmeasured nodes (by their last estimates) and their
    rollout ends are estimated again, as the cost model has learned from the last batch, and
    their values corrected.
