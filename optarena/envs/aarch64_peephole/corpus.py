@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -164,17 +165,20 @@ def collect_sources(paths: Iterable[Path]) -> list[Path]:
 
 
 def generate_csmith(count: int, seed: int, directory: Path, csmith: str = "csmith") -> list[Path]:
-    """``count`` csmith programs with seeds ``seed .. seed + count - 1`` (reproducible)."""
+    """``count`` csmith programs with seeds ``seed .. seed + count - 1`` (reproducible), written
+    to ``directory``. csmith runs in a scratch directory: it writes ``platform.info`` into its
+    working directory, which must stay the user's."""
     directory.mkdir(parents=True, exist_ok=True)
     tool = Toolchain.require(csmith)
     paths = []
-    for k in range(seed, seed + count):
-        path = directory / f"csmith_{k}.c"
-        if not path.exists():
-            done = subprocess.run([tool, "--seed", str(k)], capture_output=True, text=True,
-                                  check=True)
-            path.write_text(done.stdout)
-        paths.append(path)
+    with tempfile.TemporaryDirectory(prefix="optarena-csmith-") as scratch:
+        for k in range(seed, seed + count):
+            path = directory / f"csmith_{k}.c"
+            if not path.exists():
+                done = subprocess.run([tool, "--seed", str(k)], capture_output=True, text=True,
+                                      check=True, cwd=scratch)
+                path.write_text(done.stdout)
+            paths.append(path)
     return paths
 
 
