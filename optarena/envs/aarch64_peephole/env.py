@@ -8,8 +8,11 @@ llvm-mca cycles).
 **Problems** are the blocks of the corpus (default: the shipped one) with at most
 ``max_instructions`` instructions: ``block=ID`` fixes one (every reset starts from it), a list
 of ids restricts them, ``reset(options={"problem": ID})`` picks one, else a reset draws one with
-its seed. The starting
-state is the block as compiled; the reference score is its cycles.
+its seed among those with a legal rewrite (:mod:`optarena.envs.base`): 43 of the shipped
+corpus's 93 blocks have none, and a drawn episode never starts with an all-zero action mask. A
+block named explicitly is played even without one (its mask is all zeros; ``stop_action=True``
+adds an action that is always legal). The starting state is the block as compiled; the
+reference score is its cycles.
 
 **Actions** are rewrites at sites (``describe_actions()`` lists them as text); ``rewrite(text)``
 steps to a whole replacement block instead (an LLM's answer), and the ``Text`` variant
