@@ -16,10 +16,13 @@ import gymnasium
 from optarena.envs.registry import EnvKind, register
 
 register(EnvKind("tensor_schedule", "optarena/TensorSchedule-v0",
-                 "optarena.envs.tensor_schedule.env:TensorScheduleEnv", "workload"))
+                 "optarena.envs.tensor_schedule.env:TensorScheduleEnv", "workload",
+                 problem_check="optarena.envs.tensor_schedule.names:check_workloads"))
 register(EnvKind("aarch64_peephole", "optarena/AArch64Peephole-v0",
-                 "optarena.envs.aarch64_peephole.env:AArch64PeepholeEnv", "block"))
+                 "optarena.envs.aarch64_peephole.env:AArch64PeepholeEnv", "block",
+                 problem_check="optarena.envs.aarch64_peephole.corpus:check_blocks"))
 register(EnvKind("llvm_pass_order", "optarena/LlvmPassOrder-v0",
-                 "optarena.envs.llvm_pass_order.env:LlvmPassOrderEnv", "benchmark"))
+                 "optarena.envs.llvm_pass_order.env:LlvmPassOrderEnv", "benchmark",
+                 problem_check="optarena.envs.llvm_pass_order.workload:check_benchmarks"))
 gymnasium.register(id="optarena/AArch64PeepholeText-v0",
                    entry_point="optarena.envs.aarch64_peephole.env:AArch64PeepholeTextEnv")

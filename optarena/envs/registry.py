@@ -40,6 +40,11 @@ class EnvKind:
     """``module:Class`` of the environment."""
     problem_arg: str
     """The constructor argument that names the problem (``workload``, ``block``, ``benchmark``)."""
+    problem_check: str | None = None
+    """``module:function`` called with the problems and the constructor arguments of a config,
+    raising ``ValueError`` (naming the valid ones) for a problem the environment would refuse,
+    without making it (nor importing what only making it needs: a config is checked before any
+    run starts). ``None``: problems are checked when the environment is made."""
 
     def env_class(self) -> Any:
         module, _, name = self.entry_point.partition(":")
@@ -52,6 +57,12 @@ class EnvKind:
         if self.problem_arg in kwargs:
             raise ValueError(f"name the {self.problem_arg} as the problem, not in kwargs")
         return gymnasium.make(self.env_id, **{self.problem_arg: problem}, **kwargs)
+
+    def check_problems(self, problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
+        """``ValueError`` for a problem the environment would refuse (see ``problem_check``)."""
+        if self.problem_check is not None:
+            module, _, name = self.problem_check.partition(":")
+            getattr(importlib.import_module(module), name)(problems, kwargs)
 
     def problem_kwargs(self) -> frozenset[str]:
         """Constructor arguments that define the problem (the rest say how to measure it)."""

@@ -20,12 +20,11 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import optarena.envs  # noqa: F401 - registers the environment kinds
@@ -33,6 +32,7 @@ from optarena import agents
 from optarena.envs.contract import game
 from optarena.envs.host import cpu_fingerprint, cpu_model, usable_cores
 from optarena.envs.registry import KINDS, kind
+from optarena.experiments.config_file import InvalidValue, load_config
 
 RECORD_VERSION = 1
 PACKAGES = ("optarena", "apache-tvm", "apache-tvm-ffi", "gymnasium", "numpy", "xgboost",
@@ -53,11 +53,17 @@ class EnvironmentConfig(BaseModel):
     @model_validator(mode="after")
     def _known(self) -> EnvironmentConfig:
         try:
-            problem_arg = kind(self.env).problem_arg
+            known = kind(self.env)
         except ValueError:
-            raise ValueError(f"unknown env {self.env!r}; available: {sorted(KINDS)}") from None
-        if problem_arg in self.kwargs:
-            raise ValueError(f"name the {problem_arg} in 'workloads', not kwargs")
+            raise InvalidValue("env", f"unknown env {self.env!r}; available: "
+                               f"{', '.join(sorted(KINDS))}") from None
+        if known.problem_arg in self.kwargs:
+            raise InvalidValue("kwargs", f"name the {known.problem_arg} in 'workloads', not "
+                               "kwargs")
+        try:
+            known.check_problems(self.workloads, self.kwargs)
+        except ValueError as err:
+            raise InvalidValue("workloads", str(err)) from None
         return self
 
 
@@ -72,9 +78,28 @@ class AgentConfig(BaseModel):
     budget: int | None = Field(None, ge=1, description="this agent's measurements per run "
                                "(default: the experiment's budget), e.g. a baseline given more")
 
+    @model_validator(mode="after")
+    def _known(self) -> AgentConfig:
+        check_agent(self.agent, self.config)
+        return self
+
     @property
     def name(self) -> str:
         return self.label or self.agent
+
+
+def check_agent(name: str, config: Mapping[str, Any], keys: tuple[str, str] = ("agent", "config")
+                ) -> None:
+    """An unknown agent or setting, or a setting's invalid value, as an
+    :class:`~optarena.experiments.config_file.InvalidValue` of the key (of ``keys``) that has it."""
+    try:
+        agents.make_config(name)
+    except ValueError as err:
+        raise InvalidValue(keys[0], str(err)) from None
+    try:
+        agents.make_config(name, **config)
+    except ValueError as err:
+        raise InvalidValue(keys[1], str(err)) from None
 
 
 class RewriteTask(BaseModel):
@@ -115,8 +140,10 @@ class CompareConfig(BaseModel):
         return self
 
     @classmethod
-    def load(cls, path: Path) -> CompareConfig:
-        return cls(**(yaml.safe_load(path.read_text()) or {}))
+    def load(cls, path: Path, overrides: Mapping[str, Any] | None = None) -> CompareConfig:
+        """The config in the YAML file ``path`` (``overrides``: command-line values of its keys);
+        :class:`~optarena.experiments.config_file.ConfigError`, one line, if it is wrong."""
+        return load_config(cls, path, overrides)
 
     def runs(self) -> list[RunSpec]:
         """Every run, seed-major so that a partial experiment has every agent at low seeds."""

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,9 @@ def parse_benchmark(spec: str) -> Benchmark:
         return Benchmark(spec, {"file": str(path.resolve())})
     raise ValueError(f"unknown benchmark {spec!r}: use suite:NAME ({', '.join(suite_names())}), "
                      "csmith:SEED, llvm-stress:SEED, a generator:// URI or a .c/.ll/.bc file")
+
+
+def check_benchmarks(problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
+    """``ValueError`` for a spec that names no benchmark (:func:`parse_benchmark`)."""
+    for spec in problems:
+        parse_benchmark(spec)
