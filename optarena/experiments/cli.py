@@ -1,4 +1,4 @@
-"""The optarena command (its --help shows this text).
+"""optarena: compiler optimization as a Gymnasium game, and races of agents that play it.
 
 Commands:
   workloads                   the registered tensor workloads: shapes, FLOPs, sources
