@@ -35,7 +35,7 @@ from optarena.envs.registry import KINDS, kind
 from optarena.experiments.config_file import InvalidValue, load_config
 
 RECORD_VERSION = 1
-PACKAGES = ("optarena", "apache-tvm", "apache-tvm-ffi", "gymnasium", "numpy", "xgboost",
+PACKAGES = ("optarena", "apache-tvm", "apache-tvm-ffi", "gymnasium", "numpy", "xgboost-cpu", "xgboost",
             "unicorn", "stable-baselines3", "sb3-contrib", "torch", "openai")
 
 
