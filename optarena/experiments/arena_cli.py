@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from optarena.experiments.config_file import ConfigError, integers
+from optarena.experiments.config_file import ConfigError, check_config, integers
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -64,6 +64,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     overrides = {key: getattr(args, key) for key in ("workers", "budget")
                  if getattr(args, key) is not None}
     whole = CompareConfig.load(args.config, overrides)  # what DIR records; the rest selects
+    check_config(whole.check_names, args.config, overrides)
     config = whole.model_copy(deep=True)
     if args.seeds:
         config.seeds = integers(args.seeds, "--seeds")

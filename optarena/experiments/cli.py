@@ -69,7 +69,7 @@ class TuneConfig(BaseModel):
     @model_validator(mode="after")
     def _known(self) -> TuneConfig:
         from optarena.envs.registry import kind
-        from optarena.experiments.runs import check_agent
+        from optarena.experiments.runs import check_agent, check_problems
 
         try:
             known = kind(self.env)
@@ -78,11 +78,8 @@ class TuneConfig(BaseModel):
         if known.problem_arg in self.kwargs:
             raise InvalidValue("kwargs", f"name the {known.problem_arg} in 'workload', not "
                                "kwargs")
-        try:
-            known.check_problems([self.workload], self.kwargs)
-        except ValueError as err:
-            raise InvalidValue("workload", str(err)) from None
-        check_agent(self.agent, self.agent_config, ("agent", "agent_config"))
+        check_problems(self.env, [self.workload], self.kwargs, ("workload",))
+        check_agent(self.agent, self.agent_config, keys=("agent", "agent_config"))
         return self
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,12 +28,12 @@ class ConfigError(ValueError):
 
 
 class InvalidValue(ValueError):
-    """A model validator's error about one of the model's keys (``key``): the message points at
-    that key's line, not at the model's."""
+    """An error about the value at ``key`` (a key of the model a validator checks, or a path of
+    keys and list indices from the top of the config): messages point at its line."""
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, key: str | tuple[str | int, ...], message: str) -> None:
         super().__init__(message)
-        self.key = key
+        self.key = key if isinstance(key, tuple) else (key,)
 
 
 def load_config(model: type[M], path: Path, overrides: Mapping[str, Any] | None = None) -> M:
@@ -62,6 +62,18 @@ def load_config(model: type[M], path: Path, overrides: Mapping[str, Any] | None 
         raise ConfigError(describe(err, model, path, text, overrides)) from None
 
 
+def check_config(check: Callable[[], None], path: Path,
+                 overrides: Mapping[str, Any] | None = None) -> None:
+    """Run ``check`` (a config's checks of the names it uses); an :class:`InvalidValue` it
+    raises becomes a :class:`ConfigError` of one line pointing at the key in ``path``."""
+    try:
+        check()
+    except InvalidValue as err:
+        text = path.read_text() if path.is_file() else ""
+        where = _where(err.key, path, text, overrides)
+        raise ConfigError(f"{where}: {_dotted(err.key)}: {err}") from None
+
+
 def validated(model: type[M], values: Mapping[str, Any]) -> M:
     """The ``model`` that command-line ``values`` (named ``--key`` in messages) describe;
     :class:`ConfigError` otherwise."""
@@ -88,14 +100,8 @@ def describe(err: ValidationError, model: type[BaseModel], path: Path | None = N
     loc: tuple[Any, ...] = tuple(first["loc"])
     error = first.get("ctx", {}).get("error")
     if isinstance(error, InvalidValue):
-        loc = (*loc, error.key)
-    if loc and overrides and loc[0] in overrides:
-        where = f"--{str(loc[0]).replace('_', '-')}"
-    elif path is not None:
-        line = _line(text, loc)
-        where = f"{path}:{line}" if line is not None else str(path)
-    else:
-        where = model.__name__
+        loc = (*loc, *error.key)
+    where = _where(loc, path, text, overrides) or model.__name__
     key = _dotted(loc)
     if first["type"] == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
@@ -115,6 +121,18 @@ def describe(err: ValidationError, model: type[BaseModel], path: Path | None = N
         key = ""  # the option names it
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {key + ': ' if key else ''}{what}{more}"
+
+
+def _where(loc: Sequence[Any], path: Path | None, text: str,
+           overrides: Mapping[str, Any] | None) -> str:
+    """``--key`` for a command-line value, else ``FILE:LINE`` (``FILE`` where no line is found;
+    ``""`` without a file)."""
+    if loc and overrides and loc[0] in overrides:
+        return f"--{str(loc[0]).replace('_', '-')}"
+    if path is None:
+        return ""
+    line = _line(text, loc)
+    return f"{path}:{line}" if line is not None else str(path)
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

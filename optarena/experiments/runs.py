@@ -60,10 +60,6 @@ class EnvironmentConfig(BaseModel):
         if known.problem_arg in self.kwargs:
             raise InvalidValue("kwargs", f"name the {known.problem_arg} in 'workloads', not "
                                "kwargs")
-        try:
-            known.check_problems(self.workloads, self.kwargs)
-        except ValueError as err:
-            raise InvalidValue("workloads", str(err)) from None
         return self
 
 
@@ -78,28 +74,34 @@ class AgentConfig(BaseModel):
     budget: int | None = Field(None, ge=1, description="this agent's measurements per run "
                                "(default: the experiment's budget), e.g. a baseline given more")
 
-    @model_validator(mode="after")
-    def _known(self) -> AgentConfig:
-        check_agent(self.agent, self.config)
-        return self
-
     @property
     def name(self) -> str:
         return self.label or self.agent
 
 
-def check_agent(name: str, config: Mapping[str, Any], keys: tuple[str, str] = ("agent", "config")
-                ) -> None:
+def check_agent(name: str, config: Mapping[str, Any], where: tuple[str | int, ...] = (),
+                keys: tuple[str, str] = ("agent", "config")) -> None:
     """An unknown agent or setting, or a setting's invalid value, as an
-    :class:`~optarena.experiments.config_file.InvalidValue` of the key (of ``keys``) that has it."""
+    :class:`~optarena.experiments.config_file.InvalidValue` at ``where`` + the key (of ``keys``)
+    that has it."""
     try:
         agents.make_config(name)
     except ValueError as err:
-        raise InvalidValue(keys[0], str(err)) from None
+        raise InvalidValue((*where, keys[0]), str(err)) from None
     try:
         agents.make_config(name, **config)
     except ValueError as err:
-        raise InvalidValue(keys[1], str(err)) from None
+        raise InvalidValue((*where, keys[1]), str(err)) from None
+
+
+def check_problems(kind_name: str, problems: list[str], kwargs: Mapping[str, Any],
+                   where: tuple[str | int, ...]) -> None:
+    """A problem the environment would refuse (the kind's ``problem_check``, no environment
+    made), as an :class:`~optarena.experiments.config_file.InvalidValue` at ``where``."""
+    try:
+        kind(kind_name).check_problems(problems, kwargs)
+    except ValueError as err:
+        raise InvalidValue(where, str(err)) from None
 
 
 class RewriteTask(BaseModel):
@@ -144,6 +146,16 @@ class CompareConfig(BaseModel):
         """The config in the YAML file ``path`` (``overrides``: command-line values of its keys);
         :class:`~optarena.experiments.config_file.ConfigError`, one line, if it is wrong."""
         return load_config(cls, path, overrides)
+
+    def check_names(self) -> None:
+        """Every agent, agent setting and problem the config names exists, checked without
+        making an environment or importing what only that needs (an unknown one would fail in
+        its run process). Not part of reading a config: a recorded one (``DIR/config.yaml``)
+        stays readable when a name it used is gone. ``InvalidValue`` at the name's key."""
+        for index, agent in enumerate(self.agents):
+            check_agent(agent.agent, agent.config, ("agents", index))
+        for index, env in enumerate(self.environments):
+            check_problems(env.env, env.workloads, env.kwargs, ("environments", index, "workloads"))
 
     def runs(self) -> list[RunSpec]:
         """Every run, seed-major so that a partial experiment has every agent at low seeds."""
