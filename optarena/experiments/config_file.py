@@ -1,11 +1,12 @@
 """A YAML config file read into its pydantic model, every error in it one line.
 
 A config a user gives fails in a few ways: the file is missing or unreadable, it is not YAML, it
-is not a mapping, or a value is wrong -- a misspelled key, a wrong type, an unknown agent, agent
-setting, environment or workload (the models' validators check the names). :func:`load_config`
-turns each into a :class:`ConfigError` whose message is one line: the file and the line where
-the YAML says it, what is wrong and what is valid. The command prints it and exits with code 2
-before anything runs or is written.
+is not a mapping, or a value is wrong -- a misspelled key, a wrong type, an unknown environment
+kind (:func:`load_config`), or an unknown agent, agent setting or workload (:func:`check_config`
+with the config's own check of the names it uses, run by the command: a recorded config stays
+readable when a name it used is gone). Each becomes a :class:`ConfigError` whose message is one
+line: the file and the line where the YAML says it, what is wrong and what is valid. The command
+prints it and exits with code 2 before anything runs or is written.
 """
 
 from __future__ import annotations
