@@ -160,7 +160,7 @@ def test_a_killed_compare_resumes_to_the_same_finished_runs(tmp_path, cli_env):
     assert "0 to go" in again.stdout and len(read_records(results)) == len(expected)
     changed = _optarena("compare", "--config", str(config_path), "--out", str(out),
                         "--budget", "9", env=cli_env)
-    assert changed.returncode == 2 and "another config" in changed.stdout
+    assert changed.returncode == 2 and "another config" in changed.stderr
     recorded = (out / "config.yaml").read_text()
     part = _optarena("compare", "--config", str(config_path), "--out", str(out), "--agents",
                      "mcts", "--seeds", "0", env=cli_env)  # a selection of the same config

@@ -7,6 +7,7 @@ The integration test serves SmolLM2-135M with llama-cpp-python (the ``llm-local`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import os
@@ -80,6 +81,38 @@ def test_a_missing_package_names_the_install_command(monkeypatch):
         model_file("absent")
     with pytest.raises(ModelUnavailable, match="registered: smollm2-135m"):
         model_file("unknown-model")
+
+
+def _servable(name: str) -> Path:
+    """The registered model's file, where llama-cpp-python (ggml's GGUF reader) is installed."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip('llama-cpp-python is not installed (pip install -e ".[llm-local]")')
+    try:
+        return model_file(name)
+    except ModelUnavailable as err:
+        pytest.skip(str(err))
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_a_registered_model_says_what_the_registry_says(name):
+    """Its GGUF metadata, read by ggml's reader: architecture, name, file type, tensors."""
+    path = _servable(name)
+    assert models.read_gguf_header(path) == models.MODELS[name].header
+
+
+def test_a_file_whose_metadata_is_not_the_registered_one_is_refused(monkeypatch, tmp_path):
+    model = models.MODELS[TEST_MODEL]
+    path = _servable(TEST_MODEL)
+    monkeypatch.setitem(models.MODELS, TEST_MODEL, dataclasses.replace(
+        model, header=dataclasses.replace(model.header, architecture="qwen2", file_type=15)))
+    with pytest.raises(ModelUnavailable, match=r"says it is llama 'Smollm2 135M 8k Lc100K Mix1 "
+                       r"Ep2', file type 3 \(Q4_1\), 272 tensors; registered: qwen2 .* file type "
+                       r"15 \(Q4_K_M\)"):
+        model_file(TEST_MODEL)
+    assert path.is_file()  # a file in its package is refused, not removed
+    (tmp_path / "x.gguf").write_bytes(b"GGUF-but-not-really")
+    with pytest.raises(ValueError, match="not a GGUF file"):
+        models.read_gguf_header(tmp_path / "x.gguf")
 
 
 class ScriptedRewrites(ScriptedClient):

@@ -139,18 +139,25 @@ def test_cli_builds_a_corpus_and_scores_the_oracle(tmp_path: Path, capsys):
     assert scores["exact_match"] == scores["io_accuracy"] == 1.0 and scores["blocks"] == len(entries)
 
 
-def test_csmith_programs_with_fixed_seeds_build_a_corpus(tmp_path: Path):
+def test_csmith_programs_with_fixed_seeds_build_a_corpus(tmp_path: Path, monkeypatch):
+    """...and leave the working directory as it was (csmith writes ``platform.info`` into its
+    own: it runs in a scratch directory)."""
     import shutil
 
     from optarena.envs.aarch64_peephole.corpus import generate_csmith
 
     if shutil.which("csmith") is None or not Path("/usr/include/csmith/csmith.h").exists():
         pytest.skip("csmith and libcsmith-dev are not installed (.ci/run installs them)")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     first = generate_csmith(1, 7, tmp_path / "a")
     again = generate_csmith(1, 7, tmp_path / "b")
     assert first[0].read_text() == again[0].read_text(), "a seed gives the same program"
     pairs = build_corpus(first, tmp_path / "corpus.jsonl", opts=("-O0",))
     assert len(pairs) > 20 and all(p.source == str(first[0]) for p in pairs)
+    assert list(work.iterdir()) == []
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["csmith_7.c"]
 
 
 def test_an_unknown_cpu_is_named_with_the_valid_ones():

@@ -6,7 +6,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from optarena.envs.tensor_schedule.workload import RC_WORKLOADS, available
+from optarena.envs.tensor_schedule.names import available
+from optarena.envs.tensor_schedule.workload import RC_WORKLOADS
 
 pytestmark = pytest.mark.slow
 MEASURE = {"number": 1, "repeat": 3, "min_repeat_ms": 10, "timeout_s": 60}

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tvm
 
+from optarena.envs.tensor_schedule.names import available
 from optarena.envs.tensor_schedule.target import host_target
 from optarena.envs.tensor_schedule.worker import make_inputs
-from optarena.envs.tensor_schedule.workload import RC_WORKLOADS, available, get_workload
+from optarena.envs.tensor_schedule.workload import RC_WORKLOADS, get_workload
 
 USER_KERNEL = '''
 from tvm.script import tirx as T

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+from pydantic import ValidationError
 
 from optarena.agents.base import Agent, CurvePoint, SearchResult, Usage
 from optarena.agents.evolutionary import (
@@ -48,10 +51,30 @@ _REGISTRY: dict[str, tuple[type, type]] = {
 
 def make(name: str, **config: Any) -> Agent:
     """An agent by name, its config filled from keyword arguments (e.g. a YAML mapping)."""
+    filled = make_config(name, **config)
+    return _REGISTRY[name][0](filled)
+
+
+def make_config(name: str, **config: Any) -> Any:
+    """The config of agent ``name`` filled from keyword arguments, without making the agent (a
+    config file is checked with it before any run starts). ``ValueError`` with one line naming
+    an unknown agent or setting and the valid ones, or a setting's invalid value."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown agent {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    agent_cls, config_cls = _REGISTRY[name]
-    return agent_cls(config_cls(**config))
+    config_cls = _REGISTRY[name][1]
+    known = [f.name for f in dataclasses.fields(config_cls)]
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ValueError(f"agent {name!r} has no setting {', '.join(map(repr, unknown))}; its "
+                         f"settings: {', '.join(known)}")
+    try:
+        return config_cls(**config)
+    except ValidationError as err:  # a nested pydantic setting (llm-mcts's llm)
+        problem = err.errors()[0]
+        place = ".".join(str(part) for part in problem["loc"])
+        raise ValueError(f"agent {name!r}: {err.title} {place}: {problem['msg']}") from None
+    except TypeError as err:
+        raise ValueError(f"agent {name!r}: {err}") from None
 
 
-__all__ = ["Agent", "CurvePoint", "SearchResult", "Usage", "make"]
+__all__ = ["Agent", "CurvePoint", "SearchResult", "Usage", "make", "make_config"]

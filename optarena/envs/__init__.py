@@ -29,7 +29,8 @@ register(EnvKind(
                       Forced(key="measure.spread", value=None),
                       Forced(key="measure.tolerance", value=1e-3, rule="at_most")),
         speed_anchors={"pytorch": "PyTorch eager", "openblas": "OpenBLAS"},
-        improvement="the speedup over the unscheduled program", problems="tensor programs")))
+        improvement="the speedup over the unscheduled program", problems="tensor programs"),
+    problem_check="optarena.envs.tensor_schedule.names:check_workloads"))
 register(EnvKind(
     "aarch64_peephole", "optarena/AArch64Peephole-v0",
     "optarena.envs.aarch64_peephole.env:AArch64PeepholeEnv", "block", KindPolicy(
@@ -37,7 +38,8 @@ register(EnvKind(
         problem_kwargs={"mcpu": "neoverse-n1", "iterations": 100},  # llvm-mca's model
         # the equivalence checker runs at least its default number of random states
         verification=(Forced(key="check_states", value=8, rule="at_least"),),
-        improvement="the starting over the final llvm-mca cycles", problems="peephole blocks")))
+        improvement="the starting over the final llvm-mca cycles", problems="peephole blocks"),
+    problem_check="optarena.envs.aarch64_peephole.corpus:check_blocks"))
 register(EnvKind(
     "llvm_pass_order", "optarena/LlvmPassOrder-v0",
     "optarena.envs.llvm_pass_order.env:LlvmPassOrderEnv", "benchmark", KindPolicy(
@@ -51,6 +53,7 @@ register(EnvKind(
         problem_kwargs={"reward": "runtime", "target": "host", "mcpu": None},
         verification=(Forced(key="check", value=True),),  # every program with a main is run
         improvement="the unoptimized program's score over the optimized one's",
-        problems="pass ordering")))
+        problems="pass ordering"),
+    problem_check="optarena.envs.llvm_pass_order.workload:check_benchmarks"))
 gymnasium.register(id="optarena/AArch64PeepholeText-v0",
                    entry_point="optarena.envs.aarch64_peephole.env:AArch64PeepholeTextEnv")

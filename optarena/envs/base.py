@@ -9,6 +9,15 @@ environment's crossover and export, the peephole environment's free-form rewrite
 ``options={"state": STATE_OR_JSON}`` (start from that state); otherwise it starts on the
 environment's fixed problem, or on one drawn with the seed.
 
+**Every drawn start has a legal action.** A problem drawn with the seed, and a random start
+(tensor schedules), with no legal action is drawn again (up to :data:`START_TRIES` times), so the
+first ``action_mask`` of a default reset is never all zeros: MaskablePPO has an action to sample,
+and no episode begins terminal (the shipped peephole corpus has blocks no rule applies to). A
+start that is not drawn -- a fixed problem's, ``options["problem"]``'s or ``options["state"]`` --
+is kept even without one: its mask is all zeros and the first step ends the episode
+(``stop_action=True`` keeps the mask non-empty there too). Where the first draw has a legal
+action (the splits hold only such problems) the draws are those of before.
+
 ``stop_action=True`` adds one action, the last (``stop_action_id``), always legal: it ends the
 episode where it is (``terminated``, reward 0, nothing measured). A policy can then keep a good
 program instead of being made to apply moves until none is left; search agents ignore it.
@@ -145,8 +154,8 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         for _ in range(START_TRIES):
             for index in waiting:
                 if index not in chosen or reasons[index]:
-                    problem = self._pick_problem(options[index].get("problem"), episodes[index])
-                    chosen[index] = self.space.initial(problem, episodes[index].rng)
+                    chosen[index] = self._draw_start(options[index].get("problem"),
+                                                     episodes[index])
             outcomes = self.evaluate([chosen[i] for i in waiting])
             failed = []
             for index, outcome in zip(waiting, outcomes, strict=True):
@@ -388,6 +397,17 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         if self.fixed_problem is not None:
             return self.fixed_problem
         return problems[int(episode.rng.integers(len(problems)))]
+
+    def _draw_start(self, problem: str | None, episode: Episode[S]) -> S:
+        """A starting state of ``problem``, else of the fixed problem or one drawn with the
+        episode's generator; a drawn problem or random start without a legal action is drawn
+        again (see the module docstring)."""
+        drawn = problem is None and self.fixed_problem is None
+        for _ in range(START_TRIES):
+            state = self.space.initial(self._pick_problem(problem, episode), episode.rng)
+            if not (drawn or self.space.random_start) or self.space.legal_mask(state).any():
+                break
+        return state
 
     def _current_problem(self) -> str:
         if self.episode.state is not None:

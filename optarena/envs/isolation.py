@@ -66,7 +66,8 @@ class Child:
     """A JSON-lines child process, started on the first request (see the module docstring)."""
 
     def __init__(self, argv: Sequence[str], *, name: str, start_timeout_s: float = 300.0,
-                 env: Mapping[str, str] | None = None, log: Path | None = None) -> None:
+                 env: Mapping[str, str] | None = None, log: Path | None = None,
+                 cwd: Path | None = None) -> None:
         """
         Args:
             argv: the command.
@@ -74,8 +75,11 @@ class Child:
             start_timeout_s: how long the child may take to say it is ready.
             env: its environment variables (default: this process's).
             log: where its stderr goes (default: this process's stderr).
+            cwd: its working directory (default: this process's), for a child whose tools
+                write files there.
         """
         self.argv = list(argv)
+        self.cwd = cwd
         self.name = name
         self.start_timeout_s = start_timeout_s
         self.env = dict(env) if env is not None else None
@@ -108,7 +112,8 @@ class Child:
         try:
             self._process = subprocess.Popen(
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                text=True, env=self.env, start_new_session=True, preexec_fn=die_with_parent)
+                text=True, env=self.env, cwd=self.cwd, start_new_session=True,
+                preexec_fn=die_with_parent)
         finally:
             if stderr is not None:
                 stderr.close()

@@ -134,6 +134,11 @@ class EnvKind:
     """The constructor argument that names the problem (``workload``, ``block``, ``benchmark``)."""
     policy: KindPolicy = field(default_factory=KindPolicy)
     """What the experiments need of it besides running it (see the module docstring)."""
+    problem_check: str | None = None
+    """``module:function`` called with the problems and the constructor arguments of a config,
+    raising ``ValueError`` (naming the valid ones) for a problem the environment would refuse,
+    without making it (nor importing what only making it needs: a config is checked before any
+    run starts). ``None``: problems are checked when the environment is made."""
 
     def env_class(self) -> Any:
         module, _, name = self.entry_point.partition(":")
@@ -146,6 +151,12 @@ class EnvKind:
         if self.problem_arg in kwargs:
             raise ValueError(f"name the {self.problem_arg} as the problem, not in kwargs")
         return gymnasium.make(self.env_id, **{self.problem_arg: problem}, **kwargs)
+
+    def check_problems(self, problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
+        """``ValueError`` for a problem the environment would refuse (see ``problem_check``)."""
+        if self.problem_check is not None:
+            module, _, name = self.problem_check.partition(":")
+            getattr(importlib.import_module(module), name)(problems, kwargs)
 
     def policy_for(self, kwargs: Mapping[str, Any]) -> Policy:
         """The policy of this environment made with ``kwargs`` (its constructor arguments)."""

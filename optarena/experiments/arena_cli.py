@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.console import Console
+
+from optarena.experiments.config_file import ConfigError, check_config, integers
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -53,10 +56,37 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
+    from optarena.experiments.runs import CompareConfig
+
+    if args.address is not None and args.backend != "ray":
+        raise ConfigError("--address needs --backend ray")
+    # everything the user gave is checked here, before a directory or a process is made
+    overrides = {key: getattr(args, key) for key in ("workers", "budget")
+                 if getattr(args, key) is not None}
+    whole = CompareConfig.load(args.config, overrides)  # what DIR records; the rest selects
+    check_config(whole.check_names, args.config, overrides)
+    config = whole.model_copy(deep=True)
+    if args.seeds:
+        config.seeds = integers(args.seeds, "--seeds")
+    if args.agents:
+        wanted = args.agents.split(",")
+        unknown = set(wanted) - {a.name for a in config.agents}
+        if unknown:
+            raise ConfigError(f"--agents: no agent labelled {', '.join(sorted(unknown))} in "
+                              f"{args.config}; its agents: "
+                              f"{', '.join(a.name for a in config.agents)}")
+        config.agents = [a for a in config.agents if a.name in wanted]
+    if args.workloads:
+        wanted = args.workloads.split(",")
+        for env in config.environments:
+            env.workloads = [w for w in env.workloads if w in wanted]
+        config.environments = [e for e in config.environments if e.workloads]
+        if not config.environments:
+            raise ConfigError(f"--workloads: none of {', '.join(wanted)} is a workload of "
+                              f"{args.config}")
     from optarena.experiments.backends import Backend
     from optarena.experiments.compare import compare
     from optarena.experiments.report import write_report
-    from optarena.experiments.runs import CompareConfig
 
     backend: Backend | None = None
     if args.backend == "ray":
@@ -67,36 +97,16 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
                 raise
             raise SystemExit("--backend ray needs Ray: pip install 'optarena[ray]'") from err
         backend = RayBackend(args.address)
-    elif args.address is not None:
-        raise SystemExit("--address needs --backend ray")
-    config = CompareConfig.load(args.config)
-    if args.workers is not None:
-        config.workers = args.workers
-    if args.budget is not None:
-        config.budget = args.budget
-    whole = CompareConfig.model_validate(config.model_dump())  # what DIR records; the rest selects
-    if args.seeds:
-        config.seeds = [int(s) for s in args.seeds.split(",")]
-    if args.agents:
-        wanted = args.agents.split(",")
-        unknown = set(wanted) - {a.name for a in config.agents}
-        if unknown:
-            raise SystemExit(f"no agent labelled {sorted(unknown)} in {args.config}")
-        config.agents = [a for a in config.agents if a.name in wanted]
-    if args.workloads:
-        wanted = args.workloads.split(",")
-        for env in config.environments:
-            env.workloads = [w for w in env.workloads if w in wanted]
-        config.environments = [e for e in config.environments if e.workloads]
-        if not config.environments:
-            raise SystemExit(f"none of {wanted} is a workload of {args.config}")
-    config = CompareConfig.model_validate(config.model_dump())
     try:
         outcome = compare(config, args.out, console, force=args.force, recorded=whole,
                           backend=backend)
     except (ValueError, ConnectionError) as err:
-        console.print(f"[red]compare[/red]: {err}", highlight=False)
-        return 2
+        raise ConfigError(str(err)) from None
+    except KeyboardInterrupt:
+        print(f"optarena compare: interrupted; the finished runs are in "
+              f"{args.out / 'results.jsonl'}: run the same command again to resume",
+              file=sys.stderr)
+        return 130
     console.print(f"{len(outcome.finished)} runs finished, {len(outcome.skipped)} were already "
                   f"done, {len(outcome.failed)} failed")
     if (args.out / "results.jsonl").exists():
@@ -106,28 +116,28 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """Execute one of this module's commands."""
+    if args.command == "compare":  # first: a config it rejects costs no other import
+        return _compare(args, console)
+    if args.command in ("report", "submit") and not (args.out / "results.jsonl").is_file():
+        raise ConfigError(f"{args.out}: no results.jsonl (not a directory `optarena compare` "
+                          "wrote runs to)")
     from optarena.experiments import submission
     from optarena.experiments.leaderboard import write_leaderboard
     from optarena.experiments.report import write_report
-    from optarena.records import RecordError
 
-    if args.command == "compare":
-        return _compare(args, console)
     if args.command == "report":
-        marks = [int(m) for m in args.checkpoints.split(",")] if args.checkpoints else None
+        marks = integers(args.checkpoints, "--checkpoints") if args.checkpoints else None
         try:
             written = write_report(args.out, marks, args.baseline)
-        except RecordError as err:
-            console.print(f"report: {err}", markup=False, highlight=False)
-            return 2
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         console.print(f"report: {written} and {args.out / 'report.html'}")
         return 0
     if args.command == "submit":
         try:
             data = submission.make_submission(args.out, args.run, args.submitter)
-        except RecordError as err:
-            console.print(f"submit: {err}", markup=False, highlight=False)
-            return 2
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         args.output.write_text(json.dumps(data, indent=1))
         console.print(f"{args.output}: {data['label']} on {data['workload']}, "
                       f"{data['claimed']['improvement']:.3f}x claimed")
@@ -138,7 +148,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         try:
             submission.check_settings(str(claim.get("env")), settings)
         except ValueError as err:
-            raise SystemExit(f"--set: {err}") from err
+            raise ConfigError(f"--set: {err}") from None
         return submission.verify(claim, tolerance, settings=settings)
 
     if args.command == "verify":
@@ -152,7 +162,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print(verdict.text(), markup=False)
         return 0 if verdict.accepted else 1
     if args.output.suffix == ".html":
-        raise SystemExit("-o names the Markdown file; the HTML page is written beside it")
+        raise ConfigError("-o names the Markdown file; the HTML page is written beside it")
+    missing = [str(path) for path in args.submissions if not path.is_file()]
+    if missing:
+        raise ConfigError(f"no such file: {', '.join(missing)}")
     html = args.output.with_suffix(".html")
     board = write_leaderboard(args.submissions, args.output, html, args.tolerance, verify=verify)
     console.print(f"leaderboard: {args.output}, {html} ({len(board.entries)} accepted, "
@@ -166,12 +179,12 @@ def _settings(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE")
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
         *parents, last = key.split(".")
         node = settings
         for parent in parents:
             node = node.setdefault(parent, {})
             if not isinstance(node, dict):
-                raise SystemExit(f"--set {pair!r}: {parent} is not a mapping")
+                raise ConfigError(f"--set {pair!r}: {parent} is not a mapping")
         node[last] = yaml.safe_load(value)
     return settings

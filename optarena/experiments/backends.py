@@ -21,7 +21,9 @@ import multiprocessing as mp
 import os
 import platform
 import queue
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -163,7 +165,8 @@ class LocalBackend:
         process = self._context.Process(target=_child, name=f"optarena-{spec.run_id}",
                                         args=(spec.model_dump_json(), self._messages, os.getpid(),
                                               str(log)))
-        process.start()
+        with _sigint_ignored():
+            process.start()
         self._processes[spec.run_id] = process
         self._started.append(Message("started", spec.run_id, Attempt(platform.node(), str(log))))
 
@@ -192,6 +195,22 @@ class LocalBackend:
         process = self._processes.pop(run_id, None)
         if process is not None:
             process.join(timeout=30)
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Processes started in the block ignore SIGINT (a spawned Python keeps an ignored SIGINT
+    ignored): Ctrl-C in the terminal interrupts the experiment alone, which ends its runs
+    (:meth:`LocalBackend.__exit__`) and says how to resume, instead of every run printing a
+    traceback. Off the main thread, where signals cannot be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _receive(messages: Any, wait: bool) -> list[Message]:

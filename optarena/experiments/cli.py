@@ -1,29 +1,40 @@
-"""The ``optarena`` command.
+"""optarena: compiler optimization as a Gymnasium game, and races of agents that play it.
 
-* ``optarena workloads`` -- the registered workloads with their shapes, FLOPs and sources.
-* ``optarena tune --config configs/tune.yaml`` -- one agent on one problem of any environment for
-  a budget of measurements; prints the improvement found and exports the best state (for tensor
-  programs: TVMScript + MetaSchedule database).
-* ``optarena compare --config configs/quickstart.yaml --out DIR`` -- race agents (resumable), then
-  ``optarena report DIR``; ``optarena submit``, ``verify`` and ``leaderboard`` for verified results.
-* ``optarena peephole build-corpus SRC... --out DIR`` and ``optarena peephole score PRED.jsonl``.
-* ``optarena llm models | serve --model NAME | check --base-url URL --model NAME``.
-* ``optarena setup compiler-gym`` -- CompilerGym for ``optarena/LlvmPassOrder-v0``, offline.
-* ``optarena store info | clear`` -- the persistent measurement store.
-* ``optarena splits`` and ``optarena train --config configs/train-peephole.yaml --out DIR`` --
-  train/test splits, and MaskablePPO trained on one and tested on its held-out problems.
+Commands:
+  workloads                   the registered tensor workloads: shapes, FLOPs, sources
+  tune --config FILE          one agent on one problem of any environment for a budget of
+                              measurements: prints the improvement found and exports the best
+                              state (tensor programs: TVMScript and a MetaSchedule database)
+  compare --config FILE --out DIR
+                              race agents on workloads (resumable: run it again after a stop)
+  report DIR                  the race's report: report.md, report.html, curves
+  submit, verify, leaderboard verified results and their leaderboard
+  peephole build-corpus SRC... --out DIR, peephole score PRED.jsonl
+                              the AArch64 peephole corpus and its metrics
+  llm models | serve | check  local models and OpenAI-compatible endpoints
+  setup compiler-gym          CompilerGym for optarena/LlvmPassOrder-v0, offline
+  store info | clear          the persistent measurement store
+  prior WORKLOAD... --out FILE
+                              a cost-model prior trained on other workloads
+  splits, train --config FILE --out DIR
+                              train/test splits; MaskablePPO trained on one, tested on the rest
+
+Examples: optarena compare --config configs/quickstart.yaml --out runs/quickstart
+          optarena tune --config configs/tune.yaml
+"optarena COMMAND --help" describes a command. A config, file or name that is wrong is one line
+on stderr and exit code 2, before anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 from rich.table import Table
 
@@ -36,10 +47,12 @@ from optarena.experiments import (
     store_cli,
     train_cli,
 )
+from optarena.experiments.config_file import ConfigError, InvalidValue, load_config, validated
 
 
 class TuneConfig(BaseModel):
-    """A tuning run, as read from YAML."""
+    """A tuning run, as read from YAML. The environment kind, the problem and the agent with its
+    settings are checked when it is read, before the environment is made."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -49,12 +62,30 @@ class TuneConfig(BaseModel):
     agent: str = "random"
     agent_config: dict[str, Any] = Field(default_factory=dict)
     budget: int = Field(32, ge=1, description="measurements per seed")
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    export_dir: Path | None = None
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    export_dir: Path | None = Field(None, description="the best state of each seed goes to "
+                                    "export_dir/seedN (none: not exported)")
+
+    @model_validator(mode="after")
+    def _known(self) -> TuneConfig:
+        from optarena.envs.registry import kind
+        from optarena.experiments.runs import check_agent, check_problems
+
+        try:
+            known = kind(self.env)
+        except ValueError as err:
+            raise InvalidValue("env", str(err)) from None
+        if known.problem_arg in self.kwargs:
+            raise InvalidValue("kwargs", f"name the {known.problem_arg} in 'workload', not "
+                               "kwargs")
+        check_problems(self.env, [self.workload], self.kwargs, ("workload",))
+        check_agent(self.agent, self.agent_config, keys=("agent", "agent_config"))
+        return self
 
 
 def _workloads(console: Console) -> int:
-    from optarena.envs.tensor_schedule.workload import FAMILIES, get_workload
+    from optarena.envs.tensor_schedule.names import FAMILIES
+    from optarena.envs.tensor_schedule.workload import get_workload
 
     table = Table(title="optarena workloads (TensorSchedule-v0)")
     for column in ("name", "parameters (shape)", "GFLOP", "knobs", "source"):
@@ -96,6 +127,8 @@ def _tune(config: TuneConfig, console: Console) -> int:
                                        config.export_dir / f"seed{seed}")
                 console.print(f"  exported {', '.join(p.name for p in written)} to "
                               f"{config.export_dir / f'seed{seed}'}")
+        if config.export_dir is None:
+            console.print("not exported: set export_dir in the config, or --export-dir")
     finally:
         env.close()
     if len(improvements) > 1:
@@ -107,6 +140,8 @@ def _tune(config: TuneConfig, console: Console) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="optarena", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"optarena {importlib.metadata.version('optarena')}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("workloads", help="list the registered workloads")
     arena_cli.add_commands(commands)
@@ -125,7 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     prior_cli.add_commands(commands)
     train_cli.add_commands(commands)
     args = parser.parse_args(argv)
-    console = Console()
+    try:
+        return _run(args, Console())
+    except ConfigError as err:
+        print(f"optarena {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"optarena {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
     if args.command == "workloads":
         return _workloads(console)
     if args.command == "peephole":
@@ -142,11 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         return train_cli.run(args, console)
     if args.command != "tune":
         return arena_cli.run(args, console)
-    values: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}
-    for key in ("workload", "agent", "budget", "seeds", "export_dir"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
-    return _tune(TuneConfig(**(values or {})), console)
+    overrides = {key: getattr(args, key) for key in ("workload", "agent", "budget", "seeds",
+                                                     "export_dir") if getattr(args, key) is not None}
+    config = load_config(TuneConfig, args.config, overrides) if args.config else \
+        validated(TuneConfig, overrides)
+    return _tune(config, console)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ def compare(config: CompareConfig, out: Path, console: Console | None = None,
     the config ``DIR/config.yaml`` records and checks, when ``config`` selects part of it (the
     command's ``--seeds``, ``--agents`` and ``--workloads``); default ``config``. ``backend``
     executes the runs (default: processes on this machine, ``config.workers`` at a time)."""
+    config.check_names()  # before anything is written or started
     console = console or Console()
     backend = backend or LocalBackend(config.workers)
     (out / LOGS).mkdir(parents=True, exist_ok=True)

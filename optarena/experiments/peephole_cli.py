@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from optarena.experiments.config_file import ConfigError
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     peephole = commands.add_parser("peephole", help="AArch64 peephole corpus and metrics")
@@ -32,12 +34,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     from optarena.envs.aarch64_peephole import corpus, metrics
 
+    named = [*args.sources] if args.peephole_command == "build-corpus" else \
+        [path for path in (args.predictions, args.corpus) if path is not None]
+    missing = [str(path) for path in named if not path.exists()]
+    if missing:
+        raise ConfigError(f"no such file or directory: {', '.join(missing)}")
     if args.peephole_command == "build-corpus":
         sources = list(args.sources)
+        if not sources and not args.csmith:
+            raise ConfigError("name C/.s sources or pass --csmith N")
         if args.csmith:
             sources += corpus.generate_csmith(args.csmith, args.csmith_seed, args.out / "csmith")
-        if not sources:
-            raise SystemExit("build-corpus: name C/.s sources or pass --csmith N")
         opts = tuple(f"-{level.strip().lstrip('-')}" for level in args.opt.split(","))
         pairs = corpus.build_corpus(sources, args.out / "corpus.jsonl", opts=opts,
                                     unchanged_share=args.unchanged_share, clang=args.clang)

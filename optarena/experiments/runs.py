@@ -18,11 +18,10 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import optarena.envs  # noqa: F401 - registers the environment kinds
@@ -30,9 +29,10 @@ from optarena import agents
 from optarena.envs.contract import game
 from optarena.envs.host import cpu_fingerprint, cpu_model, usable_cores
 from optarena.envs.registry import KINDS, kind
+from optarena.experiments.config_file import InvalidValue, load_config
 from optarena.records import RECORD_VERSION, Machine, Problem, RunRecord, RunSpec
 
-PACKAGES = ("optarena", "apache-tvm", "apache-tvm-ffi", "gymnasium", "numpy", "xgboost",
+PACKAGES = ("optarena", "apache-tvm", "apache-tvm-ffi", "gymnasium", "numpy", "xgboost-cpu", "xgboost",
             "unicorn", "stable-baselines3", "sb3-contrib", "torch", "openai")
 
 
@@ -50,11 +50,13 @@ class EnvironmentConfig(BaseModel):
     @model_validator(mode="after")
     def _known(self) -> EnvironmentConfig:
         try:
-            problem_arg = kind(self.env).problem_arg
+            known = kind(self.env)
         except ValueError:
-            raise ValueError(f"unknown env {self.env!r}; available: {sorted(KINDS)}") from None
-        if problem_arg in self.kwargs:
-            raise ValueError(f"name the {problem_arg} in 'workloads', not kwargs")
+            raise InvalidValue("env", f"unknown env {self.env!r}; available: "
+                               f"{', '.join(sorted(KINDS))}") from None
+        if known.problem_arg in self.kwargs:
+            raise InvalidValue("kwargs", f"name the {known.problem_arg} in 'workloads', not "
+                               "kwargs")
         return self
 
 
@@ -72,6 +74,31 @@ class AgentConfig(BaseModel):
     @property
     def name(self) -> str:
         return self.label or self.agent
+
+
+def check_agent(name: str, config: Mapping[str, Any], where: tuple[str | int, ...] = (),
+                keys: tuple[str, str] = ("agent", "config")) -> None:
+    """An unknown agent or setting, or a setting's invalid value, as an
+    :class:`~optarena.experiments.config_file.InvalidValue` at ``where`` + the key (of ``keys``)
+    that has it."""
+    try:
+        agents.make_config(name)
+    except ValueError as err:
+        raise InvalidValue((*where, keys[0]), str(err)) from None
+    try:
+        agents.make_config(name, **config)
+    except ValueError as err:
+        raise InvalidValue((*where, keys[1]), str(err)) from None
+
+
+def check_problems(kind_name: str, problems: list[str], kwargs: Mapping[str, Any],
+                   where: tuple[str | int, ...]) -> None:
+    """A problem the environment would refuse (the kind's ``problem_check``, no environment
+    made), as an :class:`~optarena.experiments.config_file.InvalidValue` at ``where``."""
+    try:
+        kind(kind_name).check_problems(problems, kwargs)
+    except ValueError as err:
+        raise InvalidValue(where, str(err)) from None
 
 
 class RewriteTask(BaseModel):
@@ -112,8 +139,20 @@ class CompareConfig(BaseModel):
         return self
 
     @classmethod
-    def load(cls, path: Path) -> CompareConfig:
-        return cls(**(yaml.safe_load(path.read_text()) or {}))
+    def load(cls, path: Path, overrides: Mapping[str, Any] | None = None) -> CompareConfig:
+        """The config in the YAML file ``path`` (``overrides``: command-line values of its keys);
+        :class:`~optarena.experiments.config_file.ConfigError`, one line, if it is wrong."""
+        return load_config(cls, path, overrides)
+
+    def check_names(self) -> None:
+        """Every agent, agent setting and problem the config names exists, checked without
+        making an environment or importing what only that needs (an unknown one would fail in
+        its run process). Not part of reading a config: a recorded one (``DIR/config.yaml``)
+        stays readable when a name it used is gone. ``InvalidValue`` at the name's key."""
+        for index, agent in enumerate(self.agents):
+            check_agent(agent.agent, agent.config, ("agents", index))
+        for index, env in enumerate(self.environments):
+            check_problems(env.env, env.workloads, env.kwargs, ("environments", index, "workloads"))
 
     def runs(self) -> list[RunSpec]:
         """Every run, seed-major so that a partial experiment has every agent at low seeds."""

@@ -38,6 +38,7 @@ from optarena.envs.contract import game
 from optarena.envs.registry import kind
 from optarena.envs.splits import Split, get_split
 from optarena.envs.vector import ArenaVectorEnv
+from optarena.experiments.config_file import load_config
 from optarena.experiments.runs import machine_info, software_versions
 from optarena.experiments.stats import t_band
 from optarena.records import RecordError, TrainEpisode, append_record, read_episodes
@@ -83,7 +84,7 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        return cls(**(yaml.safe_load(path.read_text()) or {}))
+        return load_config(cls, path)
 
 
 def train(config: TrainConfig, out: Path, console: Console | None = None) -> Path:

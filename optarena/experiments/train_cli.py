@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from optarena.experiments.config_file import ConfigError, integers, load_config
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -34,12 +37,18 @@ def run(args: argparse.Namespace, console: Console) -> int:
                           str(len({split.group(p) for p in test})), split.description)
         console.print(table)
         return 0
+    from optarena.envs.splits import get_split
     from optarena.experiments.train import TrainConfig, train
 
-    config = TrainConfig.load(args.config)
+    overrides: dict[str, Any] = {}
     if args.seeds:
-        config.seeds = [int(s) for s in args.seeds.split(",")]
+        overrides["seeds"] = integers(args.seeds, "--seeds")
     if args.steps is not None:
-        config.total_timesteps = args.steps
+        overrides["total_timesteps"] = args.steps
+    config = load_config(TrainConfig, args.config, overrides)
+    try:
+        get_split(config.split)
+    except ValueError as err:
+        raise ConfigError(f"{args.config}: split: {err}") from None
     console.print(f"report: {train(config, args.out, console)}")
     return 0

@@ -20,10 +20,13 @@ import hashlib
 import json
 import re
 import subprocess
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from optarena.envs.aarch64_peephole.block import parse_block
 from optarena.envs.aarch64_peephole.toolchain import Toolchain
 
 SHIPPED_SOURCES = Path(__file__).parent / "sources"
@@ -34,6 +37,8 @@ CSMITH_CORPUS = Path(__file__).parent / "data" / "csmith-v1.jsonl.gz"
 """60 csmith programs (``csmith --seed 1..60``) at -O0, -O1 and -O2, every block kept: the corpus of
 the ``peephole-csmith`` split (``optarena peephole build-corpus --csmith 60 --csmith-seed 1
 --unchanged-share 1``, sources by file name)."""
+MAX_INSTRUCTIONS = 64
+"""Blocks longer than this are not problems of an environment unless it is told otherwise."""
 TERMINATORS = ("b", "br", "ret", "cbz", "cbnz", "tbz", "tbnz", "bl", "blr")
 _SYMBOLIC = re.compile(r"adrp|\badr\b|:lo12:|:got|\.L[A-Za-z]|\b[A-Za-z_]\w*@", re.I)
 _FUNCTION = re.compile(r"^([A-Za-z_][\w.$]*):")
@@ -164,17 +169,20 @@ def collect_sources(paths: Iterable[Path]) -> list[Path]:
 
 
 def generate_csmith(count: int, seed: int, directory: Path, csmith: str = "csmith") -> list[Path]:
-    """``count`` csmith programs with seeds ``seed .. seed + count - 1`` (reproducible)."""
+    """``count`` csmith programs with seeds ``seed .. seed + count - 1`` (reproducible), written
+    to ``directory``. csmith runs in a scratch directory: it writes ``platform.info`` into its
+    working directory, which must stay the user's."""
     directory.mkdir(parents=True, exist_ok=True)
     tool = Toolchain.require(csmith)
     paths = []
-    for k in range(seed, seed + count):
-        path = directory / f"csmith_{k}.c"
-        if not path.exists():
-            done = subprocess.run([tool, "--seed", str(k)], capture_output=True, text=True,
-                                  check=True)
-            path.write_text(done.stdout)
-        paths.append(path)
+    with tempfile.TemporaryDirectory(prefix="optarena-csmith-") as scratch:
+        for k in range(seed, seed + count):
+            path = directory / f"csmith_{k}.c"
+            if not path.exists():
+                done = subprocess.run([tool, "--seed", str(k)], capture_output=True, text=True,
+                                      check=True, cwd=scratch)
+                path.write_text(done.stdout)
+            paths.append(path)
     return paths
 
 
@@ -200,3 +208,31 @@ def load_corpus(path: Path = SHIPPED_CORPUS) -> list[BlockPair]:
     text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" \
         else path.read_text()
     return [BlockPair(**json.loads(line)) for line in text.splitlines() if line]
+
+
+def select_blocks(corpus: str | Path | None = None, max_instructions: int = MAX_INSTRUCTIONS,
+                  chosen: Sequence[str] | None = None) -> list[BlockPair]:
+    """The blocks of ``corpus`` (default: the shipped one) with at most ``max_instructions``
+    instructions, or those of them named in ``chosen``, in that order; ``ValueError`` naming
+    the blocks it lacks."""
+    try:
+        blocks = [b for b in load_corpus(Path(corpus) if corpus else SHIPPED_CORPUS)
+                  if len(parse_block(b.input)) <= max_instructions]
+    except FileNotFoundError:
+        raise ValueError(f"corpus {corpus}: no such file") from None
+    if not blocks:
+        raise ValueError(f"no block of at most {max_instructions} instructions in the corpus")
+    if chosen is None:
+        return blocks
+    by_id = {b.id: b for b in blocks}
+    unknown = [b for b in chosen if b not in by_id]
+    if unknown:
+        raise ValueError(f"unknown block(s) {unknown[:3]} (or longer than {max_instructions} "
+                         f"instructions); the corpus has {len(by_id)}: "
+                         f"{', '.join(list(by_id)[:4])}, ...")
+    return [by_id[b] for b in chosen]
+
+
+def check_blocks(problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
+    """``ValueError`` for a block id the environment made with ``kwargs`` would not have."""
+    select_blocks(kwargs.get("corpus"), kwargs.get("max_instructions", MAX_INSTRUCTIONS), problems)

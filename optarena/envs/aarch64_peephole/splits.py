@@ -30,13 +30,16 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
-from optarena.envs.aarch64_peephole.block import parse_block
-from optarena.envs.aarch64_peephole.corpus import CSMITH_CORPUS, BlockPair, load_corpus
+from optarena.envs.aarch64_peephole.corpus import (
+    CSMITH_CORPUS,
+    MAX_INSTRUCTIONS,
+    BlockPair,
+    select_blocks,
+)
 from optarena.envs.aarch64_peephole.space import PeepholeSpace
 from optarena.envs.host import replacing
 from optarena.envs.splits import Split, held_out
 
-MAX_INSTRUCTIONS = 64
 CSMITH_OPT_CORPUS = Path(__file__).parent / "data" / "csmith-opt-v1.jsonl.gz"
 
 
@@ -64,7 +67,7 @@ class Division(NamedTuple):
 def compute_division(corpus: Path, salt: str) -> Division:
     """The playable blocks of ``corpus`` (at most :data:`MAX_INSTRUCTIONS` instructions, a legal
     rewrite), their source functions, and the functions held out by ``salt``'s hash."""
-    blocks = [b for b in load_corpus(corpus) if len(parse_block(b.input)) <= MAX_INSTRUCTIONS]
+    blocks = select_blocks(corpus)
     space = PeepholeSpace(blocks, MAX_INSTRUCTIONS)
     playable = [b for b in blocks if space.sites(space.initial(b.id, None).asm)]  # type: ignore[arg-type]
     groups = {b.id: _function(b) for b in playable}

@@ -48,8 +48,9 @@ class Session:
                 f"CompilerGym is not set up in {self.home}; run `optarena setup compiler-gym`")
         self.timeout_s = timeout_s
         self.log = self.home / "service.log"
+        # in its home: CompilerGym's csmith writes platform.info into the working directory
         self.child = Child([str(python), str(SERVICE)], name="the CompilerGym service",
-                           start_timeout_s=timeout_s, log=self.log,
+                           start_timeout_s=timeout_s, log=self.log, cwd=self.home,
                            env={**os.environ, "COMPILER_GYM_SITE_DATA": str(site_data),
                                 "OPTARENA_BENCHMARK_CACHE": str(self.home / "benchmarks")})
 

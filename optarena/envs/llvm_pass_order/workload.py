@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,9 @@ def parse_benchmark(spec: str) -> Benchmark:
     raise ValueError(f"unknown benchmark {spec!r}: use suite:NAME ({', '.join(suite_names())}), "
                      "heldout:NAME, csmith:SEED, llvm-stress:SEED, a generator:// URI or a "
                      ".c/.ll/.bc file")
+
+
+def check_benchmarks(problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
+    """``ValueError`` for a spec that names no benchmark (:func:`parse_benchmark`)."""
+    for spec in problems:
+        parse_benchmark(spec)

@@ -1,18 +1,5 @@
-"""The tensor-schedule environment: workload -> design space -> measurement -> env."""
+"""The tensor-schedule environment: workload -> design space -> measurement -> env.
 
-from optarena.envs.tensor_schedule.env import TensorScheduleEnv
-from optarena.envs.tensor_schedule.measure import MeasureConfig, MeasureResult, RPCConfig
-from optarena.envs.tensor_schedule.space import DesignSpace, ScheduleState
-from optarena.envs.tensor_schedule.workload import RC_WORKLOADS, Workload, get_workload
-
-__all__ = [
-    "RC_WORKLOADS",
-    "DesignSpace",
-    "MeasureConfig",
-    "MeasureResult",
-    "RPCConfig",
-    "ScheduleState",
-    "TensorScheduleEnv",
-    "Workload",
-    "get_workload",
-]
+Nothing is imported here: importing a module of the package (``names``, to check a config's
+workloads) must not import TVM, which takes seconds.
+"""

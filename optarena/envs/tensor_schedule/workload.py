@@ -33,6 +33,7 @@ from optarena.envs.tensor_schedule.anchors import (
     Anchor,
     attention_anchors,
 )
+from optarena.envs.tensor_schedule.names import parse_workload
 
 Reference = Callable[[list[np.ndarray]], list[np.ndarray]]
 
@@ -91,18 +92,6 @@ def tvm_structural_hash(node: object) -> int:
     import tvm_ffi
 
     return tvm_ffi.structural_hash(node) & 0xFFFF_FFFF_FFFF_FFFF
-
-
-@dataclass(frozen=True)
-class WorkloadFamily:
-    """A registry entry: a builder with named integer knobs and their defaults."""
-
-    pattern: str
-    """Regex on the name; its named groups are knobs too (``matmul-(?P<n>\\d+)``)."""
-    build: Callable[..., Workload]
-    defaults: dict[str, int]
-    examples: tuple[str, ...]
-    knob_doc: str = ""
 
 
 def _mod(func: tvm.tirx.PrimFunc) -> tvm.IRModule:
@@ -405,42 +394,17 @@ def llama4_scout_mlp(tokens: int) -> Workload:
     )
 
 
-FAMILIES: dict[str, WorkloadFamily] = {
-    "matmul": WorkloadFamily(
-        pattern=r"matmul-(?P<n>\d+)(?:x(?P<m>\d+)x(?P<k>\d+))?",
-        build=lambda n, m=None, k=None: matmul(n, m, k),
-        defaults={},
-        examples=("matmul-128", "matmul-256", "matmul-512"),
-        knob_doc="matmul-N (square) or matmul-NxMxK",
-    ),
-    "conv2d": WorkloadFamily(
-        pattern=r"conv2d-(?P<size>\d+)-(?P<channels>\d+)",
-        build=lambda size, channels: conv2d_nhwc(size, channels),
-        defaults={},
-        examples=("conv2d-56-64", "conv2d-28-128", "conv2d-14-256"),
-        knob_doc="conv2d-SIZE-CHANNELS: 3x3 same conv, SIZExSIZE, CHANNELS in and out (ResNet stages)",
-    ),
-    "llama3-8b-attention": WorkloadFamily(
-        pattern=r"llama3-8b-attention", build=llama3_8b_attention, defaults={"seq_len": 64},
-        examples=("llama3-8b-attention",), knob_doc="seq_len: sequence length",
-    ),
-    "deepseek-r1-moe": WorkloadFamily(
-        pattern=r"deepseek-r1-moe", build=deepseek_r1_moe, defaults={"tokens": 16},
-        examples=("deepseek-r1-moe",), knob_doc="tokens: tokens routed to the expert",
-    ),
-    "flux-attention": WorkloadFamily(
-        pattern=r"flux-attention", build=flux_attention, defaults={"seq_len": 64},
-        examples=("flux-attention",), knob_doc="seq_len: image+text tokens",
-    ),
-    "flux-conv": WorkloadFamily(
-        pattern=r"flux-conv", build=flux_conv, defaults={"size": 8},
-        examples=("flux-conv",), knob_doc="size: spatial height = width",
-    ),
-    "llama4-scout-mlp": WorkloadFamily(
-        pattern=r"llama4-scout-mlp", build=llama4_scout_mlp, defaults={"tokens": 4},
-        examples=("llama4-scout-mlp",), knob_doc="tokens: tokens in the batch",
-    ),
+BUILDERS: dict[str, Callable[..., Workload]] = {
+    "matmul": lambda n, m=None, k=None: matmul(n, m, k),
+    "conv2d": lambda size, channels: conv2d_nhwc(size, channels),
+    "llama3-8b-attention": llama3_8b_attention,
+    "deepseek-r1-moe": deepseek_r1_moe,
+    "flux-attention": flux_attention,
+    "flux-conv": flux_conv,
+    "llama4-scout-mlp": llama4_scout_mlp,
 }
+"""The builder of each family of :data:`~optarena.envs.tensor_schedule.names.FAMILIES`, called
+with its knobs."""
 
 RC_WORKLOADS: tuple[str, ...] = (
     "llama3-8b-attention",
@@ -450,21 +414,6 @@ RC_WORKLOADS: tuple[str, ...] = (
     "llama4-scout-mlp",
 )
 """The five layers of the Reasoning Compiler paper, at their default scale."""
-
-
-def available() -> list[str]:
-    """Example names of every registered workload (families accept other sizes too)."""
-    return [name for family in FAMILIES.values() for name in family.examples]
-
-
-def _parse_knobs(text: str, name: str) -> dict[str, int]:
-    knobs: dict[str, int] = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or not value.strip().isdigit():
-            raise ValueError(f"workload {name!r}: knob {item!r} is not KEY=INTEGER")
-        knobs[key.strip()] = int(value)
-    return knobs
 
 
 def load_tvmscript(path: Path) -> Workload:
@@ -522,27 +471,10 @@ def _where(err: BaseException, path: Path) -> str:
 
 
 def get_workload(spec: str) -> Workload:
-    """Build a workload from a registered name (``NAME[:knob=value,...]``) or a TVMScript path."""
-    base, _, knob_text = spec.partition(":")
-    for family in FAMILIES.values():
-        match = re.fullmatch(family.pattern, base)
-        if match:
-            knobs = {**family.defaults, **_parse_knobs(knob_text, spec)}
-            knobs.update({k: int(v) for k, v in match.groupdict().items() if v is not None})
-            unknown = set(knobs) - set(family.defaults) - set(match.groupdict())
-            if unknown:
-                raise ValueError(
-                    f"workload {spec!r}: unknown knob(s) {sorted(unknown)}; "
-                    f"knobs: {family.knob_doc}"
-                )
-            return family.build(**knobs)
-    path = Path(spec)
-    if path.suffix == ".py" or path.exists():
-        if not path.exists():
-            raise FileNotFoundError(f"workload file {spec!r} does not exist")
-        return load_tvmscript(path)
-    raise ValueError(
-        f"unknown workload {spec!r}. Available: {', '.join(available())} "
-        "(families take other sizes: matmul-N, matmul-NxMxK, conv2d-SIZE-CHANNELS; "
-        "RC layers take NAME:knob=value), or a path to a TVMScript file."
-    )
+    """Build a workload from a registered name (``NAME[:knob=value,...]``) or a TVMScript path
+    (:func:`~optarena.envs.tensor_schedule.names.parse_workload` says which names exist)."""
+    parsed = parse_workload(spec)
+    if isinstance(parsed, Path):
+        return load_tvmscript(parsed)
+    family, knobs = parsed
+    return BUILDERS[family](**knobs)
