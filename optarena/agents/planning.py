@@ -69,7 +69,7 @@ expansions, within the same budget.
 
 **Cost.** ``usage.cost_model_calls`` counts the states estimated and ``usage.planning_s`` the
 seconds spent planning (steps 1-2 and choosing the batch), LLM replies excluded; both are reported
-per measurement.
+per measurement, beside ``details["measure_s"]``, the seconds its batches took to measure.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ class Planner:
         first = self._add(self.root, inner.get_state(), None, ())
         first.predicted = first.measured = self.first_score
         self._back_up(first, 0.0)
-        planning = 0.0
+        planning = measuring = 0.0
         self.waiting_s = 0.0
         for _ in tracker.rounds(config.max_stalls):
             began, waited = time.perf_counter(), self.waiting_s
@@ -231,11 +231,13 @@ class Planner:
             self.plan()
             self._rerank()
             batch, free = self._choose_batch(tracker.left)
-            planning += time.perf_counter() - began - (self.waiting_s - waited)
+            planned = time.perf_counter()
+            planning += planned - began - (self.waiting_s - waited)
             self._measure(batch, free, tracker)
+            measuring += time.perf_counter() - planned
         result = tracker.finish()
         result.usage.planning_s = planning
-        result.details = self.summary()
+        result.details = {**self.summary(), "measure_s": measuring}
         return result
 
     def prepare(self, env: gym.Env, seed: int) -> None:
