@@ -17,7 +17,13 @@ import psutil
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from optarena.envs.llvm_pass_order.measure import MeasureError, Measurer, Run, block_weights, mark_blocks
+from optarena.envs.llvm_pass_order.measure import (
+    BitcodeMeasurer,
+    MeasureError,
+    Run,
+    block_weights,
+    mark_blocks,
+)
 from optarena.envs.llvm_pass_order.provision import check_system
 from optarena.envs.llvm_pass_order.scorer import PassScorer
 from optarena.envs.llvm_pass_order.session import CompilerGymMissing, Session, compiler_gym_home
@@ -105,7 +111,7 @@ def test_promoting_memory_to_registers_saves_cycles_and_a_changed_output_is_a_mi
     subprocess.run(["clang-14", "-O0", "-Xclang", "-disable-O0-optnone", "-emit-llvm", "-c",
                     str(source), "-o", str(plain)], check=True)
     subprocess.run(["opt-14", "-mem2reg", str(plain), "-o", str(optimized)], check=True)
-    measurer = Measurer("host", "x86-64-v3", runs=1)
+    measurer = BitcodeMeasurer("host", "x86-64-v3", runs=1)
     assert measurer.cycles(optimized) < 0.9 * measurer.cycles(plain)
     reference = measurer.run(plain)
     measurer.check(measurer.run(optimized), reference)  # same output: no error

@@ -47,7 +47,7 @@ from typing import Any
 
 from optarena.envs.base import ArenaEnv
 from optarena.envs.contract import Outcome
-from optarena.envs.llvm_pass_order.measure import METRICS, Measurer, default_mcpu
+from optarena.envs.llvm_pass_order.measure import METRICS, BitcodeMeasurer, default_mcpu
 from optarena.envs.llvm_pass_order.scorer import IDENTITIES, PassScorer
 from optarena.envs.llvm_pass_order.session import Session
 from optarena.envs.llvm_pass_order.space import PassSpace, PassState
@@ -92,7 +92,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         if reward == "runtime" and target != "host":
             raise ValueError("reward='runtime' runs the program: it needs target='host'")
         benchmarks = [benchmark] if isinstance(benchmark, str) else list(benchmark)
-        measurer = Measurer(target, mcpu or default_mcpu(target), runs=runs,
+        measurer = BitcodeMeasurer(target, mcpu or default_mcpu(target), runs=runs,
                             timeout_s=run_timeout_s)
         scorer = PassScorer(functools.partial(Session, Path(home) if home else None,
                                               service_timeout_s), measurer,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from optarena.envs.contract import Failure, Outcome, Program
-from optarena.envs.llvm_pass_order.measure import SERVICE_METRICS, MeasureError, Measurer, Run
+from optarena.envs.llvm_pass_order.measure import SERVICE_METRICS, BitcodeMeasurer, MeasureError, Run
 from optarena.envs.llvm_pass_order.session import ServiceError, Session
 from optarena.envs.llvm_pass_order.space import FEATURES, PassState
 from optarena.envs.llvm_pass_order.workload import Benchmark, parse_benchmark
@@ -58,7 +58,7 @@ class PassScorer:
     if there is one (loading a known benchmark again costs milliseconds, a new one a few hundred):
     with twice as many services as episodes stepped together, no running episode loses its."""
 
-    def __init__(self, start: Callable[[], Session], measurer: Measurer, metric: str,
+    def __init__(self, start: Callable[[], Session], measurer: BitcodeMeasurer, metric: str,
                  observation: str, check: bool, files_kept: int = 1024, identity: str = "ir",
                  services: int = 1) -> None:
         if services < 1:
