@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from optarena import agents
-from optarena.envs.tensor_schedule.measure import Surrogate
-from optarena.envs.tensor_schedule.prior import collect, describe
+from optarena.envs.tensor_schedule.cost_model import Surrogate, describe
+from optarena.envs.tensor_schedule.prior import collect
 from optarena.experiments.cli import main
 
 from .conftest import FAST_MEASURE

@@ -115,8 +115,8 @@ class MetaSchedule:
         # TVM loads here, not when the agents are imported (peephole and LLVM users need none)
         from tvm.s_tir import meta_schedule as ms
 
+        from optarena.envs.tensor_schedule.cost_model import xgboost_file_format_quiet
         from optarena.envs.tensor_schedule.env import TensorScheduleEnv
-        from optarena.envs.tensor_schedule.measure import xgboost_file_format_quiet
         from optarena.envs.tensor_schedule.space import import_cpu_tensor_intrinsics
 
         inner = env.unwrapped

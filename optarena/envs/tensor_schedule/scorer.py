@@ -10,8 +10,9 @@ The anchors (:mod:`~optarena.envs.tensor_schedule.anchors`: PyTorch eager, OpenB
 user would run instead; they are checked and timed once per workload and settings in the
 workload's worker, then kept in the measurement store like the reference.
 
-With ``surrogate=True`` the scorer is also a cost model: MetaSchedule's XGB model, trained on every
-counted measurement (:meth:`TensorScorer.learn`), estimates latencies without measuring.
+With ``surrogate=True`` the scorer is also a cost model: MetaSchedule's XGB model
+(:mod:`~optarena.envs.tensor_schedule.cost_model`), trained on every counted measurement
+(:meth:`TensorScorer.learn`), estimates latencies without measuring.
 """
 
 from __future__ import annotations
@@ -30,14 +31,8 @@ from optarena.envs.contract import Failure, Outcome, Program
 from optarena.envs.host import cpu_model
 from optarena.envs.store import Store
 from optarena.envs.tensor_schedule.anchors import INSTALL_HINT, Anchor
-from optarena.envs.tensor_schedule.measure import (
-    MeasureConfig,
-    Measurer,
-    MeasureResult,
-    RPCConfig,
-    Surrogate,
-)
-from optarena.envs.tensor_schedule.prior import describe
+from optarena.envs.tensor_schedule.cost_model import Surrogate, describe
+from optarena.envs.tensor_schedule.measure import MeasureConfig, Measurer, MeasureResult, RPCConfig
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.workload import tvm_structural_hash
 
