@@ -1,4 +1,5 @@
-"""The package's structure, read from its source (nothing is imported): no import cycle."""
+"""The package's structure, read from its source (nothing is imported): no import cycle, and the
+interfaces a search and the gymnasium layer offer stay small."""
 
 from __future__ import annotations
 
@@ -61,3 +62,20 @@ def test_no_module_of_optarena_imports_itself_through_others():
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as err:
         raise AssertionError(f"import cycle: {' -> '.join(err.args[1])}") from None
+
+
+def _members(path: Path, name: str) -> list[str]:
+    """The methods, properties and annotated attributes a class defines itself."""
+    (cls,) = [node for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.ClassDef) and node.name == name]
+    return [node.name if isinstance(node, ast.FunctionDef) else ast.unparse(node.target)
+            for node in cls.body if isinstance(node, ast.FunctionDef | ast.AnnAssign)]
+
+
+def test_the_search_oracle_and_the_gymnasium_layer_stay_small():
+    oracle = _members(PACKAGE / "envs" / "contract.py", "SearchOracle")
+    assert {"transition", "legal_mask", "evaluate", "unmeasured", "estimate", "problem",
+            "evaluator"} <= set(oracle) and len(oracle) <= 12, oracle
+    methods = [m for m in _members(PACKAGE / "envs" / "base.py", "ArenaEnv")
+               if m not in ("metadata", "prompt_family", "problem_kwargs")]
+    assert len(methods) <= 25, methods

@@ -146,14 +146,14 @@ def test_the_same_ir_is_measured_once_and_a_masked_pass_changes_nothing(crc32_en
     assert set(env.problem()["anchors"]) == {"-O3", "-Oz"}
     mem2reg, sancov = env.pass_names.index("-mem2reg"), env.pass_names.index("-sancov")
     _, _, _, _, info = env.step(mem2reg)
-    measured = env.num_measurements
+    measured = env.evaluator.num_measurements
     _, reward, _, _, info = env.step(mem2reg)  # mem2reg again: the same IR
-    assert env.num_measurements == measured and reward == 0.0
+    assert env.evaluator.num_measurements == measured and reward == 0.0
     assert info["state"]["passes"] == ["-mem2reg", "-mem2reg"]
     _, reward, _, _, info = env.step(sancov)
     assert "not an allowed pass" in info["invalid_action"] and reward == 0.0
     assert info["state"]["passes"] == ["-mem2reg", "-mem2reg"]
-    assert env.num_measurements == measured
+    assert env.evaluator.num_measurements == measured
 
 
 @needs_compiler_gym
@@ -169,7 +169,7 @@ def test_with_pass_identity_no_ir_is_hashed_and_each_sequence_is_a_program(tmp_p
             _, start = env.reset(seed=0)
             env.step(mem2reg)
             _, _, _, _, info = env.step(mem2reg)  # the same IR again
-            scores.append((start["score"], info["score"], env.unwrapped.num_measurements))
+            scores.append((start["score"], info["score"], env.unwrapped.evaluator.num_measurements))
             assert env.unwrapped.problem()["workload_hash"] == \
                 by_ir.unwrapped.problem()["workload_hash"]  # the IR's, whatever the identity
         assert scores[0][:2] == scores[1][:2]

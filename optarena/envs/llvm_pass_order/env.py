@@ -107,7 +107,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
             space = PassSpace(benchmarks, scorer.pass_names, passes, observation)
             super().__init__(space, scorer, problem=benchmarks[0] if len(benchmarks) == 1
                              else None, max_steps=max_steps, stop_action=stop_action,
-                             store=store, render_mode=render_mode)
+                             store=store, render_mode=render_mode, info_extras=_ir_instructions)
             self.reference_score(benchmarks[0])  # the unoptimized program must score
         except BaseException:
             scorer.close()  # the service and the scratch folder do not outlive a failed start
@@ -157,5 +157,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
             return f"{score * 1e3:.2f} ms"
         return f"{score:.0f} {units[self.metric]}"
 
-    def _extras(self, state: PassState, outcome: Outcome) -> dict[str, Any]:
-        return {"ir_instructions": outcome.extras["ir_instructions"]}
+
+def _ir_instructions(state: PassState, outcome: Outcome) -> dict[str, Any]:
+    """``info["ir_instructions"]``: the IR instruction count of the state's program."""
+    return {"ir_instructions": outcome.extras["ir_instructions"]}

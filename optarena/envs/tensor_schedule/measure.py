@@ -1,9 +1,10 @@
-"""Measuring scheduled programs: real compilation and timing, isolated, checked and cached.
+"""Measuring scheduled programs: real compilation and timing, isolated and checked.
 
 Every program is compiled with ``tvm.compile`` and timed with ``time_evaluator`` in a *worker
 process* (:class:`~optarena.envs.isolation.Child`); the parent never runs generated code. The
-worker is started once, generates the workload's random inputs and its reference outputs once,
-then serves measurements:
+worker is started once, generates the workload's random inputs, takes its reference outputs
+(:meth:`Measurer.reference_outputs`: computed by the first worker, or given) and serves
+measurements:
 
 * a build that fails, a kernel that raises, returns a wrong result (compared with the reference on
   the same random inputs) or crashes the worker (SIGSEGV, SIGILL, abort) is a *failed measurement*
@@ -15,13 +16,17 @@ then serves measurements:
 The reported latency is the median over ``repeat`` repeats of ``number`` calls each (each repeat
 lasting at least ``min_repeat_ms``). A workload's anchors (PyTorch eager, OpenBLAS:
 :mod:`~optarena.envs.tensor_schedule.anchors`) are checked and timed the same way in a worker.
-The cost model is :mod:`~optarena.envs.tensor_schedule.cost_model`'s.
+
+Nothing here opens the measurement store: what is kept across runs (outcomes, anchors, reference
+outputs) is the evaluator's to keep (:class:`~optarena.envs.evaluator.Evaluator`). The cost model
+is :mod:`~optarena.envs.tensor_schedule.cost_model`'s.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -29,12 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import tvm
 from pydantic import BaseModel, ConfigDict, Field
 
-from optarena.envs.host import usable_cores, wait_until_idle
+from optarena.envs.host import replacing, usable_cores, wait_until_idle
 from optarena.envs.isolation import Child, ChildFailed, close_all, ready
-from optarena.envs.store import Store
+from optarena.envs.store import pack_arrays, unpack_arrays
 from optarena.envs.tensor_schedule.workload import Workload
 
 WORKER_MODULE = "optarena.envs.tensor_schedule.worker"
@@ -158,17 +164,20 @@ class Measurer:
     """
 
     def __init__(self, workload: Workload, target: tvm.target.Target,
-                 config: MeasureConfig | None = None, rpc: RPCConfig | None = None,
-                 store: Path | None = None) -> None:
+                 config: MeasureConfig | None = None, rpc: RPCConfig | None = None) -> None:
         self.workload = workload
         self.target = target
         self.config = config or MeasureConfig()
         self.rpc = rpc
-        self.store = store
+        self._scratch = tempfile.TemporaryDirectory(prefix="optarena-measure-")
+        self.reference_file = Path(self._scratch.name) / "reference.npz"
+        """The reference outputs every worker checks programs against: written by the first
+        worker, which computes them (or by :meth:`reference_outputs` from what it is given),
+        read by the others."""
         self._setup = {"spec": workload.name, "target": str(target),
                        "config": self.config.model_dump(),
                        "rpc": None if rpc is None else rpc.model_dump(),
-                       "store": None if store is None else str(store)}
+                       "reference": str(self.reference_file)}
         count = _rpc_devices(rpc) if rpc is not None else \
             (self.config.build_workers or usable_cores())
         self.workers = [Child(worker_argv(self._setup),
@@ -214,7 +223,7 @@ class Measurer:
         (:meth:`~optarena.envs.tensor_schedule.worker._Worker.measure_anchors`) or the
         failure of the worker. That worker is killed afterwards: no kernel shares a process
         with torch's or the BLAS's idle threads."""
-        self._start()  # the reference outputs are stored before the anchors' worker starts
+        self._start()  # the reference outputs are known before the anchors' worker starts
         worker = Child(worker_argv(self._setup, torch=True),
                        name=f"anchor worker of {self.workload.name}",
                        start_timeout_s=self.config.startup_timeout_s)
@@ -232,14 +241,29 @@ class Measurer:
             return {name: {"error_kind": "run", "error": reply["error"]} for name in names}
         return reply["anchors"]
 
-    def _start(self) -> None:
-        """Start the workers, at once when the store has the reference outputs; else the first
-        alone (it computes and stores them), then the others."""
+    def reference_outputs(self, kept: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The workload's reference outputs on the workers' random inputs: ``kept`` (what an
+        earlier run computed: the evaluator keeps them in the measurement store), else computed
+        by the first worker (the workload's NumPy reference, or its unscheduled program run
+        there), which writes them for the others."""
+        if not self.reference_file.exists():
+            if kept is not None:
+                with replacing(self.reference_file) as partial:
+                    partial.write_bytes(pack_arrays(kept))
+            else:
+                self._start(first_only=True)
+        return unpack_arrays(self.reference_file.read_bytes())
+
+    def _start(self, first_only: bool = False) -> None:
+        """Start the workers, at once when the reference outputs are known; else the first
+        alone (it computes them), then the others (``first_only``: not the others)."""
         if all(worker.alive for worker in self.workers):
             return
         try:
-            if not self._reference_stored():
+            if not self.reference_file.exists():
                 self.workers[0].start()
+            if first_only:
+                return
             for worker in self.workers:
                 worker.launch()
             for worker in self.workers:
@@ -258,21 +282,14 @@ class Measurer:
                           "them to be idle; timing anyway, so these latencies may be slower "
                           "than on a quiet machine", RuntimeWarning, stacklevel=2)
 
-    def _reference_stored(self) -> bool:
-        if self.store is None:
-            return False
-        store = Store(self.store)
-        try:
-            return store.has_arrays(reference_key(self.workload, self.config.input_seed))
-        finally:
-            store.close()
-
     def close(self) -> None:
         close_all(self.workers)
+        self._scratch.cleanup()
 
 
 def reference_key(workload: Workload, seed: int) -> str:
-    """Where the measurement store keeps a workload's reference outputs for an input seed."""
+    """The key the measurement store keeps a workload's reference outputs under, for an input
+    seed."""
     return f"reference:{workload.structural_hash}:{seed}"
 
 
