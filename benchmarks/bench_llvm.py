@@ -100,10 +100,10 @@ def bench(spec: str, reward: str, identity: str, steps: int, seed: int
         legal = np.flatnonzero(inner.action_masks())
         for _ in range(steps):
             action = int(rng.choice(legal))
-            before = inner.num_measurements
+            before = inner.evaluator.num_measurements
             start = time.perf_counter()
             _, _, _, truncated, info = env.step(action)
-            times["new" if inner.num_measurements > before else "cached"].append(
+            times["new" if inner.evaluator.num_measurements > before else "cached"].append(
                 time.perf_counter() - start)
             trajectory.append(info["state"]["passes"][-1])
             if truncated:

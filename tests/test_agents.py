@@ -188,9 +188,9 @@ def test_skip_measured_spends_every_slot_on_a_new_program(name, tmp_path, monkey
     evaluate, counted = inner.evaluate, []
 
     def recording(states, *, fresh=False):
-        before = inner.num_measurements
+        before = inner.evaluator.num_measurements
         outcomes = evaluate(states, fresh=fresh)
-        counted.append((len(states), inner.num_measurements - before))
+        counted.append((len(states), inner.evaluator.num_measurements - before))
         return outcomes
 
     monkeypatch.setattr(inner, "evaluate", recording)
@@ -257,12 +257,12 @@ def test_the_prompt_shows_the_program_path_target_and_legal_ids():
 
 
 def test_an_unreachable_endpoint_fails_before_the_search_starts(matmul_env):
-    before = matmul_env.unwrapped.num_measurements
+    before = matmul_env.unwrapped.evaluator.num_measurements
     agent = agents.make("llm-mcts-measured",
                         llm={"base_url": "http://127.0.0.1:9/v1", "max_retries": 0})
     with pytest.raises(LLMUnavailable, match=r"cannot reach the LLM endpoint http://127.0.0.1:9/v1"):
         agent.run(matmul_env, budget=8, seed=0)
-    assert matmul_env.unwrapped.num_measurements == before
+    assert matmul_env.unwrapped.evaluator.num_measurements == before
 
 
 def test_a_missing_api_key_and_a_missing_replay_are_clear_errors(monkeypatch, tmp_path):

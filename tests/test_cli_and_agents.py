@@ -108,16 +108,16 @@ def test_greedy_on_matmul_respects_the_budget_and_improves(matmul_env):
 def test_set_state_verifies_new_blocks_and_refuses_inequivalent_ones():
     env = gym.make("optarena/AArch64Peephole-v0").unwrapped
     env.reset(options={"problem": "loads_stores/O1/dot4/0"})
-    before, count = env.get_state(), env.num_measurements
+    before, count = env.get_state(), env.evaluator.num_measurements
     with pytest.raises(ValueError, match="failed: register"):
         env.set_state({"problem": "loads_stores/O1/dot4/0", "asm": "nop\n"})
-    assert env.get_state() == before and env.num_measurements == count + 1
+    assert env.get_state() == before and env.evaluator.num_measurements == count + 1
     action = int(np.flatnonzero(env.action_masks())[0])
     child = env.transition(before, action)
-    assert isinstance(child, BlockState) and env.num_measurements == count + 1
+    assert isinstance(child, BlockState) and env.evaluator.num_measurements == count + 1
     info = env.set_state(child)
     assert env.get_state() == child and info["score"] < info["reference_score"]
-    assert env.num_measurements == count + 2
+    assert env.evaluator.num_measurements == count + 2
     env.set_state(before)
     env.set_state(child)
-    assert env.num_measurements == count + 2
+    assert env.evaluator.num_measurements == count + 2

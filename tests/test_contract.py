@@ -85,8 +85,8 @@ def test_the_state_round_trips_through_info(env):
     _, info = env.reset(seed=1)
     _, _, _, _, info = env.step(int(_legal(info)[-1]))
     state = inner.get_state()
-    assert inner.state_from_json(info["state"]) == state
-    assert hash(inner.state_from_json(json.loads(json.dumps(info["state"])))) == hash(state)
+    assert inner.as_state(info["state"]) == state
+    assert hash(inner.as_state(json.loads(json.dumps(info["state"])))) == hash(state)
     env.reset(seed=2)
     again = inner.set_state(info["state"])
     assert inner.get_state() == state and again["score"] == info["score"]
@@ -113,21 +113,21 @@ def test_reward_is_the_log_score_ratio_and_returns_add_up(env):
 def test_mask_transition_and_evaluate_agree(env):
     inner = game(env)
     _, info = env.reset(seed=4)
-    state, count = inner.get_state(), inner.num_measurements
+    state, count = inner.get_state(), inner.evaluator.num_measurements
     mask = inner.legal_mask(state)
     assert np.array_equal(mask, info["action_mask"]) and mask.dtype == np.int8
     for action in np.flatnonzero(mask)[:3]:
         assert not isinstance(inner.transition(state, int(action)), str)
     for action in np.flatnonzero(mask == 0)[:3]:
         assert isinstance(inner.transition(state, int(action)), str)
-    assert inner.get_state() == state and inner.num_measurements == count  # pure
+    assert inner.get_state() == state and inner.evaluator.num_measurements == count  # pure
     successor = inner.transition(state, int(np.flatnonzero(mask)[0]))
     (outcome,) = inner.evaluate([successor])
     assert isinstance(outcome, Outcome)
     _, _, _, _, stepped = env.step(int(np.flatnonzero(mask)[0]))
     if outcome.ok:
         assert stepped["score"] == outcome.score  # the step used the same measurement
-    assert inner.num_measurements <= count + 1
+    assert inner.evaluator.num_measurements <= count + 1
 
 
 def test_a_program_is_measured_once_and_the_reference_is_free(env):
@@ -135,16 +135,16 @@ def test_a_program_is_measured_once_and_the_reference_is_free(env):
     _, info = env.reset(seed=5)
     start = inner.get_state()
     successors = [inner.transition(start, int(a)) for a in _legal(info)[:3]]
-    before = inner.num_measurements
+    before = inner.evaluator.num_measurements
     first = inner.evaluate([*successors, *successors])  # a batch with repeats
     programs = len({inner.evaluator.key(s) for s in successors})
-    assert inner.num_measurements - before <= programs
+    assert inner.evaluator.num_measurements - before <= programs
     assert first[: len(successors)] == first[len(successors):]
-    after = inner.num_measurements
+    after = inner.evaluator.num_measurements
     assert inner.evaluate(successors) == first[: len(successors)]  # cache hits are free
     inner.set_state(start)
     inner.reference_score()
-    assert inner.num_measurements == after
+    assert inner.evaluator.num_measurements == after
 
 
 def test_unmeasured_names_the_states_a_batch_would_count(env):
@@ -156,21 +156,21 @@ def test_unmeasured_names_the_states_a_batch_would_count(env):
     new = inner.unmeasured(batch)
     assert new[0] is False  # the reset measured it, or it is the reference
     assert not any(new[1 + len(successors):])  # repeats of earlier states
-    before = inner.num_measurements
+    before = inner.evaluator.num_measurements
     inner.evaluate(batch)
-    assert inner.num_measurements - before == sum(new)
+    assert inner.evaluator.num_measurements - before == sum(new)
     assert not any(inner.unmeasured(batch))
 
 
 def test_bad_actions_change_nothing_and_say_why(env):
     inner = game(env)
     _, info = env.reset(seed=6)
-    state, count = inner.get_state(), inner.num_measurements
+    state, count = inner.get_state(), inner.evaluator.num_measurements
     masked = np.flatnonzero(info["action_mask"] == 0)
     for action in [*masked[:1], env.action_space.n + 5, -1]:
         _, reward, _, _, after = env.step(int(action))
         assert reward == 0.0 and after["invalid_action"] and "failure" not in after
-        assert inner.get_state() == state and inner.num_measurements == count
+        assert inner.get_state() == state and inner.evaluator.num_measurements == count
 
 
 def test_bad_states_are_refused_with_the_reason(env):
@@ -271,8 +271,8 @@ def test_a_search_records_its_failed_measurements_by_kind(tmp_path):
     env = toy_env.ToyEnv(store=tmp_path / "s.sqlite")
     env.scorer = env.evaluator.scorer = Flaky()
     before = env.evaluate([toy_env.Order("jobs-6", (2, 1, 0, 3, 4, 5))])  # not the search's
-    assert before[0].failure.kind == "crash" and env.failures == {"crash": 1}
+    assert before[0].failure.kind == "crash" and env.evaluator.failures == {"crash": 1}
     result = agents.make("random").run(env, 12, 0)
-    crashed = env.failures["crash"] - 1
+    crashed = env.evaluator.failures["crash"] - 1
     assert crashed > 0 and result.usage.failures == {"crash": crashed}
     assert json.loads(result.model_dump_json())["usage"]["failures"] == {"crash": crashed}

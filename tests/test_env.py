@@ -101,13 +101,13 @@ def test_surrogate_estimates_without_measuring(store):
     try:
         _, info = env.reset(seed=0)
         rng = np.random.default_rng(0)
-        while env.num_measurements < 6:
+        while env.evaluator.num_measurements < 6:
             _, _, _, _, info = env.step(int(rng.choice(_legal(info))))
         candidates = [env.transition(env.get_state(), int(a)) for a in _legal(info)[:5]]
-        count = env.num_measurements
+        count = env.evaluator.num_measurements
         estimates = env.estimate(candidates)
         assert estimates.shape == (5,) and np.all(np.isfinite(estimates)) and np.all(estimates > 0)
-        assert env.num_measurements == count and env.num_cost_model_calls == 5
+        assert env.evaluator.num_measurements == count and env.evaluator.num_cost_model_calls == 5
     finally:
         env.close()
 
@@ -167,7 +167,7 @@ def test_the_baseline_is_measured_once_and_stored(matmul_env, store):
         try:
             assert again.reference_score() == baseline  # from the store, not measured again
             assert fresh.reference_score() != baseline  # a new store measures it anew
-            assert again.num_measurements == fresh.num_measurements == 0
+            assert again.evaluator.num_measurements == fresh.evaluator.num_measurements == 0
         finally:
             fresh.close()
             again.close()

@@ -17,7 +17,13 @@ import psutil
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from optarena.envs.llvm_pass_order.measure import MeasureError, Measurer, Run, block_weights, mark_blocks
+from optarena.envs.llvm_pass_order.measure import (
+    BitcodeMeasurer,
+    MeasureError,
+    Run,
+    block_weights,
+    mark_blocks,
+)
 from optarena.envs.llvm_pass_order.provision import check_system
 from optarena.envs.llvm_pass_order.scorer import PassScorer
 from optarena.envs.llvm_pass_order.session import CompilerGymMissing, Session, compiler_gym_home
@@ -106,7 +112,7 @@ def test_promoting_memory_to_registers_saves_cycles_and_a_changed_output_is_a_mi
     subprocess.run(["clang-14", "-O0", "-Xclang", "-disable-O0-optnone", "-emit-llvm", "-c",
                     str(source), "-o", str(plain)], check=True)
     subprocess.run(["opt-14", "-mem2reg", str(plain), "-o", str(optimized)], check=True)
-    measurer = Measurer("host", "x86-64-v3", runs=1)
+    measurer = BitcodeMeasurer("host", "x86-64-v3", runs=1)
     assert measurer.cycles(optimized) < 0.9 * measurer.cycles(plain)
     reference = measurer.run(plain)
     measurer.check(measurer.run(optimized), reference)  # same output: no error
@@ -141,14 +147,14 @@ def test_the_same_ir_is_measured_once_and_a_masked_pass_changes_nothing(crc32_en
     assert set(env.problem()["anchors"]) == {"-O3", "-Oz"}
     mem2reg, sancov = env.pass_names.index("-mem2reg"), env.pass_names.index("-sancov")
     _, _, _, _, info = env.step(mem2reg)
-    measured = env.num_measurements
+    measured = env.evaluator.num_measurements
     _, reward, _, _, info = env.step(mem2reg)  # mem2reg again: the same IR
-    assert env.num_measurements == measured and reward == 0.0
+    assert env.evaluator.num_measurements == measured and reward == 0.0
     assert info["state"]["passes"] == ["-mem2reg", "-mem2reg"]
     _, reward, _, _, info = env.step(sancov)
     assert "not an allowed pass" in info["invalid_action"] and reward == 0.0
     assert info["state"]["passes"] == ["-mem2reg", "-mem2reg"]
-    assert env.num_measurements == measured
+    assert env.evaluator.num_measurements == measured
 
 
 @needs_compiler_gym
@@ -164,7 +170,7 @@ def test_with_pass_identity_no_ir_is_hashed_and_each_sequence_is_a_program(tmp_p
             _, start = env.reset(seed=0)
             env.step(mem2reg)
             _, _, _, _, info = env.step(mem2reg)  # the same IR again
-            scores.append((start["score"], info["score"], env.unwrapped.num_measurements))
+            scores.append((start["score"], info["score"], env.unwrapped.evaluator.num_measurements))
             assert env.unwrapped.problem()["workload_hash"] == \
                 by_ir.unwrapped.problem()["workload_hash"]  # the IR's, whatever the identity
         assert scores[0][:2] == scores[1][:2]

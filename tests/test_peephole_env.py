@@ -171,8 +171,8 @@ def test_repeating_a_rewrite_is_not_a_new_measurement(env):
     _, info = env.reset(options={"problem": block})
     action = int(np.flatnonzero(info["action_mask"])[0])
     _, _, _, _, first = env.step(action)
-    count = env.unwrapped.num_measurements
+    count = env.unwrapped.evaluator.num_measurements
     env.reset(options={"problem": block})
     _, _, _, _, again = env.step(action)
-    assert env.unwrapped.num_measurements == count
+    assert env.unwrapped.evaluator.num_measurements == count
     assert (again["score"] == first["score"] and first["improvement"] >= 1.0) or first["score"] > 0

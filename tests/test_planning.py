@@ -45,9 +45,9 @@ class Recording(ArenaEnv[Order]):
         self.evaluated: list[Order] = []
 
     def evaluate(self, states: Sequence[Order], *, fresh: bool = False) -> list[Outcome]:
-        before = self.num_measurements
+        before = self.evaluator.num_measurements
         outcomes = super().evaluate(states, fresh=fresh)
-        self.measured_per_batch.append(self.num_measurements - before)
+        self.measured_per_batch.append(self.evaluator.num_measurements - before)
         self.evaluated.extend(states)
         return outcomes
 
@@ -56,7 +56,7 @@ def test_a_round_measures_k_states_or_what_is_left_of_the_budget():
     env = Recording(ModelScorer())
     agent = MCTS(MCTSConfig(measure_per_round=4, expansions_per_round=16))
     result = agent.run(env, budget=11, seed=0)
-    assert result.usage.measurements == 11 == env.num_measurements
+    assert result.usage.measurements == 11 == env.evaluator.num_measurements
     # the start is the toy's reference (free), then rounds of 4 until 3 are left
     assert [n for n in env.measured_per_batch if n] == [4, 4, 3]
     assert result.usage.cost_model_calls > 11  # it planned on the model between batches
@@ -100,7 +100,7 @@ def test_with_a_constant_cost_model_it_explores_and_respects_the_budget():
     env = Recording(ModelScorer(lambda state: 5.0))
     agent = MCTS(MCTSConfig(measure_per_round=3, expansions_per_round=12, epsilon=0.0))
     result = agent.run(env, budget=13, seed=1)
-    assert result.usage.measurements == 13 == env.num_measurements
+    assert result.usage.measurements == 13 == env.evaluator.num_measurements
     # every measurement a new state besides the start (the toy's reference: free)
     assert len(env.evaluated) == len(set(env.evaluated)) == 14
     summary = result.details
@@ -112,7 +112,7 @@ def test_without_a_cost_model_it_says_so_and_names_the_measured_variant():
     for name in ("mcts", "puct", "llm-mcts"):
         with pytest.raises(ValueError, match=f"has no cost model.*'{name}-measured'"):
             agents.make(name).run(env, budget=4, seed=0)
-    assert env.unwrapped.num_measurements == 0  # nothing measured before it said so
+    assert env.evaluator.num_measurements == 0  # nothing measured before it said so
 
 
 def test_the_root_widens_over_random_starts_and_every_agent_starts_from_the_reset_sample():

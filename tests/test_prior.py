@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from optarena import agents
-from optarena.envs.tensor_schedule.measure import Surrogate
-from optarena.envs.tensor_schedule.prior import collect, describe
+from optarena.envs.tensor_schedule.cost_model import Surrogate, describe
+from optarena.envs.tensor_schedule.prior import collect
 from optarena.experiments.cli import main
 
 from .conftest import FAST_MEASURE
@@ -61,7 +61,7 @@ def test_a_prior_informs_the_surrogate_before_the_first_measurement(prior, store
         try:
             states = list(dict.fromkeys(env.initial_state(rng) for _ in range(12)))
             estimates[name] = (env.estimate(states), env.estimate(states))
-            assert env.num_measurements == 0
+            assert env.evaluator.num_measurements == 0
             env.evaluate(states[:3])
         finally:
             env.close()
@@ -102,6 +102,6 @@ def test_metaschedule_with_a_prior_needs_an_environment_with_one(store):
         with pytest.raises(ValueError, match="needs cost_model 'xgb' and an environment made "
                            "with surrogate_prior"):
             agents.make("metaschedule", prior=True).run(env, budget=2, seed=0)
-        assert env.unwrapped.num_measurements == 0
+        assert env.unwrapped.evaluator.num_measurements == 0
     finally:
         env.close()

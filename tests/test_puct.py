@@ -88,7 +88,7 @@ def test_the_budget_holds_and_states_reached_again_are_free(leaves):
     env = ToyEnv("jobs-8", store=None)
     agent = agents.make("puct-measured", leaves_per_round=leaves)
     result = agent.run(env, budget=25, seed=1)
-    assert result.usage.measurements == 25 == env.num_measurements
+    assert result.usage.measurements == 25 == env.evaluator.num_measurements
     details = result.details
     assert details["transpositions"] > 0
     assert details["nodes"] + details["failed"] - 1 == 25  # each state once; the start is free

@@ -43,7 +43,7 @@ def test_random_masked_rollouts_on_rc_layers_are_all_checked(workload, store):
                 tried.append(inner.transition(inner.get_state(), action))
                 _, reward, _, _, info = env.step(action)
                 assert np.isfinite(reward) and info["improvement"] > 0
-        assert inner.num_measurements >= 4
+        assert inner.evaluator.num_measurements >= 4
         tolerance = inner.tensor.config.tolerance
         for outcome in inner.evaluate([s for s in tried if not isinstance(s, str)]):
             if outcome.ok:

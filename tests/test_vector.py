@@ -114,7 +114,7 @@ def test_the_budget_caps_what_training_measures():
                         block=BLOCKS[0], store=None)
     try:
         envs.reset(seed=0)
-        envs.unwrapped.budget = envs.unwrapped.num_measurements + 2
+        envs.unwrapped.env.evaluator.set_budget(2)
         rng = np.random.default_rng(0)
         capped = 0
         for _ in range(6):

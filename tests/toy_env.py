@@ -76,8 +76,8 @@ class OrderScorer:
     def context(self, problem: str) -> dict[str, Any]:
         return {"workload_hash": ",".join(map(str, weights(problem))), "target": "formula"}
 
-    def anchors(self, problem: str) -> dict[str, float]:
-        return {"smith": _cost(problem, np.argsort(-weights(problem), kind="stable"))}
+    def anchors(self, problem: str) -> dict[str, Outcome]:
+        return {"smith": Outcome(_cost(problem, np.argsort(-weights(problem), kind="stable")))}
     def compile(self, state: Order) -> Program:
         return Program(state.problem, ",".join(map(str, state.jobs)), state.jobs)
     def reference(self, problem: str) -> Program:

@@ -1,18 +1,22 @@
 """What every agent shares: the result of a search and the measurement budget it is held to.
 
 An agent is run as ``agent.run(env, budget, seed) -> SearchResult``. ``budget`` counts the
-environment's measurements (``num_measurements``: distinct programs scored; cache hits are free).
+environment's measurements (``evaluator.num_measurements``: distinct programs scored; cache hits
+are free), and it is hard: the :class:`Tracker` an agent makes sets it on the environment's
+evaluator, which refuses (:class:`~optarena.envs.contract.BudgetExceeded`) a batch that needs
+more than is left, so an agent reads what is left (``tracker.left``) and asks for no more.
 The result, its usage and its curve are defined once, in :mod:`optarena.records`: a run record
 stores them as the agent returns them.
 
-Agents use the environment through the one contract every optarena environment implements,
-:class:`optarena.envs.contract.Game` (:func:`optarena.envs.contract.game` gets it from a wrapped
-environment): ``info["score"]`` (lower is better), ``info["improvement"]`` and ``info["state"]``;
-``get_state()``; ``set_state(state)``, which measures a state not measured before and raises
-``ValueError`` for one whose program fails; ``legal_mask(state)``; ``transition(state, action)``,
-the successor or why the action is illegal, measuring nothing; ``evaluate(states)``, a batch;
-``estimate(states)`` where ``has_cost_model``. States are hashable. Environments whose states
-recombine implement :class:`optarena.envs.contract.Crossover`.
+Agents use the environment through the search oracle every optarena environment implements,
+:class:`optarena.envs.contract.SearchOracle` (:func:`optarena.envs.contract.oracle` gets it from a
+wrapped environment): ``info["score"]`` (lower is better), ``info["improvement"]`` and
+``info["state"]``; ``get_state()``; ``legal_mask(state)``; ``transition(state, action)``, the
+successor or why the action is illegal, measuring nothing; ``evaluate(states)``, a batch;
+``unmeasured(states)``; ``estimate(states)`` where ``has_cost_model``. States are hashable. An
+agent that prompts a language model also uses the
+:class:`~optarena.envs.contract.Presentation`; environments whose states recombine implement
+:class:`optarena.envs.contract.Crossover`.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-from optarena.envs.contract import Game, Outcome, game
+from optarena.envs.contract import Outcome, SearchOracle, oracle
 from optarena.records import CurvePoint, SearchResult, Usage
 
 __all__ = ["Agent", "CurvePoint", "SearchResult", "Tracker", "Usage", "log_gain", "random_walk"]
@@ -38,7 +42,7 @@ class Agent(Protocol):
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult: ...
 
 
-def random_walk(inner: Game[Any], state: Any, steps: int, rng: np.random.Generator
+def random_walk(inner: SearchOracle[Any], state: Any, steps: int, rng: np.random.Generator
                 ) -> tuple[Any, list[int]]:
     """Up to ``steps`` uniformly chosen legal actions from ``state`` through ``transition``
     (measures nothing); stops early where no action is legal or one fails. Returns the state
@@ -63,49 +67,42 @@ def log_gain(reference: float, score: float) -> float:
 
 
 class Tracker:
-    """Keeps the best-so-far curve of one search (one point per new measurement).
+    """Holds a search to its budget and keeps its best-so-far curve (one point per new
+    measurement).
 
-    ``envs`` are more copies of the environment whose measurements count against the same budget
-    (vectorized training).
+    Made when a search starts, it sets the budget on the environment's evaluator
+    (``evaluator.set_budget(budget)``): the evaluator counts every measurement from then on and
+    refuses, with :class:`~optarena.envs.contract.BudgetExceeded`, a batch that needs more than
+    is left. :attr:`left` and :attr:`used` are the evaluator's; :meth:`finish` lifts the budget.
     """
 
-    def __init__(self, agent: str, env: gym.Env, budget: int, seed: int,
-                 envs: Sequence[gym.Env] = ()) -> None:
-        self.env = game(env)
-        self.envs = [self.env, *(game(e) for e in envs)]
+    def __init__(self, agent: str, env: gym.Env, budget: int, seed: int) -> None:
+        self.env = oracle(env)
+        self.meter = self.env.evaluator
+        self.meter.set_budget(budget)
         self.start = time.perf_counter()
-        self.offset = self._total()
-        self.censored_offset = self._censored()
-        self.cost_offset = self._cost_model_calls()
-        self.failures_offset = self._failures()
+        self.censored_offset = self.meter.num_censored
+        self.cost_offset = self.meter.num_cost_model_calls
+        self.failures_offset = Counter(self.meter.failures)
         self.result = SearchResult(agent=agent, seed=seed, budget=budget)
-
-    def _total(self) -> int:
-        return sum(e.num_measurements for e in self.envs)
-
-    def _censored(self) -> int:
-        return sum(e.num_censored for e in self.envs)
-
-    def _cost_model_calls(self) -> int:
-        return sum(e.num_cost_model_calls for e in self.envs)
-
-    def _failures(self) -> Counter[str]:
-        return sum((Counter(e.failures) for e in self.envs), Counter())
 
     @property
     def used(self) -> int:
         """Measurements made since the search started."""
-        return self._total() - self.offset
+        return self.meter.used
 
     @property
     def left(self) -> int:
-        return self.result.budget - self.used
+        """Measurements the budget has left (the evaluator's)."""
+        left = self.meter.left
+        assert left is not None, "the search's budget was lifted (finish() was called)"
+        return left
 
     def rounds(self, max_stalls: int) -> Iterator[int]:
         """Yield round numbers until the budget is spent, or until ``max_stalls`` rounds in a row
         measured nothing new (everything reachable is cached: the budget would never fill)."""
         stalls, number = 0, 0
-        while self.used < self.result.budget and stalls < max_stalls:
+        while self.left > 0 and stalls < max_stalls:
             before = self.used
             yield number
             number += 1
@@ -121,7 +118,7 @@ class Tracker:
             result.best_score = score
             result.best_improvement = float(info["improvement"])
             # through the state type: a vector env's listed info holds NumPy scalars
-            result.best_state = self.env.state_from_json(info["state"]).to_json()
+            result.best_state = self.env.as_state(info["state"]).to_json()
             result.best_actions = [int(a) for a in actions]
         self._point()
 
@@ -145,19 +142,21 @@ class Tracker:
         observed one after another: the batch's point ends with its best)."""
         result, curve = self.result, self.result.curve
         point = CurvePoint(measurements=self.used, wall_s=time.perf_counter() - self.start,
-                           best_score=result.best_score,
-                           best_improvement=result.best_improvement,
-                           censored=self._censored() - self.censored_offset)
+                           best_score=result.best_score, best_improvement=result.best_improvement,
+                           censored=self.meter.num_censored - self.censored_offset)
         if curve and curve[-1].measurements == self.used:
             curve[-1] = point
         else:
             curve.append(point)
 
     def finish(self) -> SearchResult:
-        result = self.result
+        """The search's result, with what it used; the budget is lifted (whatever is measured
+        afterwards is not the search's)."""
+        result, meter = self.result, self.meter
         result.wall_s = time.perf_counter() - self.start
         result.usage.measurements = self.used
-        result.usage.censored = self._censored() - self.censored_offset
-        result.usage.cost_model_calls = self._cost_model_calls() - self.cost_offset
-        result.usage.failures = dict(self._failures() - self.failures_offset)
+        result.usage.censored = meter.num_censored - self.censored_offset
+        result.usage.cost_model_calls = meter.num_cost_model_calls - self.cost_offset
+        result.usage.failures = dict(Counter(meter.failures) - self.failures_offset)
+        meter.set_budget(None)
         return result

@@ -50,7 +50,7 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, random_walk
-from optarena.envs.contract import Crossover, Game, Sketched, game
+from optarena.envs.contract import Crossover, SearchOracle, Sketched, oracle
 
 
 @dataclass
@@ -96,7 +96,7 @@ class Evolutionary:
         self.config = config or EvolutionaryConfig()
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        config, inner = self.config, game(env)
+        config, inner = self.config, oracle(env)
         if config.cost_model and not inner.has_cost_model:
             raise ValueError(f"{type(inner).__name__} has no cost model here "
                              "(a tensor-schedule environment needs surrogate=True)")
@@ -122,7 +122,7 @@ class Evolutionary:
             self._measure(inner, tracker, self._select(inner, candidates, rng), population, seen)
         return tracker.finish()
 
-    def _diverse_starts(self, inner: Game[Any], first: Sketched, budget: int,
+    def _diverse_starts(self, inner: SearchOracle[Any], first: Sketched, budget: int,
                         rng: np.random.Generator) -> list[Any]:
         """The starting states that, with ``first``, cover the sketches evenly (the module
         docstring): ``sketch_draws`` random starts grouped by sketch, the sketches taking turns
@@ -142,18 +142,18 @@ class Evolutionary:
         return turns[1:seeds]
 
     @staticmethod
-    def _measure(inner: Game[Any], tracker: Tracker, states: list[Any],
+    def _measure(inner: SearchOracle[Any], tracker: Tracker, states: list[Any],
                  population: list[tuple[float, Any]], seen: set[Any]) -> None:
-        """Measure ``states`` as one batch (as many as the budget allows); the ones whose
-        program works join the population."""
-        batch = states[: max(tracker.left, 0)]
+        """Measure ``states`` as one batch (as many as the budget has left: the evaluator
+        refuses more); the ones whose program works join the population."""
+        batch = states[: tracker.left]
         seen.update(batch)
         for state, outcome in zip(batch, inner.evaluate(batch), strict=True):
             tracker.observe_outcome(state, outcome, [])
             if outcome.score is not None:
                 population.append((outcome.score, state))
 
-    def _breed(self, inner: Game[Any], population: list[tuple[float, Any]], seen: set[Any],
+    def _breed(self, inner: SearchOracle[Any], population: list[tuple[float, Any]], seen: set[Any],
                rng: np.random.Generator) -> list[Any]:
         """Up to ``children`` new, distinct, unmeasured candidates."""
         config = self.config
@@ -178,13 +178,14 @@ class Evolutionary:
                 children[child] = child
         return list(children.values())
 
-    def _fresh(self, inner: Game[Any], seen: set[Any], children: set[Any],
+    def _fresh(self, inner: SearchOracle[Any], seen: set[Any], children: set[Any],
                rng: np.random.Generator) -> list[Any]:
         """Up to ``fresh_samples`` distinct random starting states, neither measured nor bred."""
         fresh = {inner.initial_state(rng): None for _ in range(self.config.fresh_samples)}
         return [state for state in fresh if state not in seen and state not in children]
 
-    def _select(self, inner: Game[Any], candidates: list[Any], rng: np.random.Generator) -> list[Any]:
+    def _select(self, inner: SearchOracle[Any], candidates: list[Any], rng: np.random.Generator
+                ) -> list[Any]:
         """The candidates to measure this generation, in order."""
         config = self.config
         if not config.cost_model or not candidates:
@@ -194,7 +195,8 @@ class Evolutionary:
         return self._fill(inner, ranked, lambda left: int(rng.integers(left))
                           if rng.random() < config.epsilon else 0)
 
-    def _fill(self, inner: Game[Any], ranked: list[Any], pick: Callable[[int], int]) -> list[Any]:
+    def _fill(self, inner: SearchOracle[Any], ranked: list[Any], pick: Callable[[int], int]
+              ) -> list[Any]:
         """The ``measure_per_generation`` slots, each taking the candidate at ``pick(left)``
         of those left (with ``skip_measured``: passing over the ones that measure nothing)."""
         chosen: list[Any] = []

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker
-from optarena.envs.contract import Game, Outcome, game
+from optarena.envs.contract import Outcome, SearchOracle, oracle
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Greedy:
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         rng = np.random.default_rng(seed)
-        inner = game(env)
+        inner = oracle(env)
         tracker = Tracker(self.name, env, budget, seed)
         for _ in tracker.rounds(self.config.max_stalls):
             _, info = env.reset(seed=int(rng.integers(2**31)))
@@ -49,7 +49,7 @@ class Greedy:
         return tracker.finish()
 
 
-def descend(inner: Game[Any], state: Any, score: float, left: Callable[[], int],
+def descend(inner: SearchOracle[Any], state: Any, score: float, left: Callable[[], int],
             observe: Callable[[Any, Outcome, list[int]], None] | None = None,
             min_gain: float = 0.0, max_moves: int | None = None) -> tuple[Any, float, list[int]]:
     """Steepest descent from ``state`` (scored ``score``): measure every legal successor as one

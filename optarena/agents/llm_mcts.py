@@ -68,7 +68,7 @@ import numpy as np
 from optarena.agents.base import Usage
 from optarena.agents.mcts import MeasuredMCTS, MeasuredMCTSConfig, MeasuredNode
 from optarena.agents.planning import Planner, PlanningConfig, PlanNode, walk
-from optarena.envs.contract import game
+from optarena.envs.contract import game, oracle
 from optarena.llm.client import LLMClient, LLMConfig, LLMRequestFailed
 
 _BRACKETED = re.compile(r"\[\s*-?\d+(?:\s*,\s*-?\d+)*\s*\]")
@@ -295,7 +295,7 @@ class LLMProposer:
             return [[i] for i in parse_proposal(completion.text, set(node.untried))]
         moves = parse_proposal(completion.text, key="sequence")
         legal = bool(moves) and moves[0] in node.untried and \
-            not isinstance(walk(game(env), node.state, moves), str)
+            not isinstance(walk(oracle(env), node.state, moves), str)
         return [moves] if legal else []
 
     def messages(self, env: gym.Env, node: Expandable, listed: list[int],
@@ -377,9 +377,9 @@ class LLMMCTS(Planner):
         return super().propose(node)
 
     def score_text(self, node: Expandable) -> str:
-        assert self.inner is not None and isinstance(node, PlanNode)
+        assert self.env is not None and isinstance(node, PlanNode)
         how = "measured" if node.measured is not None else "predicted by the cost model"
-        return f"{self.inner.format_score(node.score)} ({how})"
+        return f"{game(self.env).format_score(node.score)} ({how})"
 
 
 class MeasuredLLMMCTS(MeasuredMCTS):

@@ -48,7 +48,7 @@ import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, Usage, log_gain, random_walk
 from optarena.agents.planning import Planner, PlanningConfig
-from optarena.envs.contract import game
+from optarena.envs.contract import oracle
 
 
 @dataclass
@@ -122,7 +122,7 @@ class MeasuredMCTS:
         self.config = config or MeasuredMCTSConfig()
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        config, inner = self.config, game(env)
+        config, inner = self.config, oracle(env)
         if config.rollout == "cost_model" and not inner.has_cost_model:
             raise ValueError(f"{type(inner).__name__} has no cost model here "
                              "(a tensor-schedule environment needs surrogate=True)")
@@ -189,7 +189,7 @@ class MeasuredMCTS:
         """One new measured child of each leaf (``None`` where no untried action works): the
         actions are proposed and their successors measured as one batch, again for the leaves
         whose child failed."""
-        inner = game(env)
+        inner = oracle(env)
         children: list[MeasuredNode | None] = [None] * len(leaves)
         waiting = list(range(len(leaves)))
         while waiting and tracker.left > 0:
@@ -227,7 +227,7 @@ class MeasuredMCTS:
                  rng: np.random.Generator, tracker: Tracker) -> list[float]:
         """The gain of each random walk's end state from each child (the child's own where the
         walk goes nowhere or its end fails), the end states measured as one batch."""
-        inner = game(env)
+        inner = oracle(env)
         gains = [child.gain for child in children]
         walks = [(i, *random_walk(inner, child.state, self.config.rollout_depth, rng))
                  for i, child in enumerate(children)]

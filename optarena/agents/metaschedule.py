@@ -2,7 +2,11 @@
 
 The baseline the Reasoning Compiler compares against. It tunes the environment's workload on the
 environment's target with MetaSchedule's own builder, runner and database; every trial it runs
-is one sample (``usage.measurements``) and the budget is ``max_trials_global``. Its search
+is one sample (``usage.measurements``). The budget is the environment's evaluator's, like every
+agent's (the :class:`~optarena.agents.base.Tracker` sets it): MetaSchedule is given what is left
+as ``max_trials_global`` (its search strategy never measures more), and its trials are charged to
+the evaluator (:meth:`~optarena.envs.evaluator.Evaluator.charge`), which refuses more than is
+left. Its search
 settings are MetaSchedule's defaults and are recorded in ``SearchResult.details``, with two
 recorded deviations:
 
@@ -21,8 +25,8 @@ recorded deviations:
 MetaSchedule's runner reports the *mean* of its repeats, which for microsecond kernels includes
 the thread pool's start in a fresh process (8x the median for a 64^3 matmul here). So that its
 scores compare with the other agents', every successful trial is timed again by the
-environment's measurer (not counted as a sample; MetaSchedule's own best is in ``details``), in
-batches of ``num_trials_per_iter`` like any agent's.
+environment's measurer (not counted again: the charge paid for those programs; MetaSchedule's own
+best is in ``details``), in batches of ``num_trials_per_iter`` like any agent's.
 The curve follows the trials in the order they were committed to MetaSchedule's JSON database;
 a failed trial counts as a sample and improves nothing. MetaSchedule's runner does not check
 outputs; the environment's measurer does, so a trial whose program computes a wrong result never
@@ -46,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import gymnasium as gym
 
-from optarena.agents.base import CurvePoint, SearchResult
+from optarena.agents.base import CurvePoint, SearchResult, Tracker
 from optarena.envs.contract import Outcome
 from optarena.envs.host import usable_cores
 
@@ -115,15 +119,16 @@ class MetaSchedule:
         # TVM loads here, not when the agents are imported (peephole and LLVM users need none)
         from tvm.s_tir import meta_schedule as ms
 
+        from optarena.envs.tensor_schedule.cost_model import xgboost_file_format_quiet
         from optarena.envs.tensor_schedule.env import TensorScheduleEnv
-        from optarena.envs.tensor_schedule.measure import xgboost_file_format_quiet
         from optarena.envs.tensor_schedule.space import import_cpu_tensor_intrinsics
 
         inner = env.unwrapped
         if not isinstance(inner, TensorScheduleEnv):
             raise ValueError("the metaschedule agent tunes tensor-schedule environments only")
         config, timing = self.config, inner.tensor.config
-        result = SearchResult(agent=self.name, seed=seed, budget=budget)
+        tracker = Tracker(self.name, env, budget, seed)
+        result = tracker.result
         baseline = inner.reference_score()
         builder = ms.builder.LocalBuilder(
             timeout_sec=timing.build_timeout_s,
@@ -143,7 +148,8 @@ class MetaSchedule:
         with tempfile.TemporaryDirectory(prefix="optarena-ms-") as scratch:
             work_dir = Path(config.work_dir or scratch)
             ms.tune_tir(mod=inner.workload.mod, target=inner.target, work_dir=str(work_dir),
-                        max_trials_global=budget, num_trials_per_iter=config.num_trials_per_iter,
+                        max_trials_global=tracker.left,
+                        num_trials_per_iter=config.num_trials_per_iter,
                         builder=builder, runner=runner, cost_model=cost_model,
                         strategy=config.strategy, seed=seed)
             wall = time.perf_counter() - start
@@ -160,6 +166,9 @@ class MetaSchedule:
                 except ValueError:
                     unmapped += 1
             states.append(state)
+        failed = sum(latency == math.inf for latency, _ in records)
+        inner.evaluator.charge(len(records), failures={"metaschedule": failed} if failed else {},
+                               states=[state for state in states if state is not None])
         outcomes = _timed_again(inner, states, config.num_trials_per_iter)
         rejected: dict[str, int] = {}  # trials MetaSchedule ran that the environment refuses
         ms_best_rejected = False
@@ -178,9 +187,7 @@ class MetaSchedule:
             result.curve.append(CurvePoint(
                 measurements=index, wall_s=wall * index / len(records),
                 best_score=result.best_score, best_improvement=result.best_improvement))
-        result.usage.measurements = len(records)
-        failed = sum(latency == math.inf for latency, _ in records)
-        result.usage.failures = {"metaschedule": failed} if failed else {}
+        tracker.finish()  # the usage: the trials charged (the timing again was paid for)
         result.wall_s = wall
         result.details = {
             "metaschedule": asdict(config),

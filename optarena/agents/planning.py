@@ -83,7 +83,7 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, Usage, log_gain, random_walk
-from optarena.envs.contract import SCORE_FLOOR, Game, game
+from optarena.envs.contract import SCORE_FLOOR, SearchOracle, oracle
 
 
 @dataclass
@@ -186,7 +186,7 @@ class Planner:
 
     def __init__(self, config: PlanningConfig) -> None:
         self.config = config
-        self.inner: Game[Any] | None = None
+        self.inner: SearchOracle[Any] | None = None
         self.env: gym.Env | None = None
         self.rng = np.random.default_rng(0)
         self.root = PlanNode(None, None)
@@ -201,7 +201,7 @@ class Planner:
     # ------------------------------------------------------------------ the loop
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        config, inner = self.config, game(env)
+        config, inner = self.config, oracle(env)
         if not inner.has_cost_model:
             raise ValueError(
                 f"{type(inner).__name__} has no cost model with these settings: the model-based "
@@ -485,7 +485,7 @@ class Planner:
             self._revalue(node)
 
 
-def walk(inner: Game[Any], state: Any, moves: list[int]) -> Any:
+def walk(inner: SearchOracle[Any], state: Any, moves: list[int]) -> Any:
     """The state ``moves`` lead to from ``state`` (pure transitions, nothing measured), or why
     one of them does not apply."""
     for move in moves:

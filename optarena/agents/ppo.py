@@ -4,10 +4,12 @@ budget.
 ``run(env, budget, seed)`` trains a ``MultiInputPolicy`` on ``n_envs`` episodes of the environment
 stepped together (:class:`~optarena.envs.vector.ArenaVectorEnv` over the same environment, seen by
 SB3 through :class:`~optarena.agents.sb3.SB3VecEnv`): each step's new programs are measured as
-one batch, and every measurement counts against the budget. The states reached are recorded in
-the search result; once the budget is reached, steps that would measure a new program do not
-apply and end their episode, so the budget is never exceeded; training stops at the budget or
-after ``max_timesteps`` steps (repeats are free, so steps can outnumber measurements).
+one batch, and every measurement counts against the budget (the evaluator's, which the
+:class:`~optarena.agents.base.Tracker` sets and the vector environment reads). The states reached
+are recorded in the search result; once the budget is reached, steps that would measure a new
+program do not apply and end their episode, so the budget is never exceeded; training stops at
+the budget or after ``max_timesteps`` steps (repeats are free, so steps can outnumber
+measurements).
 
 ``save(path)`` / :meth:`PPO.load` keep the policy; :meth:`PPO.evaluate` runs it (with masks) on
 an environment for a budget and reports the same :class:`~optarena.agents.base.SearchResult`.
@@ -23,7 +25,6 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker
-from optarena.envs.contract import game
 from optarena.envs.vector import ArenaVectorEnv
 
 
@@ -65,10 +66,9 @@ class PPO:
 
         from optarena.agents.sb3 import SB3VecEnv
 
-        config, inner = self.config, game(env)
-        tracker = Tracker(self.name, env, budget, seed)
+        config = self.config
+        tracker = Tracker(self.name, env, budget, seed)  # the budget the vector env reads
         venv = ArenaVectorEnv(env.unwrapped, config.n_envs, autoreset_mode="SameStep")
-        venv.budget = inner.num_measurements + budget
         paths: list[list[int]] = [[] for _ in range(config.n_envs)]
 
         def record(copy: int, info: dict[str, Any], action: int | None) -> None:

@@ -69,7 +69,7 @@ import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, log_gain
 from optarena.agents.planning import Planner, PlanningConfig, PlanNode
-from optarena.envs.contract import SCORE_FLOOR, Game, Outcome, game
+from optarena.envs.contract import SCORE_FLOOR, Outcome, SearchOracle, oracle
 
 
 def softmax_prior(estimates: np.ndarray, temperature: float) -> np.ndarray:
@@ -136,7 +136,7 @@ class PUCT(Planner):
         """``P`` of ``node``, estimated again when the cost model has learned since (the
         successors are made once)."""
         assert self.inner is not None
-        measured = self.inner.num_measurements
+        measured = self.inner.evaluator.num_measurements
         known = self.priors.get(node)
         if known is not None and known[0] == measured:
             return known[1]
@@ -207,7 +207,7 @@ class SelectedPath:
 class Tree:
     """The search's nodes, in a transposition table, and one round's selection and growth."""
 
-    def __init__(self, inner: Game[Any], config: MeasuredPUCTConfig, tracker: Tracker,
+    def __init__(self, inner: SearchOracle[Any], config: MeasuredPUCTConfig, tracker: Tracker,
                  rng: np.random.Generator, root_state: Any, root_score: float) -> None:
         self.inner, self.config, self.tracker, self.rng = inner, config, tracker, rng
         self.root_score = root_score
@@ -370,7 +370,7 @@ class MeasuredPUCT:
         """The tree of the last search."""
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        config, inner = self.config, game(env)
+        config, inner = self.config, oracle(env)
         tracker = Tracker(self.name, env, budget, seed)
         _, info = env.reset(seed=seed)
         tracker.observe(info, [])

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, random_walk
-from optarena.envs.contract import game
+from optarena.envs.contract import oracle
 
 
 @dataclass
@@ -37,7 +37,7 @@ class RandomSearch:
         self.config = config or RandomSearchConfig()
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        config, inner = self.config, game(env)
+        config, inner = self.config, oracle(env)
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
         _, info = env.reset(seed=int(rng.integers(2**31)))
@@ -53,7 +53,7 @@ class RandomSearch:
                         break
                     actions = [*actions, *step]
                     walked.setdefault(state, actions)
-            batch = list(walked)[: max(tracker.left, 0)]
+            batch = list(walked)[: tracker.left]  # more would raise BudgetExceeded
             for state, outcome in zip(batch, inner.evaluate(batch), strict=True):
                 tracker.observe_outcome(state, outcome, walked[state])
         return tracker.finish()

@@ -10,9 +10,15 @@ better). An environment is made of three parts:
 * a :class:`Scorer` -- how one program is built (:meth:`Scorer.compile`) and how a batch of built
   programs is scored (:meth:`Scorer.score`);
 * the :class:`~optarena.envs.evaluator.Evaluator`, the same for every environment: it owns the
-  cache, the definition and count of measurements and the failure records.
+  cache, the definition and count of measurements, the measurement budget, the failure records
+  and the measurement store (the only code that reads or writes it).
 
-:class:`~optarena.envs.base.ArenaEnv` is the gymnasium layer over them, and the only one:
+:class:`~optarena.envs.base.ArenaEnv` is the gymnasium layer over them, and the only one. What
+callers use of it is split by who they are: a search uses the :class:`SearchOracle` (states,
+transitions, masks, measurements under a budget, estimates, the problem), a language model's
+prompt the :class:`Presentation` (actions, programs and scores in words); :class:`Game` is both,
+with what experiments add (``set_state``, ``export``, ``close``). :func:`oracle` and
+:func:`game` get them from a wrapped environment.
 
 **States** are immutable, hashable and JSON-round-trippable (``to_json``/``from_json``); every
 state names its problem (``state.problem``). ``info["state"]`` is the JSON, and
@@ -42,8 +48,18 @@ program that fails to build, run, verify or check) changes nothing and earns 0.
 
 Environment-specific extras are documented by each environment under their own names.
 
-**A measurement** is a distinct program scored: failures included, the reference excluded,
-repeats free (the evaluator's cache). It is the unit of sample efficiency and of agents' budgets.
+**A measurement** is a distinct program scored: failures included, the reference and the anchors
+excluded, repeats free (the evaluator's cache). It is the unit of sample efficiency and of agents'
+budgets.
+
+**The budget** is hard, and the evaluator's: whoever runs a search sets it
+(``evaluator.set_budget(n)``: at most ``n`` measurements from now on; the agents'
+:class:`~optarena.agents.base.Tracker` does), and an evaluation that would measure more than is
+left raises :class:`BudgetExceeded` before it measures anything. A search reads what is left
+(``evaluator.left``) and asks for no more; nothing is cut silently (the vector environment
+leaves a step that would spend past it undone, and says so). What counts is what counts as a
+measurement: a result the store knows included, repeats not; measurements a tuner makes with its
+own runner (stock MetaSchedule's trials) are charged to the evaluator.
 """
 
 from __future__ import annotations
@@ -90,6 +106,17 @@ class Failure:
 
     def to_json(self) -> dict[str, str]:
         return {"kind": self.kind, "detail": self.detail}
+
+
+class BudgetExceeded(RuntimeError):
+    """An evaluation asked for more measurements than the budget has left (nothing of it was
+    measured): ``budget`` measurements allowed, ``used`` of them made, ``asked`` more needed."""
+
+    def __init__(self, budget: int, used: int, asked: int) -> None:
+        super().__init__(f"the measurement budget is spent: {asked} more measurement"
+                         f"{'s' if asked != 1 else ''} asked for, {used} of {budget} used "
+                         f"({budget - used} left)")
+        self.budget, self.used, self.asked = budget, used, asked
 
 
 def error_summary(err: BaseException | str, limit: int = 300) -> str:
@@ -189,9 +216,10 @@ class Scorer(Protocol[S]):
         ``target`` (where scores are measured), as :class:`optarena.records.Problem` reads."""
         ...
 
-    def anchors(self, problem: str) -> dict[str, float]:
-        """Scores of well-known alternatives to searching (``-O3``, LLVM's own peephole, a
-        vendor library), by name."""
+    def anchors(self, problem: str) -> dict[str, Outcome]:
+        """The outcomes of well-known alternatives to searching (``-O3``, LLVM's own peephole, a
+        vendor library), by name; one that cannot be scored is absent or a failed outcome. The
+        evaluator asks once per problem (:meth:`~optarena.envs.evaluator.Evaluator.anchors`)."""
         ...
 
     def compile(self, state: S) -> Program | Failure:
@@ -208,6 +236,39 @@ class Scorer(Protocol[S]):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StoredAnchors(Protocol):
+    """A scorer whose anchors are timed (costly, and the same for every run with the same
+    settings on this machine): the evaluator keeps the ones that succeed in the measurement
+    store, under the problem's :meth:`Scorer.context` and :meth:`anchor_context`, and hands
+    them back the next time (``kept``: the scorer measures only the others)."""
+
+    def anchor_context(self, problem: str) -> dict[str, Any]:
+        """What the anchors' scores depend on besides the problem's context (the libraries'
+        versions, their settings)."""
+        ...
+
+    def anchors(self, problem: str, kept: Mapping[str, Outcome] | None = None
+                ) -> dict[str, Outcome]: ...
+
+
+@runtime_checkable
+class Prepared(Protocol):
+    """A scorer that needs data computed once per problem before it scores anything (the tensor
+    environment's reference outputs, which every program's outputs are checked against), worth
+    keeping across runs: the evaluator calls :meth:`prepare` before it asks the scorer for any
+    of the problem's scores and keeps the data in the measurement store."""
+
+    def preparation_key(self, problem: str) -> str:
+        """The key the data is kept under (the same data, whatever the scorer's other settings)."""
+        ...
+
+    def prepare(self, problem: str, kept: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+        """Get ready to score ``problem``'s programs with ``kept`` (the data an earlier run
+        computed), or compute the data (``kept`` is ``None``); return it."""
+        ...
 
 
 @runtime_checkable
@@ -230,62 +291,135 @@ def log_ratio(previous: float, new: float) -> float:
     return math.log(max(previous, SCORE_FLOOR) / max(new, SCORE_FLOOR))
 
 
-@runtime_checkable
-class Game(Protocol[S]):
-    """What agents and experiments use of an environment (``env.unwrapped``): every optarena
-    environment implements it through :class:`~optarena.envs.base.ArenaEnv`."""
-
-    max_steps: int
-    prompt_family: str
+class Meter(Protocol):
+    """The count of an environment's measurements and the hard budget they are held to: its
+    :class:`~optarena.envs.evaluator.Evaluator` (the module docstring says what counts)."""
 
     @property
     def num_measurements(self) -> int: ...
 
     @property
-    def num_cost_model_calls(self) -> int: ...
+    def num_censored(self) -> int:
+        """Of the measurements, those stopped early (estimates, never bests)."""
+        ...
 
     @property
-    def num_censored(self) -> int: ...
+    def failures(self) -> Mapping[str, int]:
+        """Of the measurements, the failed ones by kind."""
+        ...
 
     @property
-    def failures(self) -> Mapping[str, int]: ...
+    def num_cost_model_calls(self) -> int:
+        """Estimates asked of the cost model (not measurements)."""
+        ...
 
     @property
-    def has_cost_model(self) -> bool: ...
+    def used(self) -> int:
+        """Measurements since a budget was last set."""
+        ...
 
-    def get_state(self) -> S: ...
+    @property
+    def left(self) -> int | None:
+        """Measurements the budget has left (``None``: no budget)."""
+        ...
 
-    def initial_state(self, rng: np.random.Generator, problem: str | None = None) -> S: ...
+    def set_budget(self, measurements: int | None) -> None:
+        """At most ``measurements`` measurements from now on (``None`` lifts the limit)."""
+        ...
 
-    def set_state(self, state: S | Mapping[str, Any]) -> dict[str, Any]: ...
 
-    def transition(self, state: S, action: int) -> S | str: ...
+@runtime_checkable
+class SearchOracle(Protocol[S]):
+    """What a search uses of an environment (``env.unwrapped``; :func:`oracle` gets it): states,
+    their transitions and legal actions (measuring nothing), measurements of batches of states
+    under the evaluator's hard budget, cost-model estimates and the problem."""
 
-    def legal_mask(self, state: S | None = None) -> np.ndarray: ...
+    evaluator: Meter
+    """The measurement count and budget (``evaluator.set_budget``, ``evaluator.left``)."""
+    has_cost_model: bool
+    """Whether :meth:`estimate` works with the environment's settings."""
 
-    def evaluate(self, states: Sequence[S], *, fresh: bool = False) -> list[Outcome]: ...
+    def get_state(self) -> S:
+        """The current state (after ``reset``: the start)."""
+        ...
 
-    def unmeasured(self, states: Sequence[S]) -> list[bool]: ...
+    def initial_state(self, rng: np.random.Generator, problem: str | None = None) -> S:
+        """A starting state of ``problem`` (default: the current one), drawn with ``rng`` where
+        starts are random; measures nothing."""
+        ...
 
-    def estimate(self, states: Sequence[S]) -> np.ndarray: ...
+    def as_state(self, state: S | Mapping[str, Any]) -> S:
+        """The canonical state a state or its JSON names (``ValueError`` if it is none)."""
+        ...
 
-    def problem(self, anchors: bool = True) -> dict[str, Any]: ...
+    def transition(self, state: S, action: int) -> S | str:
+        """The successor of ``state`` under ``action``, or why there is none; measures nothing."""
+        ...
 
-    def state_from_json(self, data: Mapping[str, Any]) -> S: ...
+    def legal_mask(self, state: S | None = None) -> np.ndarray:
+        """0/1 ``int8``: the legal actions of ``state`` (default: the current one)."""
+        ...
 
-    def as_state(self, state: S | Mapping[str, Any]) -> S: ...
+    def evaluate(self, states: Sequence[S], *, fresh: bool = False) -> list[Outcome]:
+        """The outcome of each state's program, as one batch (known programs are free);
+        :class:`BudgetExceeded`, and nothing measured, if it needs more than is left."""
+        ...
 
-    def reference_score(self, problem: str | None = None) -> float: ...
+    def unmeasured(self, states: Sequence[S]) -> list[bool]:
+        """Whether evaluating ``states`` as one batch would measure and count each one."""
+        ...
 
-    def export(self, state: S, directory: str | Path) -> list[Path]: ...
+    def estimate(self, states: Sequence[S]) -> np.ndarray:
+        """Cost-model estimates of the states' scores (``NotImplementedError`` without one)."""
+        ...
 
-    def describe_actions(self, state: S | None = None) -> list[dict[str, Any]]: ...
+    def problem(self, anchors: bool = True) -> dict[str, Any]:
+        """What the current problem's scores are measured on (results and submissions)."""
+        ...
 
-    def program_text(self, state: S, full: bool = False) -> str: ...
+    def reference_score(self, problem: str | None = None) -> float:
+        """The score of the problem's reference program (default: the current problem)."""
+        ...
 
-    def target_text(self) -> str: ...
+
+@runtime_checkable
+class Presentation(Protocol[S]):
+    """An environment in words, for a language model's prompt and for people: its actions, its
+    programs, where it measures and its scores."""
+
+    prompt_family: str
+    """Which prompt templates (``optarena/llm/prompts/<family>.txt``) describe it."""
+
+    def describe_actions(self, state: S | None = None) -> list[dict[str, Any]]:
+        """The legal actions of ``state`` (default: the current one) as ``{"id", "text", ...}``."""
+        ...
+
+    def program_text(self, state: S, full: bool = False) -> str:
+        """The state's program (``full``: all of it)."""
+        ...
+
+    def target_text(self) -> str:
+        """Where scores are measured."""
+        ...
 
     def format_score(self, score: float) -> str: ...
+
+
+@runtime_checkable
+class Game(SearchOracle[S], Presentation[S], Protocol[S]):
+    """Everything agents and experiments use of an environment (``env.unwrapped``): the search
+    oracle, its presentation, and what experiments add. Every optarena environment implements it
+    through :class:`~optarena.envs.base.ArenaEnv`."""
+
+    max_steps: int
+
+    def set_state(self, state: S | Mapping[str, Any]) -> dict[str, Any]:
+        """Move the episode to ``state`` (measured unless known); its ``info``."""
+        ...
+
+    def export(self, state: S, directory: str | Path) -> list[Path]:
+        """Write what a user needs to reuse ``state`` into ``directory``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -313,3 +447,9 @@ def game(env: Any) -> Game[Any]:
         raise TypeError(f"{type(inner).__name__} does not implement the optarena contract "
                         "(optarena.envs.contract.Game)")
     return inner
+
+
+def oracle(env: Any) -> SearchOracle[Any]:
+    """``env.unwrapped`` as a :class:`SearchOracle`, what a search types against (``TypeError``
+    if it is not an optarena game)."""
+    return game(env)

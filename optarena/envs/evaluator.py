@@ -4,20 +4,33 @@ An :class:`Evaluator` scores states through an environment's :class:`~optarena.e
 and owns what every environment used to do its own way:
 
 * **the definition and count of a measurement**: a distinct program scored, failures included,
-  the reference excluded. ``num_measurements`` counts them. A program is identified by its problem
-  and its :attr:`~optarena.envs.contract.Program.key`: two states that build the same program are
-  one measurement.
+  the reference and the anchors excluded. ``num_measurements`` counts them. A program is
+  identified by its problem and its :attr:`~optarena.envs.contract.Program.key`: two states that
+  build the same program are one measurement.
+* **the budget**: a hard cap on measurements, set by whoever runs a search (:meth:`set_budget`:
+  the agents' :class:`~optarena.agents.base.Tracker`, the PPO agent's vector environment through
+  it). A batch that would measure more than is :attr:`left` raises
+  :class:`~optarena.envs.contract.BudgetExceeded` before anything of it is measured: nothing is
+  cut silently, and no search can spend more than it was given. Whatever counts as a measurement
+  counts against it (store hits included); what is free is free (repeats, the reference, the
+  anchors). Measurements made outside the evaluator, by a tuner's own runner (stock
+  MetaSchedule's trials), are counted against it with :meth:`charge`.
 * **the cache**: outcomes by program, bounded (least recently used first out); a hit is free. A
   program evicted and asked for again is measured, and counted, again.
-* **the store** (optional): results kept across processes and runs (:mod:`~optarena.envs.store`).
-  A program the store knows is not measured again but still *counts* (it saves wall-clock, not
-  samples), so budgets mean the same with and without a store.
+* **the store** (optional): results kept across processes and runs (:mod:`~optarena.envs.store`),
+  which only the evaluator reads or writes. A program the store knows is not measured again but
+  still *counts* (it saves wall-clock, not samples), so budgets mean the same with and without a
+  store. The store also keeps the references, a scorer's timed anchors
+  (:class:`~optarena.envs.contract.StoredAnchors`) and the data a scorer prepares once per problem
+  (:class:`~optarena.envs.contract.Prepared`: the tensor environment's reference outputs), so that
+  no scorer or worker process opens it.
 * **failure records**: ``failures`` counts failed programs by kind.
 * **the bound**: the best score seen of each problem goes to the scorer with every batch, so that
   a scorer that can (the tensor environment) stops timing a clearly slower candidate early. Its
   outcome is *censored*: its score is an estimate, flagged, never a best, not stored.
-* **references**: each problem's reference program is scored once and never counted (a state
-  whose program is the reference, such as an unmodified block, is free).
+* **references and anchors**: each problem's reference program is scored once and never counted
+  (a state whose program is the reference, such as an unmodified block, is free); its anchors
+  (well-known alternatives such as ``-O3``) are asked for once and never counted.
 
 ``evaluate(states)`` takes a batch: the misses are handed to the scorer together, which may build
 them in parallel (the tensor environment) or score them in one tool call (the peephole
@@ -27,14 +40,27 @@ environment).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from optarena.envs.contract import Failure, Outcome, Program, Scorer, State
+from optarena.envs.contract import (
+    BudgetExceeded,
+    CostModel,
+    Failure,
+    Outcome,
+    Prepared,
+    Program,
+    Scorer,
+    State,
+    StoredAnchors,
+)
 from optarena.envs.lru import LRU
-from optarena.envs.store import Store
+from optarena.envs.store import Store, open_store
 
 S = TypeVar("S", bound=State)
+ANCHOR = "anchor:"
+"""The prefix of an anchor's key in the store (``anchor:NAME``)."""
 
 
 @runtime_checkable
@@ -45,26 +71,85 @@ class Learner(Protocol):
 
 
 class Evaluator(Generic[S]):
-    """Cached, counted, batched scoring of states (see the module docstring)."""
+    """Cached, counted, budgeted, batched scoring of states (see the module docstring)."""
 
-    def __init__(self, scorer: Scorer[S], *, store: Store | None = None,
+    def __init__(self, scorer: Scorer[S], *, store: Store | str | Path | None = None,
                  cache_size: int = 1 << 16, programs_kept: int = 256) -> None:
+        """
+        Args:
+            scorer: how programs are built and scored.
+            store: the measurement store: a store, a path, ``"default"`` or ``None`` (none).
+            cache_size: programs whose outcomes are kept in memory.
+            programs_kept: built programs kept for scoring.
+        """
         self.scorer = scorer
-        self.store = store
+        self.store = open_store(store)
         self.num_measurements = 0
         self.store_hits = 0
         """Of the measurements, those the store answered (no program was run for them)."""
         self.num_censored = 0
         """Of the measurements, those stopped early (censored: estimates, never bests)."""
         self.failures: Counter[str] = Counter()
+        self.budget: int | None = None
+        """Measurements allowed since :meth:`set_budget` (``None``: no limit)."""
+        self._budget_start = 0
         self._keys: LRU[S, str | Failure] = LRU(cache_size)
         self._programs: LRU[S, Program] = LRU(programs_kept)
         self._outcomes: LRU[tuple[str, str], Outcome] = LRU(cache_size)
+        self._paid: set[tuple[str, str]] = set()
         self._references: dict[str, Outcome] = {}
+        self._anchors: dict[str, dict[str, Outcome]] = {}
+        self._prepared: set[str] = set()
         self._contexts: dict[str, str] = {}
         self.best: dict[str, float] = {}
         """The best (lowest, uncensored) score seen of each problem: the bound that lets a
         scorer stop measuring a hopeless candidate early."""
+
+    # ------------------------------------------------------------------ the budget
+
+    def set_budget(self, measurements: int | None) -> None:
+        """Allow at most ``measurements`` measurements from now on; ``None`` lifts the limit
+        (:attr:`used` goes on counting from the last budget set)."""
+        if measurements is not None and measurements < 0:
+            raise ValueError(f"a budget counts measurements: at least 0, not {measurements}")
+        if measurements is not None:
+            self._budget_start = self.num_measurements
+        self.budget = measurements
+
+    @property
+    def used(self) -> int:
+        """Measurements made since a budget was last set (since the start without one)."""
+        return self.num_measurements - self._budget_start
+
+    @property
+    def left(self) -> int | None:
+        """Measurements the budget has left (``None``: no budget)."""
+        return None if self.budget is None else self.budget - self.used
+
+    def _spend(self, asked: int) -> None:
+        """Refuse ``asked`` more measurements than the budget has left."""
+        left = self.left
+        if left is not None and asked > left:
+            assert self.budget is not None
+            raise BudgetExceeded(self.budget, self.used, asked)
+
+    def charge(self, measurements: int, *, failures: Mapping[str, int] | None = None,
+               states: Sequence[S] = ()) -> None:
+        """Count ``measurements`` made outside the evaluator (a tuner's own builder and runner:
+        stock MetaSchedule's trials), ``failures`` among them by kind, against the budget
+        (:class:`~optarena.envs.contract.BudgetExceeded`, and nothing counted, if they are more
+        than it has left). ``states`` are the states whose programs they measured: evaluating
+        one of them afterwards (to score it the evaluator's way) measures it without counting
+        it again."""
+        self._spend(measurements)
+        self.num_measurements += measurements
+        self.failures.update(failures or {})
+        for state in states:
+            key = self.key(state)
+            if not isinstance(key, Failure) and self.cached(state) is None:
+                self._paid.add((state.problem, key))
+
+    # ------------------------------------------------------------------ scoring
 
     def key(self, state: S) -> str | Failure:
         """The key of ``state``'s program, or why it cannot be built (cached)."""
@@ -93,15 +178,16 @@ class Evaluator(Generic[S]):
         return self._outcomes.get((state.problem, key))
 
     def unmeasured(self, states: Sequence[S]) -> list[bool]:
-        """Whether evaluating ``states`` as one batch would measure (and count) each one: its
-        program builds, is not known (measured, or the reference) and is not an earlier state's
-        in the list. Nothing is measured but the problem's reference, which any evaluation measures
-        first."""
+        """Whether evaluating ``states`` as one batch would measure and count each one: its
+        program builds, is not known (measured, or the reference), nor paid for (:meth:`charge`)
+        and is not an earlier state's in the list. Nothing is measured but the problem's
+        reference, which any evaluation measures first."""
         self._references_of(states)
         answers, listed = [], set()
         for state in states:
             program = (state.problem, self.key(state))
-            new = self.cached(state) is None and program not in listed
+            new = self.cached(state) is None and program not in listed \
+                and program not in self._paid
             if new:
                 listed.add(program)
             answers.append(new)
@@ -109,6 +195,8 @@ class Evaluator(Generic[S]):
 
     def evaluate(self, states: Sequence[S], *, fresh: bool = False) -> list[Outcome]:
         """The outcome of each state's program: from the cache, else scored (one batch).
+        :class:`~optarena.envs.contract.BudgetExceeded`, and nothing measured, if the batch
+        needs more measurements than the budget has left.
 
         ``fresh``: score every program again, whatever is known (verification); still counted.
         """
@@ -126,6 +214,7 @@ class Evaluator(Generic[S]):
                 continue
             todo.setdefault((state.problem, built.key), (built, []))[1].append(index)
         if todo:
+            self._spend(sum(program not in self._paid for program in todo))
             programs = [program for program, _ in todo.values()]
             for (_, indices), outcome in zip(todo.values(), self._measure(programs, fresh),
                                              strict=True):
@@ -151,15 +240,16 @@ class Evaluator(Generic[S]):
 
     def _measure(self, programs: list[Program], fresh: bool) -> list[Outcome]:
         """Outcomes of programs not in the cache: from the store, else scored (one batch).
-        Every one counts as a measurement."""
+        Every one counts as a measurement, but those paid for already (:meth:`charge`)."""
         found: list[Outcome | None] = [None] * len(programs)
         if self.store is not None and not fresh:
             for index, program in enumerate(programs):
                 context = self.context(program.problem)
                 assert context is not None
                 found[index] = self.store.get(context, program.key)
-            self.store_hits += sum(o is not None for o in found)
         missing = [i for i, outcome in enumerate(found) if outcome is None]
+        for problem in dict.fromkeys(programs[i].problem for i in missing):
+            self._prepare(problem)
         bounds = [None if fresh else self.best.get(programs[i].problem) for i in missing]
         scored = self.scorer.score([programs[i] for i in missing], bounds) if missing else []
         for index, outcome in zip(missing, scored, strict=True):
@@ -169,11 +259,16 @@ class Evaluator(Generic[S]):
                 assert context is not None
                 self.store.put(context, programs[index].key, outcome)
         outcomes = [o for o in found if o is not None]
-        self.num_measurements += len(programs)
-        self.num_censored += sum(o.censored for o in outcomes)
-        for program, outcome in zip(programs, outcomes, strict=True):
+        scored_here = set(missing)
+        for index, (program, outcome) in enumerate(zip(programs, outcomes, strict=True)):
             self._outcomes.put((program.problem, program.key), outcome)
             self._remember_best(program.problem, outcome)
+            if (program.problem, program.key) in self._paid:
+                self._paid.discard((program.problem, program.key))
+                continue
+            self.num_measurements += 1
+            self.store_hits += index not in scored_here
+            self.num_censored += outcome.censored
             if outcome.failure is not None:
                 self.failures[outcome.failure.kind] += 1
         if isinstance(self.scorer, Learner):
@@ -185,6 +280,21 @@ class Evaluator(Generic[S]):
                 and outcome.score < self.best.get(problem, float("inf")):
             self.best[problem] = outcome.score
 
+    def _prepare(self, problem: str) -> None:
+        """Before the scorer scores anything of ``problem``: its data prepared once, from the
+        store or computed (and then stored), where the scorer needs some
+        (:class:`~optarena.envs.contract.Prepared`)."""
+        if problem in self._prepared or not isinstance(self.scorer, Prepared):
+            return
+        key = self.scorer.preparation_key(problem)
+        kept = None if self.store is None else self.store.get_arrays(key)
+        data = self.scorer.prepare(problem, kept)
+        if kept is None and self.store is not None:
+            self.store.put_arrays(key, data)
+        self._prepared.add(problem)
+
+    # ------------------------------------------------------------------ what is never counted
+
     def reference(self, problem: str) -> Outcome:
         """The problem's reference outcome: scored once, never counted; ``RuntimeError`` if it
         fails (the environment cannot score anything relative to it)."""
@@ -194,9 +304,13 @@ class Evaluator(Generic[S]):
             context = self.context(problem)
             stored = None if self.store is None or context is None \
                 else self.store.get(context, program.key)
-            (known,) = [stored] if stored is not None else self.scorer.score([program], [None])
-            if stored is None and self.store is not None and context is not None:
-                self.store.put(context, program.key, known)
+            if stored is None:
+                self._prepare(problem)
+                (known,) = self.scorer.score([program], [None])
+                if self.store is not None and context is not None:
+                    self.store.put(context, program.key, known)
+            else:
+                known = stored
             if not known.ok:
                 assert known.failure is not None
                 raise RuntimeError(f"the reference program of {problem} failed "
@@ -205,5 +319,40 @@ class Evaluator(Generic[S]):
             self._outcomes.put((problem, program.key), known)
         return known
 
-    def stats(self) -> dict[str, Any]:
-        return {"measurements": self.num_measurements, "failures": dict(self.failures)}
+    def anchors(self, problem: str) -> dict[str, Outcome]:
+        """The outcomes of ``problem``'s anchors (:meth:`~optarena.envs.contract.Scorer.anchors`):
+        asked for once, never counted. A scorer's timed anchors
+        (:class:`~optarena.envs.contract.StoredAnchors`) are kept in the store, those that
+        succeed (a failure may be the machine's of the moment: the next run tries again)."""
+        known = self._anchors.get(problem)
+        if known is None:
+            self._prepare(problem)
+            if not isinstance(self.scorer, StoredAnchors):
+                known = self.scorer.anchors(problem)
+            elif self.store is None:
+                known = self.scorer.anchors(problem, {})
+            else:
+                context = self.store.context(
+                    {"scorer": f"{type(self.scorer).__qualname__}.anchors", "problem": problem,
+                     **self.scorer.context(problem), **self.scorer.anchor_context(problem)})
+                kept = {key.removeprefix(ANCHOR): outcome for key in self.store.keys(context)
+                        if (outcome := self.store.get(context, key)) is not None}
+                known = self.scorer.anchors(problem, kept)
+                for name, outcome in known.items():
+                    if name not in kept and outcome.ok:
+                        self.store.put(context, ANCHOR + name, outcome)
+            self._anchors[problem] = known
+        return known
+
+    # ------------------------------------------------------------------ the cost model
+
+    @property
+    def num_cost_model_calls(self) -> int:
+        """Estimates asked of the scorer's cost model (not measurements)."""
+        return self.scorer.num_cost_model_calls if isinstance(self.scorer, CostModel) else 0
+
+    def close(self) -> None:
+        """Close the scorer and the store."""
+        self.scorer.close()
+        if self.store is not None:
+            self.store.close()

@@ -1,7 +1,8 @@
 """A persistent measurement store: SQLite (the standard library's), shared by processes and runs.
 
 Measuring a program is the expensive part of every environment. The store keeps every outcome
-an :class:`~optarena.envs.evaluator.Evaluator` measures, keyed by
+an :class:`~optarena.envs.evaluator.Evaluator` measures (the evaluator is the only code that
+reads or writes measurements in it; ``optarena store`` only shows and clears it), keyed by
 
 * the **context**: everything besides the program that defines its score, as the scorer states it
   (workload hash, target, timing settings, input seed, tool versions, CPU model and, for timings,
@@ -15,7 +16,7 @@ program. It saves wall-clock, not samples: the evaluator still counts a stored r
 the budget of the run that asks for it.
 
 Arrays a measurement needs (a workload's reference outputs on its random inputs) are kept too,
-so that every measuring process does not compute them again.
+so that every run does not compute them again (:class:`~optarena.envs.contract.Prepared`).
 
 Each write is one transaction (a process killed mid-write leaves no torn row); the database runs
 in WAL mode so readers and one writer at a time proceed concurrently across processes. The
@@ -171,21 +172,13 @@ class Store:
 
     def put_arrays(self, key: str, arrays: Sequence[np.ndarray]) -> None:
         """Keep arrays under ``key`` (e.g. a workload's reference outputs), one transaction."""
-        buffer = io.BytesIO()
-        np.savez(buffer, *arrays)
         with self._transaction():
             self._db.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?)",
-                             (key, buffer.getvalue(), time.time()))
-
-    def has_arrays(self, key: str) -> bool:
-        return self._db.execute("SELECT 1 FROM arrays WHERE key = ?", (key,)).fetchone() is not None
+                             (key, pack_arrays(arrays), time.time()))
 
     def get_arrays(self, key: str) -> list[np.ndarray] | None:
         row = self._db.execute("SELECT data FROM arrays WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        with np.load(io.BytesIO(row[0])) as stored:
-            return [stored[f"arr_{i}"] for i in range(len(stored.files))]
+        return None if row is None else unpack_arrays(row[0])
 
     def keys(self, context: str) -> set[str]:
         """The keys of the programs stored for ``context``."""
@@ -211,6 +204,19 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+
+def pack_arrays(arrays: Sequence[np.ndarray]) -> bytes:
+    """Arrays as the bytes of an ``.npz`` (how the store keeps them, and a file can)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    return buffer.getvalue()
+
+
+def unpack_arrays(data: bytes) -> list[np.ndarray]:
+    """The arrays :func:`pack_arrays` packed, in order."""
+    with np.load(io.BytesIO(data)) as stored:
+        return [stored[f"arr_{i}"] for i in range(len(stored.files))]
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,7 +10,9 @@ its own random generator (``seed + i``), and a copy whose episode ended is reset
 ``final_obs`` and ``final_info``, what stable-baselines3 expects). ``action_masks()`` gives the
 legal actions of every copy.
 
-``budget``, when set, caps the environment's measurements: once it is reached, a step that would
+The environment's measurement budget (its evaluator's: ``env.evaluator.set_budget(n)``, which the
+PPO agent's :class:`~optarena.agents.base.Tracker` sets) holds here too, without ending training
+with :class:`~optarena.envs.contract.BudgetExceeded`: once it is reached, a step that would
 measure a new program does not apply and truncates its episode (``info["invalid_action"]`` says
 so), and an episode restarts from its previous start (known, free) instead of a new one, so that
 training never spends more samples than it was given.
@@ -18,6 +20,7 @@ training never spends more samples than it was given.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +31,9 @@ from gymnasium.vector import VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 from gymnasium.vector.vector_env import AutoresetMode
 
-from optarena.envs.base import ArenaEnv, Episode
+from optarena.envs.base import ArenaEnv
+from optarena.envs.contract import BudgetExceeded
+from optarena.envs.episodes import Episode
 
 BUDGET_SPENT = "the measurement budget is spent"
 
@@ -51,8 +56,6 @@ class ArenaVectorEnv(VectorEnv):
         self.observation_space = batch_space(env.observation_space, num_envs)
         self.action_space = batch_space(env.action_space, num_envs)
         self.episodes: list[Episode[Any]] = [Episode() for _ in range(num_envs)]
-        self.budget: int | None = None
-        """Measurements of ``env`` after which new programs are not measured (None: no cap)."""
         self._done = np.zeros(num_envs, dtype=bool)
         self._starts: list[Any] = [None] * num_envs
         self._observations = create_empty_array(env.observation_space, num_envs)
@@ -66,15 +69,17 @@ class ArenaVectorEnv(VectorEnv):
         for episode, copy_seed in zip(self.episodes, seeds, strict=True):
             if copy_seed is not None or episode.state is None:
                 episode.rng = np.random.default_rng(copy_seed)
-        self.env.restart(self.episodes, [dict(options or {})] * self.num_envs)
+        runner = self.env.runner
+        runner.restart(self.episodes, [dict(options or {})] * self.num_envs)
         self._starts = [e.require()[0] for e in self.episodes]
         self._done[:] = False
         infos: dict[str, Any] = {}
         for index, episode in enumerate(self.episodes):
-            infos = self._add_info(infos, self.env.info(episode), index)
-        return self._batch([self.env.observe(e) for e in self.episodes]), infos
+            infos = self._add_info(infos, runner.info(episode), index)
+        return self._batch([runner.observe(e) for e in self.episodes]), infos
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        runner = self.env.runner
         actions = np.asarray(actions).reshape(self.num_envs)
         rewards = np.zeros(self.num_envs)
         terminated = np.zeros(self.num_envs, dtype=bool)
@@ -86,12 +91,12 @@ class ArenaVectorEnv(VectorEnv):
             resetting = [i for i in range(self.num_envs) if self._done[i]]
             self._autoreset(resetting)
             for i in resetting:
-                observations[i] = self.env.observe(self.episodes[i])
-                infos = self._add_info(infos, self.env.info(self.episodes[i]), i)
+                observations[i] = runner.observe(self.episodes[i])
+                infos = self._add_info(infos, runner.info(self.episodes[i]), i)
         episodes = [self.episodes[i] for i in stepping]
         successors = self._within_budget([self.env.transition(e.require()[0], int(actions[i]))
                                           for e, i in zip(episodes, stepping, strict=True)])
-        results = self.env.advance(episodes, successors, [int(actions[i]) for i in stepping])
+        results = runner.advance(episodes, successors, [int(actions[i]) for i in stepping])
         for i, successor, (observation, reward, done, cut, info) in zip(
                 stepping, successors, results, strict=True):
             cut = cut or successor == BUDGET_SPENT
@@ -102,41 +107,45 @@ class ArenaVectorEnv(VectorEnv):
             ended = list(np.flatnonzero(self._done))
             for i in ended:
                 infos = self._add_info(infos, {"final_obs": observations[i],
-                                               "final_info": self.env.info(self.episodes[i])}, i)
+                                               "final_info": runner.info(self.episodes[i])}, i)
             self._autoreset(ended)
             for i in ended:  # as gymnasium's: the info of the new start, the step's in final_info
-                observations[i] = self.env.observe(self.episodes[i])
-                infos = self._add_info(infos, self.env.info(self.episodes[i]), i)
+                observations[i] = runner.observe(self.episodes[i])
+                infos = self._add_info(infos, runner.info(self.episodes[i]), i)
             self._done[:] = False
         return self._batch(observations), rewards, terminated, truncated, infos
 
     def _autoreset(self, indices: Sequence[int]) -> None:
         """Restart the episodes of ``indices``: from new starts while the budget allows one
-        each, from their previous starts after that."""
-        left = len(indices) if self.budget is None else \
-            max(self.budget - self.env.num_measurements, 0)
-        fresh, known = list(indices[:left]), list(indices[left:])
-        self.env.restart([self.episodes[i] for i in fresh], [{}] * len(fresh))
-        self.env.restart([self.episodes[i] for i in known],
-                         [{"state": self._starts[i]} for i in known])
+        each, from their previous starts after that (also those whose new start failed when no
+        measurement was left to draw another)."""
+        runner, left = self.env.runner, self.env.evaluator.left
+        fresh = list(indices if left is None else indices[:left])
+        with contextlib.suppress(BudgetExceeded):  # a start failed and none was left to redraw
+            runner.restart([self.episodes[i] for i in fresh], [{}] * len(fresh))
+        known = [i for i in indices if i not in fresh or self.episodes[i].state is None]
+        runner.restart([self.episodes[i] for i in known],
+                       [{"state": self._starts[i]} for i in known])
         for i in fresh:
-            self._starts[i] = self.episodes[i].require()[0]
+            if i not in known:
+                self._starts[i] = self.episodes[i].require()[0]
 
     def _within_budget(self, successors: list[Any]) -> list[Any]:
         """``successors`` with the ones that would measure a program past the budget replaced
         by :data:`BUDGET_SPENT` (a program several copies reach counts once)."""
-        if self.budget is None:
+        left = self.env.evaluator.left
+        if left is None:
             return successors
-        left = self.budget - self.env.num_measurements
-        new: set[Any] = set()
-        kept = []
+        kept: list[Any] = []
+        moves: list[Any] = []  # the states kept so far: a program one of them builds is paid for
         for successor in successors:
-            if not isinstance(successor, str) and self.env.evaluator.cached(successor) is None:
-                key = (successor.problem, self.env.evaluator.key(successor))
-                if key not in new and len(new) >= left:
-                    kept.append(BUDGET_SPENT)
-                    continue
-                new.add(key)
+            if not isinstance(successor, str):
+                if self.env.unmeasured([*moves, successor])[-1]:
+                    if left == 0:
+                        kept.append(BUDGET_SPENT)
+                        continue
+                    left -= 1
+                moves.append(successor)
             kept.append(successor)
         return kept
 
@@ -151,7 +160,7 @@ class ArenaVectorEnv(VectorEnv):
 
     @property
     def num_measurements(self) -> int:
-        return self.env.num_measurements
+        return self.env.evaluator.num_measurements
 
     def close_extras(self, **kwargs: Any) -> None:
         self.env.close()

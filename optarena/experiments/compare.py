@@ -36,7 +36,7 @@ LOGS = "logs"
 
 
 @dataclass
-class Outcome:
+class RaceSummary:
     """What one invocation of :func:`compare` did."""
 
     finished: list[str] = field(default_factory=list)
@@ -63,7 +63,7 @@ def _check_config(config: CompareConfig, out: Path, force: bool) -> None:
 
 def compare(config: CompareConfig, out: Path, console: Console | None = None,
             force: bool = False, recorded: CompareConfig | None = None,
-            backend: Backend | None = None) -> Outcome:
+            backend: Backend | None = None) -> RaceSummary:
     """Run the config's unfinished runs into ``out`` (see the module docstring). ``recorded`` is
     the config ``DIR/config.yaml`` records and checks, when ``config`` selects part of it (the
     command's ``--seeds``, ``--agents`` and ``--workloads``); default ``config``. ``backend``
@@ -75,7 +75,7 @@ def compare(config: CompareConfig, out: Path, console: Console | None = None,
     _check_config(recorded or config, out, force)
     done = finished_ids(out)
     specs = config.runs()
-    outcome = Outcome(skipped=[s.run_id for s in specs if s.run_id in done])
+    outcome = RaceSummary(skipped=[s.run_id for s in specs if s.run_id in done])
     pending = [s for s in specs if s.run_id not in done]
     console.print(f"[bold]{config.name}[/bold]: {len(specs)} runs, {len(outcome.skipped)} already "
                   f"in {out / RESULTS}, {len(pending)} to go, {backend.describe()}")
@@ -89,7 +89,7 @@ def compare(config: CompareConfig, out: Path, console: Console | None = None,
     return outcome
 
 
-def _race(config: CompareConfig, out: Path, pending: list[RunSpec], outcome: Outcome,
+def _race(config: CompareConfig, out: Path, pending: list[RunSpec], outcome: RaceSummary,
           console: Console, backend: Backend) -> None:
     """Run ``pending`` on ``backend``, recording each run as it ends. A run's clock starts when
     its attempt starts (a retried run's again); past ``config.run_timeout_s`` it is killed."""

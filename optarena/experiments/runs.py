@@ -196,11 +196,11 @@ def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> Run
         inner = game(env)
         problem = inner.problem()
         agent = agents.make(spec.agent, **spec.agent_config)
-        offset = inner.num_measurements
+        offset = inner.evaluator.num_measurements
         if progress is not None:
             def report() -> None:
                 while not stop.wait(1.0):
-                    progress(inner.num_measurements - offset)
+                    progress(inner.evaluator.num_measurements - offset)
 
             threading.Thread(target=report, daemon=True).start()
         result = agent.run(env, spec.budget, spec.seed)

@@ -137,7 +137,7 @@ def _train_seed(config: TrainConfig, split: Split, folder: Path, seed: int,
         model.save(str(final))
         seconds = time.perf_counter() - start
         speed = {"steps": config.total_timesteps - done, "seconds": seconds,
-                 "measurements": env.unwrapped.num_measurements}
+                 "measurements": env.unwrapped.evaluator.num_measurements}
         (folder / "speed.json").write_text(json.dumps(speed))
         return model
     finally:

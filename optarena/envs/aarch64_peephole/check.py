@@ -85,7 +85,9 @@ def alias_constraints(asm: str) -> list[Alias]:
 
 
 @dataclass(frozen=True)
-class Failure:
+class CheckFailure:
+    """How a rewritten block differs from the original (``kind``, what, on which state)."""
+
     kind: FailureKind
     detail: str
     state: int = -1
@@ -93,9 +95,12 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class Equivalence:
+    """The verdict of an equivalence check: equivalent on ``states`` random states, or the
+    first difference found."""
+
     equivalent: bool
-    failure: Failure | None = None
+    failure: CheckFailure | None = None
     states: int = 0
 
 
@@ -303,7 +308,7 @@ class EquivalenceChecker:
             aliases = [aliases[i] for i in sorted(picked)]
         return [None] * self.states + list(aliases)
 
-    def check(self, original: str, rewritten: str) -> CheckResult:
+    def check(self, original: str, rewritten: str) -> Equivalence:
         """Compare the rewritten block with the original on ``states`` random states and the
         alias states.
 
@@ -311,7 +316,7 @@ class EquivalenceChecker:
         """
         return self.check_many([(original, rewritten)])[0]
 
-    def check_many(self, pairs: Sequence[tuple[str, str]]) -> list[CheckResult]:
+    def check_many(self, pairs: Sequence[tuple[str, str]]) -> list[Equivalence]:
         """:meth:`check` of each ``(original, rewritten)`` pair, the originals possibly different:
         every block assembled in one toolchain call, each original run once per state however
         many rewrites of it are checked (and kept for later batches)."""
@@ -322,7 +327,7 @@ class EquivalenceChecker:
             entry = self._original(original, codes[original])
             code = codes[rewritten]
             if isinstance(code, AssembleError):
-                results.append(CheckResult(False, Failure("assemble", code.message)))
+                results.append(Equivalence(False, CheckFailure("assemble", code.message)))
             else:
                 results.append(self._compare(entry, code))
         return results
@@ -336,7 +341,7 @@ class EquivalenceChecker:
             self._originals.put(original, entry)
         return entry
 
-    def _compare(self, original: _Original, code: bytes) -> CheckResult:
+    def _compare(self, original: _Original, code: bytes) -> Equivalence:
         """Run ``code`` state after state until it differs from the original."""
         for state, alias in enumerate(original.plan):
             expected = original.finals.get(state)
@@ -346,13 +351,13 @@ class EquivalenceChecker:
             if isinstance(expected, str):
                 raise ValueError(f"the original block does not run to its end: {expected}")
             got = self._machine.run(code, state, alias, self.max_instructions)
-            failure = (Failure("crash", got, state) if isinstance(got, str)
+            failure = (CheckFailure("crash", got, state) if isinstance(got, str)
                        else self._difference(expected, got))
             if failure is not None:
-                return CheckResult(False, failure, state + 1)
-        return CheckResult(True, None, len(original.plan))
+                return Equivalence(False, failure, state + 1)
+        return Equivalence(True, None, len(original.plan))
 
-    def _difference(self, a: _Final, b: _Final) -> Failure | None:
+    def _difference(self, a: _Final, b: _Final) -> CheckFailure | None:
         """The first difference of ``b`` from ``a``: registers in :data:`COMPARED` order, then
         the lowest written byte that differs."""
         if a.registers != b.registers:
@@ -362,10 +367,10 @@ class EquivalenceChecker:
                 if va == vb:
                     continue
                 if name == "nzcv":
-                    return Failure("flags", f"NZCV = {vb >> 28:04b}, expected {va >> 28:04b}",
+                    return CheckFailure("flags", f"NZCV = {vb >> 28:04b}, expected {va >> 28:04b}",
                                    a.state)
                 width = "#034x" if name.startswith("q") else "#x"
-                return Failure("register", f"{name} = {vb:{width}}, expected {va:{width}}",
+                return CheckFailure("register", f"{name} = {vb:{width}}, expected {va:{width}}",
                                a.state)
         byte = self._machine.byte
         for address in sorted(a.written.keys() | b.written.keys()):
@@ -373,5 +378,5 @@ class EquivalenceChecker:
                 window = range(address, address + 8)
                 got = bytes(byte(b, x) for x in window).hex(" ")
                 want = bytes(byte(a, x) for x in window).hex(" ")
-                return Failure("memory", f"[{address:#x}] = {got}, expected {want}", a.state)
+                return CheckFailure("memory", f"[{address:#x}] = {got}, expected {want}", a.state)
         return None

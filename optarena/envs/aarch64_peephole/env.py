@@ -38,7 +38,8 @@ from optarena.envs.aarch64_peephole.scorer import CHECKER_FAILURES, PeepholeScor
 from optarena.envs.aarch64_peephole.space import BlockState, PeepholeSpace
 from optarena.envs.aarch64_peephole.splits import SPLITS as PEEPHOLE_SPLITS
 from optarena.envs.aarch64_peephole.toolchain import Toolchain
-from optarena.envs.base import ArenaEnv, StepResult
+from optarena.envs.base import ArenaEnv
+from optarena.envs.episodes import StepResult
 from optarena.envs.splits import Split
 from optarena.envs.store import Store
 
@@ -85,8 +86,8 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
     def rewrite(self, text: str) -> StepResult:
         """Step to ``text``, a whole replacement of the current block (verified, then scored)."""
         state = self.get_state()
-        return self.step_to(BlockState(state.problem, format_block(parse_block(text))),
-                            "free-form rewrite")
+        successor = BlockState(state.problem, format_block(parse_block(text)))
+        return self.runner.advance([self.episode], [successor], [None], ["free-form rewrite"])[0]
 
     @property
     def failed_verifications(self) -> int:

@@ -58,13 +58,13 @@ class PeepholeScorer:
             "checker": {"states": self.checker.states, "seed": self.checker.seed},
         }
 
-    def anchors(self, problem: str) -> dict[str, float]:
+    def anchors(self, problem: str) -> dict[str, Outcome]:
         """``llvm``: the cycles of LLVM's own load/store optimizer's output (if known)."""
         oracle = self.blocks[problem].oracle
         if oracle is None:
             return {}
         cycles = self.cycles([oracle])[0]
-        return {} if isinstance(cycles, AssembleError) else {"llvm": float(cycles)}
+        return {} if isinstance(cycles, AssembleError) else {"llvm": Outcome(float(cycles))}
 
     def compile(self, state: BlockState) -> Program:
         return Program(state.problem, text_hash(state.asm), state.asm)

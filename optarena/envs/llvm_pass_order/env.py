@@ -47,7 +47,7 @@ from typing import Any
 
 from optarena.envs.base import ArenaEnv
 from optarena.envs.contract import Outcome
-from optarena.envs.llvm_pass_order.measure import METRICS, Measurer, default_mcpu
+from optarena.envs.llvm_pass_order.measure import METRICS, BitcodeMeasurer, default_mcpu
 from optarena.envs.llvm_pass_order.scorer import IDENTITIES, PassScorer
 from optarena.envs.llvm_pass_order.session import Session
 from optarena.envs.llvm_pass_order.space import PassSpace, PassState
@@ -90,7 +90,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         if reward == "runtime" and target != "host":
             raise ValueError("reward='runtime' runs the program: it needs target='host'")
         benchmarks = [benchmark] if isinstance(benchmark, str) else list(benchmark)
-        measurer = Measurer(target, mcpu or default_mcpu(target), runs=runs,
+        measurer = BitcodeMeasurer(target, mcpu or default_mcpu(target), runs=runs,
                             timeout_s=run_timeout_s)
         scorer = PassScorer(functools.partial(Session, Path(home) if home else None,
                                               service_timeout_s), measurer,
@@ -105,7 +105,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
             space = PassSpace(benchmarks, scorer.pass_names, passes, observation)
             super().__init__(space, scorer, problem=benchmarks[0] if len(benchmarks) == 1
                              else None, max_steps=max_steps, stop_action=stop_action,
-                             store=store, render_mode=render_mode)
+                             store=store, render_mode=render_mode, info_extras=_ir_instructions)
             self.reference_score(benchmarks[0])  # the unoptimized program must score
         except BaseException:
             scorer.close()  # the service and the scratch folder do not outlive a failed start
@@ -138,5 +138,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
             return f"{score * 1e3:.2f} ms"
         return f"{score:.0f} {units[self.metric]}"
 
-    def _extras(self, state: PassState, outcome: Outcome) -> dict[str, Any]:
-        return {"ir_instructions": outcome.extras["ir_instructions"]}
+
+def _ir_instructions(state: PassState, outcome: Outcome) -> dict[str, Any]:
+    """``info["ir_instructions"]``: the IR instruction count of the state's program."""
+    return {"ir_instructions": outcome.extras["ir_instructions"]}

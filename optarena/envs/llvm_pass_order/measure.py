@@ -152,7 +152,7 @@ def default_mcpu(target: str, llc: str = "llc-14") -> str:
 
 
 @dataclass(frozen=True)
-class Measurer:
+class BitcodeMeasurer:
     """Compiles and scores bitcode for ``target`` (``host`` or ``aarch64``) and ``mcpu``."""
 
     target: str = "host"

@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from optarena.envs.contract import Failure, Outcome, Program
-from optarena.envs.llvm_pass_order.measure import SERVICE_METRICS, MeasureError, Measurer, Run
+from optarena.envs.llvm_pass_order.measure import (
+    SERVICE_METRICS,
+    BitcodeMeasurer,
+    MeasureError,
+    Run,
+)
 from optarena.envs.llvm_pass_order.session import ServiceError, Session
 from optarena.envs.llvm_pass_order.space import FEATURES, PassState
 from optarena.envs.llvm_pass_order.workload import Benchmark, parse_benchmark
@@ -58,7 +63,7 @@ class PassScorer:
     if there is one (loading a known benchmark again costs milliseconds, a new one a few hundred):
     with twice as many services as episodes stepped together, no running episode loses its."""
 
-    def __init__(self, start: Callable[[], Session], measurer: Measurer, metric: str,
+    def __init__(self, start: Callable[[], Session], measurer: BitcodeMeasurer, metric: str,
                  observation: str, check: bool, files_kept: int = 1024, identity: str = "ir",
                  services: int = 1) -> None:
         if services < 1:
@@ -84,7 +89,6 @@ class PassScorer:
         self.pass_names: list[str] = []
         self._benchmarks: dict[str, Benchmark] = {}
         self._reference_runs: dict[str, Run | None] = {}
-        self._anchors: dict[str, dict[str, float]] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="optarena-llvm-")
         self._files: LRU[str, Path] = LRU(files_kept)
 
@@ -219,25 +223,23 @@ class PassScorer:
             self._reference_runs[problem] = run
         return self._reference_runs[problem]
 
-    def anchors(self, problem: str) -> dict[str, float]:
-        """``-O3`` and ``-Oz``: the scores of the compiler's own pipelines."""
-        if problem not in self._anchors:
-            if self.metric in SERVICE_METRICS:
-                index = 0 if self.metric == "ir_instructions" else 1
-                names = [observation[index] for observation in ANCHORS.values()]
-                reply = self.apply(PassState(problem), names, None)
-                found = {anchor: float(reply["observations"][name])
-                         for anchor, name in zip(ANCHORS, names, strict=True)}
-            else:
-                source = self.reference(problem).payload.bitcode
-                found = {}
-                for anchor in ANCHORS:
-                    optimized = Path(self._tmp.name) / f"anchor{anchor}.bc"
-                    self.measurer.optimize(source, optimized, anchor)
-                    with contextlib.suppress(MeasureError):
-                        found[anchor] = self._measure(problem, BuiltIR({}, optimized))
-            self._anchors[problem] = found
-        return self._anchors[problem]
+    def anchors(self, problem: str) -> dict[str, Outcome]:
+        """``-O3`` and ``-Oz``: the scores of the compiler's own pipelines (one that cannot be
+        measured is absent)."""
+        if self.metric in SERVICE_METRICS:
+            index = 0 if self.metric == "ir_instructions" else 1
+            names = [observation[index] for observation in ANCHORS.values()]
+            reply = self.apply(PassState(problem), names, None)
+            return {anchor: Outcome(float(reply["observations"][name]))
+                    for anchor, name in zip(ANCHORS, names, strict=True)}
+        source = self.reference(problem).payload.bitcode
+        found = {}
+        for anchor in ANCHORS:
+            optimized = Path(self._tmp.name) / f"anchor{anchor}.bc"
+            self.measurer.optimize(source, optimized, anchor)
+            with contextlib.suppress(MeasureError):
+                found[anchor] = Outcome(self._measure(problem, BuiltIR({}, optimized)))
+        return found
 
     def ir_text(self, state: PassState, limit: int) -> str:
         """The IR of ``state`` as text (``llvm-dis``), cut at ``limit`` characters."""

@@ -45,10 +45,10 @@ from optarena.envs.base import ArenaEnv
 from optarena.envs.contract import Outcome
 from optarena.envs.host import cpu_model
 from optarena.envs.splits import Split
-from optarena.envs.store import Store, open_store
+from optarena.envs.store import Store
 from optarena.envs.tensor_schedule.export import export_schedule
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
-from optarena.envs.tensor_schedule.scorer import TensorScorer
+from optarena.envs.tensor_schedule.scorer import TensorScorer, anchor_notes
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.splits import SPLITS as TENSOR_SPLITS
 from optarena.envs.tensor_schedule.target import resolve_target
@@ -110,7 +110,6 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
                             max_sketches=max_sketches)
         self.workloads = {name: design.workload for name, design in space.spaces.items()}
         self.tensor_space = space
-        kept = open_store(store)
         prior = None if surrogate_prior is None else Path(surrogate_prior)
         if prior is not None and not surrogate:
             raise ValueError("surrogate_prior needs surrogate=True")
@@ -118,12 +117,12 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
             raise ValueError(f"surrogate_prior {prior}: no such file (make one with "
                              "'optarena prior')")
         self.tensor: TensorScorer = TensorScorer(
-            space, self.target, config, rpc_config, surrogate, surrogate_warmup,
-            None if kept is None else kept.path, prior)
+            space, self.target, config, rpc_config, surrogate, surrogate_warmup, prior)
+        self.info_program = info_program
         super().__init__(space, self.tensor, problem=next(iter(self.workloads))
                          if len(self.workloads) == 1 else None, max_steps=max_steps,
-                         stop_action=stop_action, store=kept, render_mode=render_mode)
-        self.info_program = info_program
+                         stop_action=stop_action, store=store, render_mode=render_mode,
+                         info_extras=self._info_extras)
 
     @classmethod
     def splits(cls) -> Sequence[Split]:
@@ -138,14 +137,14 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         if sketch is None:
             return super().reset(seed=seed, options=options)
         super(ArenaEnv, self).reset(seed=seed)
-        problem = self._pick_problem(options.get("problem"), self.episode)
+        problem = self.runner.pick_problem(options.get("problem"), self.episode)
         design = self.tensor_space.space(problem)
         return super().reset(options={"state": design.sample(self.np_random, int(sketch))})
 
     @property
     def workload(self) -> Any:
         """The workload of the current problem."""
-        return self.workloads[self._current_problem()]
+        return self.workloads[self.runner.problem_of(self.episode)]
 
     def crossover(self, a: ScheduleState, b: ScheduleState,
                   rng: np.random.Generator) -> ScheduleState | str:
@@ -163,7 +162,7 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
     def state_of_trace(self, trace: object, problem: str | None = None) -> ScheduleState:
         """The state of a MetaSchedule trace (JSON, e.g. from a tuning database) of one of the
         sketches (``ValueError`` if it is not one of them)."""
-        design = self.tensor_space.space(problem or self._current_problem())
+        design = self.tensor_space.space(problem or self.runner.problem_of(self.episode))
         return design.state_of_trace(trace)
 
     def export(self, state: ScheduleState, directory: str | Path) -> list[Path]:
@@ -181,24 +180,25 @@ class TensorScheduleEnv(ArenaEnv[ScheduleState]):
         return design.schedule(state).mod.script() if full else design.summary(state)
 
     def target_text(self) -> str:
-        return f"{self.target} on {cpu_model()} ({self._current_problem()})"
+        return f"{self.target} on {cpu_model()} ({self.runner.problem_of(self.episode)})"
 
     def format_score(self, score: float) -> str:
         return f"{score * 1e3:.4g} ms"
 
     def problem(self, anchors: bool = True) -> dict[str, Any]:
         """The contract's problem record, with the CPU, ``anchor_notes``: per anchor what it
-        was timed with, or why it is absent (:meth:`TensorScorer.anchor_notes`; only with the
+        was timed with, or why it is absent (:func:`~.scorer.anchor_notes`; only with the
         ``anchors``), and with a cost-model prior, what it is and cost
-        (:func:`~optarena.envs.tensor_schedule.prior.describe`)."""
+        (:func:`~optarena.envs.tensor_schedule.cost_model.describe`)."""
         record = {**super().problem(anchors), "cpu": cpu_model()}
         if anchors:
-            record["anchor_notes"] = self.tensor.anchor_notes(self._current_problem())
+            record["anchor_notes"] = anchor_notes(
+                self.evaluator.anchors(self.runner.problem_of(self.episode)))
         if self.tensor.prior_description is not None:
             record["surrogate_prior"] = self.tensor.prior_description
         return record
 
-    def _extras(self, state: ScheduleState, outcome: Outcome) -> dict[str, Any]:
+    def _info_extras(self, state: ScheduleState, outcome: Outcome) -> dict[str, Any]:
         schedule = self.tensor_space.space(state.problem).schedule(state)
         extras = {"trace": str(schedule.trace), "target": json.dumps(json.loads(str(self.target)))}
         if self.info_program:

@@ -1,9 +1,10 @@
-"""Measuring scheduled programs: real compilation and timing, isolated, checked and cached.
+"""Measuring scheduled programs: real compilation and timing, isolated and checked.
 
 Every program is compiled with ``tvm.compile`` and timed with ``time_evaluator`` in a *worker
 process* (:class:`~optarena.envs.isolation.Child`); the parent never runs generated code. The
-worker is started once, generates the workload's random inputs and its reference outputs once,
-then serves measurements:
+worker is started once, generates the workload's random inputs, takes its reference outputs
+(:meth:`Measurer.reference_outputs`: computed by the first worker, or given) and serves
+measurements:
 
 * a build that fails, a kernel that raises, returns a wrong result (compared with the reference on
   the same random inputs) or crashes the worker (SIGSEGV, SIGILL, abort) is a *failed measurement*
@@ -15,16 +16,20 @@ then serves measurements:
 The reported latency is the median over ``repeat`` repeats of ``number`` calls each (each repeat
 lasting at least ``min_repeat_ms``). A workload's anchors (PyTorch eager, OpenBLAS:
 :mod:`~optarena.envs.tensor_schedule.anchors`) are checked and timed the same way in a worker.
+
+Nothing here opens the measurement store: what is kept across runs (outcomes, anchors, reference
+outputs) is the evaluator's to keep (:class:`~optarena.envs.evaluator.Evaluator`). The cost model
+is :mod:`~optarena.envs.tensor_schedule.cost_model`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,9 +38,9 @@ import numpy as np
 import tvm
 from pydantic import BaseModel, ConfigDict, Field
 
-from optarena.envs.host import usable_cores, wait_until_idle
+from optarena.envs.host import replacing, usable_cores, wait_until_idle
 from optarena.envs.isolation import Child, ChildFailed, close_all, ready
-from optarena.envs.store import Store
+from optarena.envs.store import pack_arrays, unpack_arrays
 from optarena.envs.tensor_schedule.workload import Workload
 
 WORKER_MODULE = "optarena.envs.tensor_schedule.worker"
@@ -159,17 +164,20 @@ class Measurer:
     """
 
     def __init__(self, workload: Workload, target: tvm.target.Target,
-                 config: MeasureConfig | None = None, rpc: RPCConfig | None = None,
-                 store: Path | None = None) -> None:
+                 config: MeasureConfig | None = None, rpc: RPCConfig | None = None) -> None:
         self.workload = workload
         self.target = target
         self.config = config or MeasureConfig()
         self.rpc = rpc
-        self.store = store
+        self._scratch = tempfile.TemporaryDirectory(prefix="optarena-measure-")
+        self.reference_file = Path(self._scratch.name) / "reference.npz"
+        """The reference outputs every worker checks programs against: written by the first
+        worker, which computes them (or by :meth:`reference_outputs` from what it is given),
+        read by the others."""
         self._setup = {"spec": workload.name, "target": str(target),
                        "config": self.config.model_dump(),
                        "rpc": None if rpc is None else rpc.model_dump(),
-                       "store": None if store is None else str(store)}
+                       "reference": str(self.reference_file)}
         count = _rpc_devices(rpc) if rpc is not None else \
             (self.config.build_workers or usable_cores())
         self.workers = [Child(worker_argv(self._setup),
@@ -215,7 +223,7 @@ class Measurer:
         (:meth:`~optarena.envs.tensor_schedule.worker._Worker.measure_anchors`) or the
         failure of the worker. That worker is killed afterwards: no kernel shares a process
         with torch's or the BLAS's idle threads."""
-        self._start()  # the reference outputs are stored before the anchors' worker starts
+        self._start()  # the reference outputs are known before the anchors' worker starts
         worker = Child(worker_argv(self._setup, torch=True),
                        name=f"anchor worker of {self.workload.name}",
                        start_timeout_s=self.config.startup_timeout_s)
@@ -233,14 +241,29 @@ class Measurer:
             return {name: {"error_kind": "run", "error": reply["error"]} for name in names}
         return reply["anchors"]
 
-    def _start(self) -> None:
-        """Start the workers, at once when the store has the reference outputs; else the first
-        alone (it computes and stores them), then the others."""
+    def reference_outputs(self, kept: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The workload's reference outputs on the workers' random inputs: ``kept`` (what an
+        earlier run computed: the evaluator keeps them in the measurement store), else computed
+        by the first worker (the workload's NumPy reference, or its unscheduled program run
+        there), which writes them for the others."""
+        if not self.reference_file.exists():
+            if kept is not None:
+                with replacing(self.reference_file) as partial:
+                    partial.write_bytes(pack_arrays(kept))
+            else:
+                self._start(first_only=True)
+        return unpack_arrays(self.reference_file.read_bytes())
+
+    def _start(self, first_only: bool = False) -> None:
+        """Start the workers, at once when the reference outputs are known; else the first
+        alone (it computes them), then the others (``first_only``: not the others)."""
         if all(worker.alive for worker in self.workers):
             return
         try:
-            if not self._reference_stored():
+            if not self.reference_file.exists():
                 self.workers[0].start()
+            if first_only:
+                return
             for worker in self.workers:
                 worker.launch()
             for worker in self.workers:
@@ -259,21 +282,14 @@ class Measurer:
                           "them to be idle; timing anyway, so these latencies may be slower "
                           "than on a quiet machine", RuntimeWarning, stacklevel=2)
 
-    def _reference_stored(self) -> bool:
-        if self.store is None:
-            return False
-        store = Store(self.store)
-        try:
-            return store.has_arrays(reference_key(self.workload, self.config.input_seed))
-        finally:
-            store.close()
-
     def close(self) -> None:
         close_all(self.workers)
+        self._scratch.cleanup()
 
 
 def reference_key(workload: Workload, seed: int) -> str:
-    """Where the measurement store keeps a workload's reference outputs for an input seed."""
+    """The key the measurement store keeps a workload's reference outputs under, for an input
+    seed."""
     return f"reference:{workload.structural_hash}:{seed}"
 
 
@@ -380,96 +396,3 @@ def _rpc_devices(rpc: RPCConfig) -> int:
         return rpc.parallel
     summary = tvm.rpc.connect_tracker(rpc.tracker_host, rpc.tracker_port).summary()
     return max(1, int(summary.get("queue_info", {}).get(rpc.key, {}).get("free", 1)))
-
-
-# ------------------------------------------------------------------------------- surrogate
-
-
-def xgb_model(*, warmup: int, seed: int = 43) -> Any:
-    """MetaSchedule's XGB cost model as optarena trains it: seeded, one thread, retrained on all
-    its data at every update."""
-    from tvm.s_tir import meta_schedule as ms
-
-    return ms.cost_model.XGBModel(
-        config=ms.cost_model.xgb_model.XGBConfig(seed=seed, nthread=1),
-        num_warmup_samples=warmup, adaptive_training=False, verbose_eval=0,
-    )
-
-
-@contextlib.contextmanager
-def xgboost_file_format_quiet() -> Iterator[None]:
-    """Silence XGBoost's warnings about the booster file's format when MetaSchedule saves or
-    loads a model (it names the file ``model.bin``; the format is XGBoost's default, UBJSON)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*(UBJSON|Unknown file format)",
-                                category=UserWarning)
-        yield
-
-
-def learn(model: Any, context: Any, schedules: Sequence[Any], latencies: Sequence[float]) -> None:
-    """Add the measured ``latencies`` of ``schedules`` (of ``context``'s workload, one feature
-    group) to ``model`` and retrain it."""
-    from tvm.s_tir import meta_schedule as ms
-
-    model.update(context, _candidates(schedules),
-                 [ms.runner.RunnerResult([latency], None) for latency in latencies])
-
-
-def _candidates(schedules: Sequence[Any]) -> list[Any]:
-    from tvm.s_tir import meta_schedule as ms
-
-    return [ms.MeasureCandidate(s, ms.arg_info.ArgInfo.from_prim_func(s.mod["main"]))
-            for s in schedules]
-
-
-class Surrogate:
-    """MetaSchedule's XGBoost cost model over its per-store features, as a cheap latency estimate.
-
-    It is trained on every successful measurement the environment makes and predicts a latency
-    for unmeasured schedules. XGBModel scores are throughputs normalized by the best measured
-    program, so the estimate is ``best latency / score``. Until ``warmup`` measurements exist,
-    the scores are random, as stock MetaSchedule's are for its first samples, but drawn from a
-    seeded generator (MetaSchedule draws from NumPy's global one); :attr:`ready` says whether
-    the estimate is informed.
-
-    With a ``prior`` (a model saved by :func:`optarena.envs.tensor_schedule.prior.collect`:
-    measurements of other workloads), the model starts from that data and is informed before
-    the first measurement; every update retrains it on the prior's data and the run's (each
-    workload's throughputs normalized by its own best, as MetaSchedule shares one model across
-    the tasks of a tuning session).
-    """
-
-    def __init__(self, context: Any, *, warmup: int = 8, seed: int = 43,
-                 prior: Path | None = None) -> None:
-        self.context = context
-        self.warmup = warmup
-        self.model = xgb_model(warmup=warmup, seed=seed)
-        if prior is not None:
-            with xgboost_file_format_quiet():
-                self.model.load(str(prior))
-        self.prior = prior
-        self.num_samples = 0
-        self.num_calls = 0
-        self.rng = np.random.default_rng(seed)
-        self.best_latency: float | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.prior is not None or self.num_samples >= self.warmup
-
-    def update(self, schedules: Sequence[Any], latencies: Sequence[float]) -> None:
-        learn(self.model, self.context, schedules, latencies)
-        self.num_samples += len(latencies)
-        best = min(latencies)
-        self.best_latency = best if self.best_latency is None else min(best, self.best_latency)
-
-    def estimate(self, schedules: list[Any]) -> np.ndarray:
-        """Estimated latency in seconds of each schedule (before the first measurement, with a
-        prior: a relative one, which ranks but has no unit)."""
-        self.num_calls += len(schedules)
-        if not self.ready:  # MetaSchedule's model draws from the unseeded global NumPy RNG here
-            scores = self.rng.uniform(0, 1, len(schedules))
-        else:
-            scores = np.asarray(self.model.predict(self.context, _candidates(schedules)))
-        best = self.best_latency if self.best_latency is not None else 1.0
-        return best / np.maximum(scores, 1e-6)

@@ -16,7 +16,6 @@ not counted in a run's budget: a race using one states it, as it states the mach
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from optarena.envs.host import cpu_model, replacing
-from optarena.envs.tensor_schedule.measure import learn, xgb_model, xgboost_file_format_quiet
+from optarena.envs.tensor_schedule.cost_model import (
+    file_sha256,
+    learn,
+    xgb_model,
+    xgboost_file_format_quiet,
+)
+from optarena.envs.tensor_schedule.env import TensorScheduleEnv
 
 
 def collect(workloads: Sequence[str], out: Path, *, samples: int = 200, seed: int = 0,
@@ -35,8 +40,6 @@ def collect(workloads: Sequence[str], out: Path, *, samples: int = 200, seed: in
     """Measure ``samples`` distinct random schedules of each workload (early stopping off: a
     censored latency is no label), train one model on them all, save it to ``out`` and its
     metadata to ``out.with_suffix(".json")``; return the metadata."""
-    from optarena.envs.tensor_schedule.env import TensorScheduleEnv
-
     if not workloads:
         raise ValueError("a prior needs at least one workload to measure")
     kwargs = dict(env_kwargs or {})
@@ -73,23 +76,7 @@ def collect(workloads: Sequence[str], out: Path, *, samples: int = 200, seed: in
             "samples": samples, "seed": seed, "cpu": cpu_model(), "target": target,
             "env_kwargs": kwargs, "wall_s": round(time.time() - started, 1),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "sha256": _sha256(out)}
+            "sha256": file_sha256(out)}
     with replacing(out.with_suffix(".json")) as partial:
         partial.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return meta
-
-
-def describe(prior: Path) -> dict[str, Any]:
-    """What a prior cost and where it was measured (its ``.json``), with the file's SHA-256 now:
-    recorded with every run that uses it."""
-    meta_path = prior.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    digest = _sha256(prior)
-    return {"path": str(prior), "sha256": digest,
-            "matches_metadata": meta.get("sha256") == digest if meta else None,
-            **{key: meta[key] for key in ("measurements", "cpu", "workloads", "samples", "seed")
-               if key in meta}}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -4,14 +4,18 @@ A state's program is its schedule replayed on the workload and postprocessed (Me
 postprocessors); its key is TVM's structural hash of the scheduled module, so two states that give
 the same program are one measurement. Programs are compiled, checked against the workload's
 reference outputs and timed by a :class:`~optarena.envs.tensor_schedule.measure.Measurer` (an
-isolated worker process per workload). The reference is the unscheduled program.
+isolated worker process per workload). The reference is the unscheduled program; its outputs on
+the workers' random inputs are computed once and kept by the evaluator
+(:class:`~optarena.envs.contract.Prepared`).
 
 The anchors (:mod:`~optarena.envs.tensor_schedule.anchors`: PyTorch eager, OpenBLAS) are what a
 user would run instead; they are checked and timed once per workload and settings in the
-workload's worker, then kept in the measurement store like the reference.
+workload's worker, then kept in the measurement store by the evaluator, like the reference
+(:class:`~optarena.envs.contract.StoredAnchors`). The scorer never opens the store.
 
-With ``surrogate=True`` the scorer is also a cost model: MetaSchedule's XGB model, trained on every
-counted measurement (:meth:`TensorScorer.learn`), estimates latencies without measuring.
+With ``surrogate=True`` the scorer is also a cost model: MetaSchedule's XGB model
+(:mod:`~optarena.envs.tensor_schedule.cost_model`), trained on every counted measurement
+(:meth:`TensorScorer.learn`), estimates latencies without measuring.
 """
 
 from __future__ import annotations
@@ -28,16 +32,15 @@ import tvm
 
 from optarena.envs.contract import Failure, Outcome, Program
 from optarena.envs.host import cpu_model
-from optarena.envs.store import Store
-from optarena.envs.tensor_schedule.anchors import INSTALL_HINT, Anchor
+from optarena.envs.tensor_schedule.anchors import INSTALL_HINT
+from optarena.envs.tensor_schedule.cost_model import Surrogate, describe
 from optarena.envs.tensor_schedule.measure import (
     MeasureConfig,
     Measurer,
     MeasureResult,
     RPCConfig,
-    Surrogate,
+    reference_key,
 )
-from optarena.envs.tensor_schedule.prior import describe
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.workload import tvm_structural_hash
 
@@ -60,11 +63,21 @@ def _outcome(result: MeasureResult) -> Outcome:
 
 def _anchor_outcome(reply: Mapping[str, Any]) -> Outcome:
     """An anchor's outcome from the worker's reply: its latency with what it was timed with, or
-    its failure (failures are not stored: the next scorer tries again)."""
+    its failure (failures are not stored: the next run tries again)."""
     if "latency_s" in reply:
         return Outcome(reply["latency_s"], extras={key: value for key, value in reply.items()
                                                    if key != "latency_s"})
     return Outcome.failed(reply["error_kind"], reply["error"])
+
+
+def anchor_notes(outcomes: Mapping[str, Outcome]) -> dict[str, dict[str, Any]]:
+    """Per anchor, what it was timed with (``threads``; ``libraries``: the thread pools
+    threadpoolctl reported, the BLAS kernel among them; torch's version, threads and BLAS;
+    ``max_error``: its output against the reference), or why it is absent (``absent``)."""
+    return {name: {key: value for key, value in outcome.extras.items() if key != "runs_s"}
+            if outcome.failure is None
+            else {"absent": f"{outcome.failure.kind}: {outcome.failure.detail}"}
+            for name, outcome in outcomes.items()}
 
 
 class TensorScorer:
@@ -74,21 +87,19 @@ class TensorScorer:
 
     def __init__(self, space: TensorSpace, target: tvm.target.Target, config: MeasureConfig,
                  rpc: RPCConfig | None, surrogate: bool, surrogate_warmup: int,
-                 store: Path | None = None, surrogate_prior: Path | None = None) -> None:
+                 surrogate_prior: Path | None = None) -> None:
         self.space = space
         self.target = target
         self.config = config
         self.rpc = rpc
-        self.store_path = store
         self.surrogate_prior = surrogate_prior
         # what the prior is and cost, hashed once, as the surrogates load it
         self.prior_description = None if surrogate_prior is None else describe(surrogate_prior)
-        self.measurers = {name: Measurer(design.workload, target, config, rpc, store)
+        self.measurers = {name: Measurer(design.workload, target, config, rpc)
                           for name, design in space.spaces.items()}
         self.surrogates = {name: Surrogate(design.context, warmup=surrogate_warmup,
                                            prior=surrogate_prior)
                            for name, design in space.spaces.items()} if surrogate else None
-        self._anchors: dict[str, dict[str, Outcome]] = {}
 
     @property
     def has_cost_model(self) -> bool:
@@ -111,70 +122,47 @@ class TensorScorer:
             "tvm": tvm.__version__,
         }
 
-    def anchors(self, problem: str) -> dict[str, float]:
-        """Latencies (seconds) of the workload's anchors, what a user would run instead of a
-        tuned schedule (``pytorch``; ``openblas`` for matmuls), checked and timed in its
-        measurement worker on the inputs and threads of every kernel. Measured once per
-        workload, target, timing settings, library versions and machine, then taken from the
-        measurement store. An anchor that cannot be measured is absent (:meth:`anchor_notes`
-        says why)."""
-        return {name: outcome.score for name, outcome in self._anchor_outcomes(problem).items()
-                if outcome.score is not None}
+    def anchor_context(self, problem: str) -> dict[str, Any]:
+        """What the anchors' latencies depend on besides the kernels' context: the libraries'
+        versions and the environment variables that configure them (the BLAS core type,
+        thread pools)."""
+        anchors = self.space.space(problem).workload.anchors
+        return {"libraries": {name: f"{a.library} {a.version()}" for name, a in anchors.items()},
+                "environment": {key: value for key, value in os.environ.items()
+                                if key.startswith(ANCHOR_ENVIRONMENT)}}
 
-    def anchor_notes(self, problem: str) -> dict[str, dict[str, Any]]:
-        """Per anchor, what it was timed with (``threads``; ``libraries``: the thread pools
-        threadpoolctl reported, the BLAS kernel among them; torch's version, threads and BLAS;
-        ``max_error``: its output against the reference), or why it is absent (``absent``)."""
-        return {name: {key: value for key, value in outcome.extras.items() if key != "runs_s"}
-                if outcome.failure is None
-                else {"absent": f"{outcome.failure.kind}: {outcome.failure.detail}"}
-                for name, outcome in self._anchor_outcomes(problem).items()}
-
-    def _anchor_outcomes(self, problem: str) -> dict[str, Outcome]:
-        """The outcome of each anchor of ``problem``'s workload: once, from the store or
-        measured (not over RPC: anchors run here, kernels on the devices)."""
-        if problem in self._anchors:
-            return self._anchors[problem]
+    def anchors(self, problem: str, kept: Mapping[str, Outcome] | None = None
+                ) -> dict[str, Outcome]:
+        """The outcome of each anchor of the workload, what a user would run instead of a tuned
+        schedule (``pytorch``; ``openblas`` for matmuls): the ``kept`` ones as they are, the
+        others checked and timed in a measurement worker of their own on the inputs and threads
+        of every kernel (their outcomes' extras say what they were timed with:
+        :func:`anchor_notes`). One whose library is not installed is a failure, not asked for;
+        over RPC none is measured (kernels are timed on the devices, anchors would be timed
+        here)."""
         anchors = self.space.space(problem).workload.anchors
         if self.rpc is not None:
-            found = {name: Outcome.failed("rpc", "kernels are timed on RPC devices, anchors "
-                                                 "would be timed here") for name in anchors}
-        else:
-            found = self._stored_or_measured(problem, anchors)
-        self._anchors[problem] = found
-        return found
+            return {name: Outcome.failed("rpc", "kernels are timed on RPC devices, anchors "
+                                                "would be timed here") for name in anchors}
+        found = {name: outcome for name, outcome in (kept or {}).items() if name in anchors}
+        for name, anchor in anchors.items():
+            if name not in found and anchor.version() is None:
+                found[name] = Outcome.failed("missing", f"{anchor.library} is not installed "
+                                                        f"({INSTALL_HINT})")
+        missing = [name for name in anchors if name not in found]
+        if missing:
+            replies = self.measurers[problem].measure_anchors(missing)
+            found.update((name, _anchor_outcome(replies[name])) for name in missing)
+        return {name: found[name] for name in anchors}
 
-    def _stored_or_measured(self, problem: str, anchors: Mapping[str, Anchor]
-                            ) -> dict[str, Outcome]:
-        """Each anchor's outcome: from the store, else measured (and stored if it has a
-        latency); one whose library is not installed is not asked for."""
-        store = Store(self.store_path) if self.store_path is not None and anchors else None
-        try:
-            context = "" if store is None else store.context({
-                "scorer": f"{type(self).__qualname__}.anchors", "problem": problem,
-                **self.context(problem),
-                "libraries": {name: f"{a.library} {a.version()}" for name, a in anchors.items()},
-                "environment": {key: value for key, value in os.environ.items()
-                                if key.startswith(ANCHOR_ENVIRONMENT)}})
-            found: dict[str, Outcome] = {}
-            for name, anchor in anchors.items():
-                stored = None if store is None else store.get(context, f"anchor:{name}")
-                if stored is not None:
-                    found[name] = stored
-                elif anchor.version() is None:
-                    found[name] = Outcome.failed("missing", f"{anchor.library} is not installed "
-                                                            f"({INSTALL_HINT})")
-            missing = [name for name in anchors if name not in found]
-            if missing:
-                replies = self.measurers[problem].measure_anchors(missing)
-                for name in missing:
-                    found[name] = _anchor_outcome(replies[name])
-                    if store is not None and found[name].ok:
-                        store.put(context, f"anchor:{name}", found[name])
-            return {name: found[name] for name in anchors}
-        finally:
-            if store is not None:
-                store.close()
+    def preparation_key(self, problem: str) -> str:
+        """Where the store keeps the workload's reference outputs for the input seed."""
+        return reference_key(self.space.space(problem).workload, self.config.input_seed)
+
+    def prepare(self, problem: str, kept: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+        """The workload's reference outputs (``kept``, else computed by its first worker):
+        what every program's outputs are checked against."""
+        return self.measurers[problem].reference_outputs(kept)
 
     def compile(self, state: ScheduleState) -> Program | Failure:
         try:

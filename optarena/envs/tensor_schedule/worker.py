@@ -1,9 +1,11 @@
 """The measurement worker: runs in its own process, started by :class:`~.measure.Measurer`.
 
 ``python -m optarena.envs.tensor_schedule.worker SETUP`` (``SETUP``: JSON with the workload,
-target, settings, RPC device and measurement store) generates the random inputs and takes the
-reference outputs from the store (computing them the first time), says it is ready, then answers
-one JSON line per request (:func:`optarena.envs.isolation.serve`):
+target, settings, RPC device and the reference outputs' file) generates the random inputs and
+reads the reference outputs from that file (computing them and writing it when there is none
+yet: the measurer hands them to the evaluator, which keeps them; a worker never opens the
+measurement store), says it is ready, then answers one JSON line per request
+(:func:`optarena.envs.isolation.serve`):
 
 * ``build``: compile a program, load it and check its outputs; keep it;
 * ``time``: time a kept program (:func:`timing`) and forget it;
@@ -31,8 +33,9 @@ import tvm
 from threadpoolctl import threadpool_limits
 
 from optarena.envs.contract import error_summary
+from optarena.envs.host import replacing
 from optarena.envs.isolation import serve
-from optarena.envs.store import Store
+from optarena.envs.store import pack_arrays, unpack_arrays
 from optarena.envs.tensor_schedule.anchors import (
     INSTALL_HINT,
     Anchor,
@@ -40,7 +43,7 @@ from optarena.envs.tensor_schedule.anchors import (
     time_call,
     torch_facts,
 )
-from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig, reference_key
+from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
 from optarena.envs.tensor_schedule.target import kernel_threads, set_kernel_threads
 from optarena.envs.tensor_schedule.workload import Workload, get_workload
 
@@ -107,8 +110,7 @@ class _Worker:
         self.device = _Device(target, rpc)
         self.inputs = make_inputs(workload, self.config.input_seed)
         self.written = workload.written
-        self.reference = _reference(workload, target, self.inputs, setup.get("store"),
-                                    self.config.input_seed)
+        self.reference = _reference(workload, target, self.inputs, Path(setup["reference"]))
         self.args = [tvm.runtime.tensor(a, self.device.dev) for a in self.inputs]
         self.built: dict[str, Any] = {}
 
@@ -257,29 +259,23 @@ def timing(module: Any, dev: Any, args: list[Any], protocol: dict[str, Any]) -> 
 
 
 def _reference(workload: Workload, target: tvm.target.Target, inputs: list[np.ndarray],
-               store: str | None, seed: int) -> list[np.ndarray]:
-    """The reference outputs on ``inputs``: the workload's NumPy reference, or for a user's
-    workload its unscheduled program; kept in the measurement store (computed once)."""
-    kept = Store(store) if store is not None else None
-    key = reference_key(workload, seed)
-    try:
-        known = kept.get_arrays(key) if kept is not None else None
-        if known is not None:
-            return known
-        written = workload.written
-        if workload.reference is not None:
-            reference = workload.reference([a for i, a in enumerate(inputs) if i not in written])
-        else:
-            function = tvm.compile(workload.mod, target=target).jit()
-            args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
-            function["main"](*args)
-            reference = [args[i].numpy() for i in written]
-        if kept is not None:
-            kept.put_arrays(key, reference)
-        return reference
-    finally:
-        if kept is not None:
-            kept.close()
+               path: Path) -> list[np.ndarray]:
+    """The reference outputs on ``inputs``, from ``path``; where there is none yet, computed
+    (the workload's NumPy reference, or for a user's workload its unscheduled program) and
+    written there (whole or not at all) for the measurer and the other workers."""
+    if path.exists():
+        return unpack_arrays(path.read_bytes())
+    written = workload.written
+    if workload.reference is not None:
+        reference = workload.reference([a for i, a in enumerate(inputs) if i not in written])
+    else:
+        function = tvm.compile(workload.mod, target=target).jit()
+        args = [tvm.runtime.tensor(a, tvm.cpu()) for a in inputs]
+        function["main"](*args)
+        reference = [args[i].numpy() for i in written]
+    with replacing(path) as partial:
+        partial.write_bytes(pack_arrays(reference))
+    return reference
 
 
 if __name__ == "__main__":
