@@ -236,16 +236,16 @@ def test_a_default_reset_always_leaves_a_legal_action(env_id):
     The shipped peephole corpus has blocks no rule applies to (43 of 93; 52 of these 100 seeds
     started on one before): a drawn problem without a legal action is drawn again. A tensor
     reset measures its start (seconds each), so for it the test takes the starts its reset
-    draws (``_draw_start``, the code path of ``reset``) without measuring them."""
+    draws (``runner.draw_start``, the code path of ``reset``) without measuring them."""
     if env_id == "optarena/LlvmPassOrder-v0":
         _require_compiler_gym()
     env = gym.make(env_id)
     try:
         inner = env.unwrapped
         if env_id == "optarena/TensorSchedule-v0":
-            from optarena.envs.base import Episode
+            from optarena.envs.episodes import Episode
 
-            starts = [inner._draw_start(None, Episode(rng=np.random.default_rng(seed)))
+            starts = [inner.runner.draw_start(None, Episode(rng=np.random.default_rng(seed)))
                       for seed in range(100)]
             masks = [inner.legal_mask(state) for state in starts]
         else:

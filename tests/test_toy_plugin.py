@@ -39,7 +39,7 @@ def _optarena(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 def test_the_toy_environment_races_and_is_submitted_and_verified(tmp_path, plugin_env):
     config = {"name": "toy", "environments": [{"env": "toy_permutation", "workloads": ["jobs-6"]}],
-              "agents": [{"agent": "random"}, {"agent": "greedy"}, {"agent": "mcts"}],
+              "agents": [{"agent": "random"}, {"agent": "greedy"}, {"agent": "mcts-measured"}],
               "seeds": [0, 1], "budget": 10}
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(config))
     out = tmp_path / "out"
