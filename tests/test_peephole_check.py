@@ -268,3 +268,33 @@ def test_a_batch_gives_what_single_checks_give(corrupted):
     single = [EquivalenceChecker(states=8, seed=3).check(o, r) for o, r in pairs]
     assert batch == single
     assert {r.failure.kind for r in batch if r.failure} == {"assemble", "register", "memory"}
+
+
+# ------------------------------------------------------------------ the prover on them
+
+
+def _proved_verdicts(pairs: list[tuple[str, str]]) -> list[tuple[str, bool]]:
+    """The prover's own verdict on each pair (no random states first) and whether unicorn
+    confirms its counterexample."""
+    checker = EquivalenceChecker(states=8, seed=1, proof_time_limit=10.0)
+    tools, out = Toolchain(), []
+    for original, rewrite in pairs:
+        before, after = tools.assemble(original), tools.assemble(rewrite)
+        proof = checker.prover.prove(original, before, rewrite, after)
+        example = proof.counterexample
+        out.append((proof.status, example is not None
+                    and checker._replay(before, after, example) is not None))
+    return out
+
+
+def test_the_prover_refutes_corrupted_rewrites_with_counterexamples_unicorn_confirms(corrupted):
+    sample = [pair for pairs in corrupted.values() for pair in pairs[:3]]
+    assert _proved_verdicts(sample) == [("refuted", True)] * len(sample)
+
+
+@pytest.mark.slow
+def test_the_prover_refutes_every_corrupted_rewrite(corrupted):
+    pairs = [pair for kind in corrupted.values() for pair in kind]
+    verdicts = _proved_verdicts(pairs)
+    wrong = [(pair, v) for pair, v in zip(pairs, verdicts, strict=True) if v != ("refuted", True)]
+    assert not wrong, wrong[:3]

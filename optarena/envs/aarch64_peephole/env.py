@@ -17,8 +17,13 @@ steps to a whole replacement block instead (an LLM's answer), and the ``Text`` v
 
 **Score**: llvm-mca cycles of the block, after the equivalence checker accepted it against the
 original: an unverified rewrite is a failed measurement (``info["failure"]["kind"]`` is the
-checker's class) that changes nothing and earns 0. Anchors (``problem()["anchors"]``): ``llvm``,
-the cycles of LLVM's own result for the block.
+checker's class) that changes nothing and earns 0. With ``prove`` (the default) a rewrite that
+passes the random states is also proved equivalent for every state, within ``proof_time_limit``
+seconds: ``info["verdict"]`` is the checker's verdict on the program the step moved to or tried
+(``proved``, ``refuted``, ``tested``; ``info["verdict_note"]`` says why one was only tested,
+``info["counterexample"]`` is the prover's state that refutes one, and ``verdicts`` and
+``tested_share`` count them). Anchors (``problem()["anchors"]``): ``llvm``, the
+cycles of LLVM's own result for the block.
 """
 
 from __future__ import annotations
@@ -31,16 +36,20 @@ from gymnasium import spaces
 
 from optarena.envs.aarch64_peephole.block import format_block, parse_block
 from optarena.envs.aarch64_peephole.corpus import SHIPPED_CORPUS, load_corpus
+from optarena.envs.aarch64_peephole.prove import DEFAULT_TIME_LIMIT
 from optarena.envs.aarch64_peephole.scorer import CHECKER_FAILURES, PeepholeScorer
 from optarena.envs.aarch64_peephole.space import BlockState, PeepholeSpace
 from optarena.envs.aarch64_peephole.splits import SPLITS as PEEPHOLE_SPLITS
 from optarena.envs.aarch64_peephole.toolchain import Toolchain
-from optarena.envs.base import ArenaEnv, StepResult
+from optarena.envs.base import ArenaEnv, Episode, StepResult
+from optarena.envs.contract import Outcome
 from optarena.envs.splits import Split
 from optarena.envs.store import Store
 
 CHECK_STATES = 8
 """Random machine states the equivalence checker runs both blocks from (plus alias states)."""
+VERDICT_KEYS = ("verdict", "verdict_note", "counterexample")
+"""The ``info`` entries of the checker's verdict on a program (from its outcome's extras)."""
 
 
 class AArch64PeepholeEnv(ArenaEnv[BlockState]):
@@ -61,6 +70,8 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         stop_action: bool = False,
         max_instructions: int = 64,
         check_states: int = CHECK_STATES,
+        prove: bool = True,
+        proof_time_limit: float = DEFAULT_TIME_LIMIT,
         toolchain: Toolchain | None = None,
         store: Store | str | Path | None = "default",
         render_mode: str | None = None,
@@ -80,11 +91,13 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         toolchain = toolchain or Toolchain()
         toolchain.check_mcpu(mcpu)
         space = PeepholeSpace(blocks, max_instructions)
-        scorer = PeepholeScorer(space.blocks, toolchain, mcpu, iterations, check_states)
+        scorer = PeepholeScorer(space.blocks, toolchain, mcpu, iterations, check_states,
+                                proof_time_limit if prove else None)
         super().__init__(space, scorer, problem=block if isinstance(block, str) else None,
                          max_steps=max_steps, stop_action=stop_action, store=store,
                          render_mode=render_mode)
         self.mcpu, self.iterations, self.max_instructions = mcpu, iterations, max_instructions
+        self._verdicts = scorer.verdicts
 
     @classmethod
     def splits(cls) -> Sequence[Split]:
@@ -98,15 +111,47 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
 
     @classmethod
     def verification_kwargs(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The equivalence checker runs at least its default number of random states."""
+        """The equivalence checker runs at least its default number of random states, and proves
+        with at least the default time limit."""
         return {**settings, "check_states": max(int(settings.get("check_states", 0)),
-                                                CHECK_STATES)}
+                                                CHECK_STATES), "prove": True,
+                "proof_time_limit": max(float(settings.get("proof_time_limit", 0)),
+                                        DEFAULT_TIME_LIMIT)}
 
     def rewrite(self, text: str) -> StepResult:
         """Step to ``text``, a whole replacement of the current block (verified, then scored)."""
         state = self.get_state()
         return self.step_to(BlockState(state.problem, format_block(parse_block(text))),
                             "free-form rewrite")
+
+    def advance(self, episodes: Sequence[Episode[BlockState]],
+                successors: Sequence[BlockState | str], actions: Sequence[int | None],
+                what: Sequence[str | None] | None = None) -> list[StepResult]:
+        """The steps, with the verdict on the program each tried when it failed (``info`` holds
+        the current state's otherwise)."""
+        results = super().advance(episodes, successors, actions, what)
+        for successor, (*_, info) in zip(successors, results, strict=True):
+            tried = None if isinstance(successor, str) else self.evaluator.cached(successor)
+            if tried is not None and not tried.ok:
+                for key in VERDICT_KEYS:
+                    info.pop(key, None)
+                info.update(self._extras(successor, tried))
+        return results
+
+    def _extras(self, state: BlockState, outcome: Outcome) -> dict[str, Any]:
+        return {key: outcome.extras[key] for key in VERDICT_KEYS if key in outcome.extras}
+
+    @property
+    def verdicts(self) -> Mapping[str, int]:
+        """How many checked rewrites were proved, refuted and only tested (a copy)."""
+        return dict(self._verdicts)
+
+    @property
+    def tested_share(self) -> float:
+        """Of the accepted rewrites, the share only tested, not proved (0 when none)."""
+        counts = self.verdicts
+        accepted = counts.get("proved", 0) + counts.get("tested", 0)
+        return counts.get("tested", 0) / accepted if accepted else 0.0
 
     @property
     def failed_verifications(self) -> int:
