@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from optarena.envs.aarch64_peephole.block import Instruction, canonical, format_block, parse_block
-from optarena.envs.aarch64_peephole.check import EquivalenceChecker
+from optarena.envs.aarch64_peephole.check import CheckResult, EquivalenceChecker
 from optarena.envs.aarch64_peephole.corpus import load_corpus
 from optarena.envs.aarch64_peephole.toolchain import AssembleError, Toolchain, ToolMissing
 
@@ -273,28 +273,23 @@ def test_a_batch_gives_what_single_checks_give(corrupted):
 # ------------------------------------------------------------------ the prover on them
 
 
-def _proved_verdicts(pairs: list[tuple[str, str]]) -> list[tuple[str, bool]]:
-    """The prover's own verdict on each pair (no random states first) and whether unicorn
-    confirms its counterexample."""
-    checker = EquivalenceChecker(states=8, seed=1, proof_time_limit=10.0)
-    tools, out = Toolchain(), []
-    for original, rewrite in pairs:
-        before, after = tools.assemble(original), tools.assemble(rewrite)
-        proof = checker.prover.prove(original, before, rewrite, after)
-        example = proof.counterexample
-        out.append((proof.status, example is not None
-                    and checker._replay(before, after, example) is not None))
-    return out
+def _proved(pairs: list[tuple[str, str]]) -> list[CheckResult]:
+    """The checker with the prover alone (no random state): each refutation is the prover's
+    counterexample, confirmed by unicorn."""
+    return EquivalenceChecker(states=0, max_alias_states=0, proof_time_limit=10.0).check_many(pairs)
 
 
 def test_the_prover_refutes_corrupted_rewrites_with_counterexamples_unicorn_confirms(corrupted):
     sample = [pair for pairs in corrupted.values() for pair in pairs[:3]]
-    assert _proved_verdicts(sample) == [("refuted", True)] * len(sample)
+    results = _proved(sample)
+    assert [r.verdict for r in results] == ["refuted"] * len(sample)
+    assert all(r.counterexample is not None and "replayed in unicorn" in r.failure.detail
+               for r in results)
 
 
 @pytest.mark.slow
 def test_the_prover_refutes_every_corrupted_rewrite(corrupted):
     pairs = [pair for kind in corrupted.values() for pair in kind]
-    verdicts = _proved_verdicts(pairs)
-    wrong = [(pair, v) for pair, v in zip(pairs, verdicts, strict=True) if v != ("refuted", True)]
+    results = _proved(pairs)
+    wrong = [(pair, r) for pair, r in zip(pairs, results, strict=True) if r.verdict != "refuted"]
     assert not wrong, wrong[:3]
