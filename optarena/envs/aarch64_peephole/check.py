@@ -15,9 +15,12 @@ peephole study: ``assemble`` (with the assembler's message), ``register``, ``mem
 bytes), ``flags`` or ``crash`` (the rewrite faults, loops or leaves the block where the
 original does not).
 
-**Proofs.** Given a time limit (``proof_time_limit``), a rewrite that passes the random states
-then goes to the prover (:mod:`~optarena.envs.aarch64_peephole.prove`), which decides it for
-every state, as STOKE tests and then verifies. Each result carries a **verdict**: ``proved``;
+**Proofs.** Given a time limit (``proof_time_limit``), the prover
+(:mod:`~optarena.envs.aarch64_peephole.prove`) decides rewrites for every state. A rewrite whose
+effect is the original's term for term (most legal rewrites) is proved at once, with no random
+state; any other first meets the random states, which refute a wrong one faster than z3, and
+only a rewrite that passes them goes to z3, as STOKE tests and then verifies. Each result
+carries a **verdict**: ``proved``;
 ``refuted`` (a random state differs, or the prover's counterexample does, replayed here in
 unicorn: a counterexample unicorn does not confirm counts for nothing); or ``tested`` (passed
 the random states; the prover was off, ran out of time, or does not cover an instruction of the
@@ -373,24 +376,31 @@ class EquivalenceChecker:
             if isinstance(code, AssembleError):
                 results.append(CheckResult(False, Failure("assemble", code.message)))
                 continue
+            quick = None if self.prover is None else self.prover.prove(
+                original, entry.code, rewritten, code, solve=False)
+            if quick is not None and quick.status == "proved":
+                results.append(CheckResult(True, verdict="proved", proof_seconds=quick.seconds))
+                continue
             tested = self._compare(entry, code)
             if not tested.equivalent:
                 results.append(replace(tested, verdict="refuted"))
-            elif self.prover is None:
+            elif quick is None:
                 results.append(replace(tested, verdict="tested", note="no proof asked for"))
             else:
-                results.append(self._prove(original, entry, rewritten, code, tested))
+                results.append(self._prove(original, entry, rewritten, code,
+                                           replace(tested, proof_seconds=quick.seconds)))
         return results
 
     def _prove(self, original: str, entry: _Original, rewritten: str, code: bytes,
                tested: CheckResult) -> CheckResult:
         """The prover's verdict on a rewrite that passed the random states, its counterexample
-        replayed in unicorn."""
+        replayed in unicorn (``tested.proof_seconds``: what the prover spent on it before)."""
         assert self.prover is not None
         proof = self.prover.prove(original, entry.code, rewritten, code)
+        seconds = tested.proof_seconds + proof.seconds
         if proof.status == "proved":
-            return replace(tested, verdict="proved", proof_seconds=proof.seconds)
-        seconds, note = proof.seconds, f"the prover: {proof.detail}"
+            return replace(tested, verdict="proved", proof_seconds=seconds)
+        note = f"the prover: {proof.detail}"
         for normal_floats in (False, True):
             if proof.counterexample is None:
                 break

@@ -14,8 +14,9 @@ replay in unicorn; **unknown** when the time limit runs out or the block holds a
 outside what the prover models (the reason says which).
 
 **Compared**: X0-X30, SP, Q0-Q31 and NZCV (what the random tester compares), plus FPCR,
-FPSR.QC and TPIDR_EL0, and all of memory. Every register is live-out: the block's successor is
-not known.
+FPSR.QC and TPIDR_EL0, and all of memory. Every register is live-out: the corpora record no
+liveness, so a rewrite that writes a register dead after the block (LLVM's pass renames
+registers so) is refuted.
 
 **Preconditions** (what "every state" leaves out; the random tester assumes the same):
 
@@ -42,18 +43,24 @@ not known.
   quotient is 0 as AArch64 defines).
 * The flags are VEX's lazy thunk (an operation and its operands); the NZCV they stand for is
   computed as VEX's ``arm64g_calculate_flags_nzcv`` defines it, and checked against unicorn.
-* z3 directly, not claripy or angr's symbolic memory: z3 has the array theory (claripy has
-  none) and uninterpreted functions; angr's memory concretizes a symbolic address to a few
-  values, which would prove aliasing only for the addresses it picked. Building z3 terms through
-  its Python API costs 10-30 microseconds a node (a 3-instruction block took 14 ms), so the runs
-  build the suite's own shared terms (about 1 microsecond a node) and z3 gets SMT-LIB text for
-  what stays open.
+* z3 directly, not claripy or angr's symbolic memory: angr's memory concretizes a symbolic
+  address to a few values, which would prove aliasing only for the addresses it picked, and
+  claripy adds nothing z3 lacks here. Building z3 terms through its Python API costs 10-30
+  microseconds a node (a 3-instruction block took 14 ms), so the runs build the suite's own
+  shared terms (about a microsecond a node) and z3 gets SMT-LIB text for what stays open: pure
+  bit-vectors, a read of memory written in the block a chain of ``ite`` over the stores it may
+  hit, each byte of the initial memory a constant tied to the others by Ackermann's reduction.
+  z3's simple solver answered these queries fastest of the configurations tried (its default
+  bit-vector tactic spends tens of milliseconds preprocessing even tiny ones).
 * Floating-point arithmetic is an uninterpreted function of its operands' bits and the rounding
   mode, the same function for a scalar and for each lane of a vector operation. A proof then
   holds for the hardware's arithmetic whatever it is (rewrites move FP operations, never change
   them). z3's IEEE theory would be unsound here: it has one NaN where AArch64 propagates NaN
   payloads, so ``fadd d0, d1, d2`` and ``fadd d0, d2, d1`` would be "equal". A counterexample
-  that only an uninterpreted function allows fails its unicorn replay, and the rewrite is tested.
+  that only an uninterpreted function allows (``x * 0`` differing from ``y * 0``) fails its
+  unicorn replay; the checker then asks once more for operands that are moderate normal numbers
+  (``normal_floats``), where arbitrary values are mostly real ones, and if that one does not
+  replay either the rewrite is tested.
 * Cost: lifting takes about 0.1 ms an instruction; the original block's run is kept, so a
   rewrite of it costs one lift, one run and, when the terms differ, one z3 query (a few
   milliseconds; the time limit bounds it). The figures on the csmith corpus are in the README.
@@ -77,7 +84,7 @@ import z3
 from pyvex.lifting.libvex import LibVEXLifter
 from pyvex.vex_ffi import guest_offsets
 
-from optarena.envs.aarch64_peephole.block import parse_block
+from optarena.envs.aarch64_peephole.block import Instruction, parse_block
 from optarena.envs.aarch64_peephole.terms import Leaves, Script, Term, Terms, evaluate, smtlib, split
 from optarena.envs.lru import LRU
 
@@ -103,7 +110,6 @@ _SLOTS: dict[str, int] = {**dict.fromkeys(_X, 8), "xsp": 8, "cc_op": 8, "cc_dep1
 _OFFSET = {name: guest_offsets[("arm64", name)] for name in _SLOTS}
 _SLOT_AT = {_OFFSET[name] + i: name for name, size in _SLOTS.items() for i in range(size)}
 _PC = guest_offsets[("arm64", "pc")]
-_MAX_INSTRUCTIONS = 99  # pyvex lifts at most this many instructions per call
 
 # VEX's flag thunk (guest_arm64_defs.h): the operation that set the flags and its operands.
 _CC_COPY, _CC_ADD32, _CC_ADD64, _CC_SUB32, _CC_SUB64 = 0, 1, 2, 3, 4
@@ -439,30 +445,29 @@ class _Run:
     stores overwritten whole dropped, so blocks that store the same bytes end with the same term.
     """
 
-    def __init__(self, machine: _Machine, mnemonics: Sequence[str], address: int) -> None:
+    def __init__(self, machine: _Machine) -> None:
         self.machine = machine
         self.t = machine.terms
-        self.mnemonics, self.address = mnemonics, address
         self.registers = dict(machine.initial)
         self.writes: list[Write] = []
         self.accesses: list[tuple[Term, int]] = []
         self.temps: dict[int, Term] = {}
         self._memories: dict[int, Term] = {}
-        self._index = 0
         self._fused = False
-        """Whether the current instruction (``_index``) is a fused multiply-add (:data:`FUSED`)."""
+        """Whether the current instruction is a fused multiply-add (:data:`FUSED`)."""
         self._products: dict[int, list[Term]] = {}
         """Temps that hold the multiply of a fused multiply-add: its operands."""
         self._sums: dict[int, tuple[str, list[Term]]] = {}
         """Temps that hold a fused multiply-add: its function (``Fma``, ``Fms``), operands."""
 
-    def execute(self, irsb: pyvex.IRSB) -> None:
+    def execute(self, irsb: pyvex.IRSB, mnemonic: str) -> None:
+        """Run one instruction's IR."""
         self.temps = {}
+        self._fused = mnemonic in FUSED
+        self._products, self._sums = {}, {}
         for stmt in irsb.statements:
             tag = stmt.tag
-            if tag == "Ist_IMark":
-                self._next_instruction((stmt.addr - self.address) // 4)
-            elif tag == "Ist_WrTmp":
+            if tag == "Ist_WrTmp":
                 self.temps[stmt.tmp] = self._fuse(stmt.tmp, stmt.data) if self._fused \
                     else self.expr(stmt.data)
             elif tag == "Ist_Put":
@@ -472,17 +477,10 @@ class _Run:
             elif tag == "Ist_Exit":
                 if stmt.jumpkind != "Ijk_SigFPE_IntDiv":  # see the module docstring
                     raise NotCovered(f"a branch ({stmt.jumpkind})")
-            elif tag not in ("Ist_NoOp", "Ist_AbiHint"):
+            elif tag not in ("Ist_IMark", "Ist_NoOp", "Ist_AbiHint"):
                 raise NotCovered(f"VEX statement {tag}")
-        self._next_instruction(None)
-
-    def _next_instruction(self, index: int | None) -> None:
         if self._fused and not self._sums:
-            raise NotCovered(f"{self.mnemonics[self._index]} (no fused multiply-add in its VEX IR)")
-        if index is not None:
-            self._index = index
-            self._fused = self.mnemonics[index] in FUSED
-            self._products, self._sums = {}, {}
+            raise NotCovered(f"{mnemonic} (no fused multiply-add in its VEX IR)")
 
     def _fuse(self, tmp: int, e: pyvex.expr.IRExpr) -> Term:
         """The value of temp ``tmp`` in a fused multiply-add: VEX's multiply, then its add or
@@ -559,6 +557,8 @@ class _Run:
         if offset == _PC:
             return
         slot = self._slot(offset, value.width // 8)
+        if slot == "fpcr":  # its other fields than the rounding mode change FP results too
+            raise NotCovered("a write of FPCR")
         old, low = self.registers[slot], 8 * (offset - _OFFSET[slot])
         parts = [self.t.extract(old, low - 1, 0)] if low else []
         parts.append(value)
@@ -701,27 +701,23 @@ def _normal_floats(t: Terms, term: Term) -> list[Term]:
     return out
 
 
-def lift(code: bytes, address: int) -> list[pyvex.IRSB]:
-    """VEX IR of a straight-line block at ``address``; ``NotCovered`` if pyvex cannot decode an
-    instruction or the block branches."""
-    out = []
-    offset = 0
-    while offset < len(code):
-        rest = code[offset:]
-        data = pyvex.ffi.from_buffer(pyvex.ffi.BVoidP, rest + b"\0" * 8)
-        irsb = LibVEXLifter(_ARCH, address + offset).lift(
-            data, 0, len(rest), min(len(rest) // 4, _MAX_INSTRUCTIONS), 1, 0, True, True)
-        if irsb.size == 0 or irsb.jumpkind == "Ijk_NoDecode":
-            at = offset + irsb.size
-            raise NotCovered(f"instruction {at // 4 + 1} ({code[at:at + 4][::-1].hex()}), which "
-                             "pyvex cannot decode")
-        end = address + offset + irsb.size
-        if irsb.jumpkind != "Ijk_Boring" or not isinstance(irsb.next, pyvex.expr.Const) \
-                or irsb.next.con.value != end:
-            raise NotCovered(f"a branch ({irsb.jumpkind}) before the end of the block")
-        out.append(irsb)
-        offset += irsb.size
-    return out
+def lift(word: bytes, address: int) -> pyvex.IRSB:
+    """VEX IR of one instruction at ``address``; ``NotCovered`` if pyvex cannot decode it or it
+    branches."""
+    data = pyvex.ffi.from_buffer(pyvex.ffi.BVoidP, word + b"\0" * 8)
+    irsb = LibVEXLifter(_ARCH, address).lift(data, 0, 4, 1, 1, 0, True, True)
+    if irsb.size != 4 or irsb.jumpkind == "Ijk_NoDecode":
+        raise NotCovered(f"{word[::-1].hex()}, which pyvex cannot decode")
+    if irsb.jumpkind != "Ijk_Boring" or not isinstance(irsb.next, pyvex.expr.Const) \
+            or irsb.next.con.value != address + 4:
+        raise NotCovered(f"a branch ({irsb.jumpkind}) before the end of the block")
+    return irsb
+
+
+def _pc_relative(inst: Instruction) -> bool:
+    """Whether an instruction's VEX IR holds its own address (``adr``, a literal load)."""
+    return inst.mnemonic in ("adr", "adrp") or (
+        inst.access is not None and not any(o.startswith("[") for o in inst.operands))
 
 
 class Prover:
@@ -740,22 +736,42 @@ class Prover:
         self._machine = _Machine(terms_kept)
         self._ctx = z3.Context()
         self._originals: LRU[bytes, Effect | NotCovered] = LRU(originals_kept)
+        self._rewrites: LRU[bytes, Effect | NotCovered] = LRU(16)
+        self._lifted: LRU[tuple[bytes, int], pyvex.IRSB | NotCovered] = LRU(1 << 14)
         self._generation = self._machine.terms.generation
 
     def effect(self, text: str, code: bytes) -> Effect:
         """The symbolic effect of a block (``text`` assembled to ``code``); ``NotCovered`` if it
         holds something the prover does not model."""
-        mnemonics = [i.mnemonic for i in parse_block(text)]
-        if 4 * len(mnemonics) != len(code):
-            raise NotCovered(f"{len(mnemonics)} instructions assembled to {len(code)} bytes")
-        run = _Run(self._machine, mnemonics, self.code_base)
-        for irsb in lift(code, self.code_base):
-            run.execute(irsb)
+        instructions = parse_block(text)
+        if 4 * len(instructions) != len(code):
+            raise NotCovered(f"{len(instructions)} instructions assembled to {len(code)} bytes")
+        run = _Run(self._machine)
+        for index, inst in enumerate(instructions):
+            run.execute(self._lift(code[4 * index:4 * index + 4], inst, index), inst.mnemonic)
         return run.effect()
 
+    def _lift(self, word: bytes, inst: Instruction, index: int) -> pyvex.IRSB:
+        """:func:`lift`, kept by instruction word: at the code's base for every instruction
+        that does not read its own address, so a rewrite's instructions are mostly known."""
+        address = self.code_base + 4 * index if _pc_relative(inst) else self.code_base
+        lifted = self._lifted.get((word, address))
+        if lifted is None:
+            try:
+                lifted = lift(word, address)
+            except NotCovered as err:
+                lifted = NotCovered(f"instruction {index + 1} ({inst}): {err}".replace("\t", " "))
+            self._lifted.put((word, address), lifted)
+        if isinstance(lifted, NotCovered):
+            raise lifted
+        return lifted
+
     def prove(self, original: str, original_code: bytes, rewritten: str,
-              rewritten_code: bytes, *, normal_floats: bool = False) -> Proof:
+              rewritten_code: bytes, *, solve: bool = True, normal_floats: bool = False) -> Proof:
         """Whether ``rewritten`` computes what ``original`` computes from every state.
+
+        ``solve=False`` stops before z3: ``proved`` when the blocks' effects are the same terms,
+        else ``unknown`` (the runs are kept for the call that solves).
 
         ``normal_floats``: look for a counterexample whose floating-point operands are normal
         numbers of moderate size (no zero, subnormal, infinity or NaN, no overflow), where the
@@ -765,7 +781,7 @@ class Prover:
         start = time.perf_counter()
         try:
             before = self._original(original, original_code)
-            after = self.effect(rewritten, rewritten_code)
+            after = self._rewritten(rewritten, rewritten_code)
         except NotCovered as err:
             return Proof("unknown", f"not covered: {err}", seconds=time.perf_counter() - start)
         t = self._machine.terms
@@ -774,6 +790,9 @@ class Prover:
         differences = [t.op("not", t.op("eq", a, b)) for a, b in pairs if a is not b]
         if not differences:
             return Proof("proved", seconds=time.perf_counter() - start)
+        if not solve:
+            return Proof("unknown", "the effects differ as terms",
+                         seconds=time.perf_counter() - start)
         differ = differences[0]
         for difference in differences[1:]:
             differ = t.op("or", differ, difference)
@@ -803,15 +822,22 @@ class Prover:
 
     def _original(self, text: str, code: bytes) -> Effect:
         if self._generation != self._machine.terms.generation:  # terms started afresh
-            self._originals = LRU(self._originals.size)
+            self._originals, self._rewrites = LRU(self._originals.size), LRU(self._rewrites.size)
             self._generation = self._machine.terms.generation
-        effect = self._originals.get(code)
+        return self._kept(self._originals, text, code)
+
+    def _rewritten(self, text: str, code: bytes) -> Effect:
+        return self._kept(self._rewrites, text, code)
+
+    def _kept(self, kept: LRU[bytes, Effect | NotCovered], text: str, code: bytes) -> Effect:
+        """:meth:`effect`, kept in ``kept`` (a block not covered too)."""
+        effect = kept.get(code)
         if effect is None:
             try:
                 effect = self.effect(text, code)
             except NotCovered as err:
                 effect = err
-            self._originals.put(code, effect)
+            kept.put(code, effect)
         if isinstance(effect, NotCovered):
             raise effect
         return effect
