@@ -17,13 +17,13 @@ steps to a whole replacement block instead (an LLM's answer), and the ``Text`` v
 
 **Score**: llvm-mca cycles of the block, after the equivalence checker accepted it against the
 original: an unverified rewrite is a failed measurement (``info["failure"]["kind"]`` is the
-checker's class) that changes nothing and earns 0. With ``prove`` (the default) a rewrite that
-passes the random states is also proved equivalent for every state, within ``proof_time_limit``
-seconds: ``info["verdict"]`` is the checker's verdict on the program the step moved to or tried
-(``proved``, ``refuted``, ``tested``; ``info["verdict_note"]`` says why one was only tested,
-``info["counterexample"]`` is the prover's state that refutes one, and ``verdicts`` and
-``tested_share`` count them). Anchors (``problem()["anchors"]``): ``llvm``, the
-cycles of LLVM's own result for the block.
+checker's class) that changes nothing and earns 0. With ``prove`` (the default) the checker
+also proves rewrites equivalent for every state, within ``proof_time_limit`` seconds (see
+:mod:`~optarena.envs.aarch64_peephole.check`): ``info["verdict"]`` is the checker's verdict on
+the program the step moved to or tried (``proved``, ``refuted``, ``tested``;
+``info["verdict_note"]`` says why one was only tested, ``info["counterexample"]`` is the
+prover's state that refutes one, and ``verdicts`` and ``tested_share`` count them). Anchors
+(``problem()["anchors"]``): ``llvm``, the cycles of LLVM's own result for the block.
 """
 
 from __future__ import annotations

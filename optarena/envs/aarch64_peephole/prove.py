@@ -61,9 +61,10 @@ registers so) is refuted.
   unicorn replay; the checker then asks once more for operands that are moderate normal numbers
   (``normal_floats``), where arbitrary values are mostly real ones, and if that one does not
   replay either the rewrite is tested.
-* Cost: lifting takes about 0.1 ms an instruction; the original block's run is kept, so a
-  rewrite of it costs one lift, one run and, when the terms differ, one z3 query (a few
-  milliseconds; the time limit bounds it). The figures on the csmith corpus are in the README.
+* Cost: lifting takes about 0.1 ms an instruction and is kept by instruction word; the original
+  block's run is kept, so a rewrite of it costs one run and, when the terms differ, one z3 query
+  (the time limit bounds it). On the blocks of the ``peephole-csmith/v1`` split a proof takes
+  0.6 ms (median; 22 ms at the 99th percentile, two shared cores at load 5).
 
 **Coverage** grows with the table of VEX operations below: a new instruction form needs no
 change when pyvex lifts it to operations already modelled (most integer and load/store forms),

@@ -1,8 +1,8 @@
 """How ``optarena/AArch64Peephole-v0`` scores a block: verified, then llvm-mca cycles.
 
 A candidate block is first checked against its problem's original block by the equivalence
-checker (:mod:`~optarena.envs.aarch64_peephole.check`: random states, then a proof when
-``proof_time_limit`` is set); an inequivalent block is a failed measurement whose kind is the
+checker (:mod:`~optarena.envs.aarch64_peephole.check`: random states, and a proof for every
+state when ``proof_time_limit`` is set); an inequivalent block is a failed measurement whose kind is the
 checker's class (``assemble``, ``register``, ``memory``, ``flags``, ``crash``). An equivalent one
 scores llvm-mca's total cycles for ``iterations`` repetitions on ``mcpu``. Every checked
 outcome's ``extras`` hold the checker's ``verdict`` (``proved``, ``refuted``, ``tested``), the
