@@ -277,7 +277,6 @@ def _untouched(written: str, *blocks: str) -> bool:
                                           for r in i.reads() | i.writes()} for b in blocks)
 
 
-@pytest.mark.slow
 def test_llvm_rewrites_of_the_csmith_corpora_are_proved_but_for_renamed_registers(checker):
     """LLVM's pass may rename a register it knows is dead after the block; the corpora do not
     record liveness, so those rewrites (and only those) are refuted, on that register."""

@@ -64,7 +64,7 @@ registers so) is refuted.
 * Cost: lifting takes about 0.1 ms an instruction and is kept by instruction word; the original
   block's run is kept, so a rewrite of it costs one run and, when the terms differ, one z3 query
   (the time limit bounds it). On the blocks of the ``peephole-csmith/v1`` split a proof takes
-  0.6 ms (median; 22 ms at the 99th percentile, two shared cores at load 5).
+  0.6 ms (median; 10 ms at the 99th percentile, 86 ms at most).
 
 **Coverage** grows with the table of VEX operations below: a new instruction form needs no
 change when pyvex lifts it to operations already modelled (most integer and load/store forms),
