@@ -165,8 +165,10 @@ def test_the_policy_is_the_registry_s_data_resolved_for_the_arguments():
     assert tensor.policy_for({}).verification_kwargs({"measure": {"tolerance": 1e-5}})[
         "measure"]["tolerance"] == 1e-5  # a stricter tolerance is kept
     checker = peephole.policy_for({}).verification_kwargs
-    assert checker({"check_states": 1}) == {"check_states": 8}
-    assert checker({"check_states": 32}) == {"check_states": 32}
+    proofs = {"prove": True, "proof_time_limit": 0.05}  # proofs forced on, at least 50 ms
+    assert checker({"check_states": 1}) == {"check_states": 8, **proofs}
+    assert checker({"check_states": 32, "prove": False, "proof_time_limit": 1.0}) == {
+        "check_states": 32, "prove": True, "proof_time_limit": 1.0}
 
 
 @pytest.mark.parametrize("name", ["aarch64_peephole", "llvm_pass_order"])
@@ -177,8 +179,10 @@ def test_the_registry_s_problem_defaults_are_the_constructors(name):
         assert parameters[argument].default == default, argument
     if name == "aarch64_peephole":
         from optarena.envs.aarch64_peephole.env import CHECK_STATES
+        from optarena.envs.aarch64_peephole.prove import DEFAULT_TIME_LIMIT
 
-        assert env_kind.policy_for({}).verification_kwargs({}) == {"check_states": CHECK_STATES}
+        assert env_kind.policy_for({}).verification_kwargs({}) == {
+            "check_states": CHECK_STATES, "prove": True, "proof_time_limit": DEFAULT_TIME_LIMIT}
 
 
 def test_report_submit_and_leaderboard_import_no_environment_and_no_tvm(tmp_path):

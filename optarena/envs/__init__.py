@@ -37,7 +37,10 @@ register(EnvKind(
         baseline="greedy",  # apply every profitable rewrite
         problem_kwargs={"mcpu": "neoverse-n1", "iterations": 100},  # llvm-mca's model
         # the equivalence checker runs at least its default number of random states
-        verification=(Forced(key="check_states", value=8, rule="at_least"),),
+        verification=(Forced(key="check_states", value=8, rule="at_least"),
+                      # and proves, with at least the default time limit (prove.py)
+                      Forced(key="prove", value=True),
+                      Forced(key="proof_time_limit", value=0.05, rule="at_least")),
         improvement="the starting over the final llvm-mca cycles", problems="peephole blocks"),
     problem_check="optarena.envs.aarch64_peephole.corpus:check_blocks"))
 register(EnvKind(

@@ -62,7 +62,7 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
                  max_steps: int = 32, stop_action: bool = False,
                  store: Store | str | Path | None = "default",
                  render_mode: str | None = None, cache_size: int = 1 << 16,
-                 info_extras: Extras | None = None) -> None:
+                 info_extras: Extras | None = None, tried_extras: Extras | None = None) -> None:
         """
         Args:
             space: states, transitions, masks, observations.
@@ -75,6 +75,8 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
             render_mode: ``"ansi"`` or ``None``.
             cache_size: programs whose outcomes are kept in memory.
             info_extras: the environment's own ``info`` entries of a state and its outcome.
+            tried_extras: its ``info`` entries of a program a step tried and could not score,
+                in place of the current state's (:class:`~optarena.envs.episodes.EpisodeRunner`).
         """
         if problem is not None and problem not in space.problems():
             raise ValueError(f"unknown problem {problem!r} for {type(self).__name__}")
@@ -90,7 +92,8 @@ class ArenaEnv(gym.Env[dict[str, np.ndarray], np.int64], Generic[S]):
         self.observation_space = space.observation_space
         self.episode: Episode[S] = Episode()
         self.runner: EpisodeRunner[S] = EpisodeRunner(self, problem=problem, extras=info_extras,
-                                                      cache_size=cache_size)
+                                                      cache_size=cache_size,
+                                                      tried_extras=tried_extras)
 
     # ------------------------------------------------------------------ gymnasium API
 

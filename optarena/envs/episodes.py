@@ -52,7 +52,7 @@ class EpisodeRunner(Generic[S]):
     """Restarts and steps the episodes of one environment (see the module docstring)."""
 
     def __init__(self, env: ArenaEnv[S], *, problem: str | None, extras: Extras | None,
-                 cache_size: int) -> None:
+                 cache_size: int, tried_extras: Extras | None = None) -> None:
         """
         Args:
             env: the environment.
@@ -60,10 +60,14 @@ class EpisodeRunner(Generic[S]):
                 generator).
             extras: the environment's own ``info`` entries (none by default).
             cache_size: states whose failed actions are remembered.
+            tried_extras: the environment's own ``info`` entries of a program a step tried
+                and could not score, in place of the current state's ``extras`` (the peephole
+                checker's verdict on a rejected rewrite).
         """
         self.env = env
         self.fixed_problem = problem
         self.extras = extras
+        self.tried_extras = tried_extras
         self._failed: LRU[S, frozenset[int]] = LRU(cache_size)
 
     def restart(self, episodes: Sequence[Episode[S]], options: Sequence[Mapping[str, Any]]
@@ -121,7 +125,7 @@ class EpisodeRunner(Generic[S]):
                 zip(episodes, successors, actions, strict=True)):
             state, outcome = episode.require()
             episode.steps += 1
-            reward, extra = 0.0, {}
+            reward, extra, tried = 0.0, {}, None
             new = outcomes.get(index)
             stopped = action is not None and action == env.stop_action_id
             if new is None:
@@ -138,7 +142,9 @@ class EpisodeRunner(Generic[S]):
                     env.space, state, action if action is not None else -1)
                 extra["invalid_action"] = f"{move} failed: {_reason(new)}"
                 extra["failure"] = new.failure.to_json()
-            info = {**self.info(episode), **extra}
+                if self.tried_extras is not None:
+                    tried = self.tried_extras(successor, new)
+            info = {**self.info(episode, extras=tried is None), **(tried or {}), **extra}
             terminated = stopped or not info["action_mask"][:env.space.n_actions].any()
             truncated = episode.steps >= env.max_steps
             results.append((self.observe(episode), reward, terminated, truncated, info))
@@ -155,8 +161,9 @@ class EpisodeRunner(Generic[S]):
         progress = min(episode.steps / self.env.max_steps, 1.0)
         return self.env.space.observe(state, outcome, reference, progress)
 
-    def info(self, episode: Episode[S]) -> dict[str, Any]:
-        """The ``info`` of an episode's current state (the keys of the contract)."""
+    def info(self, episode: Episode[S], extras: bool = True) -> dict[str, Any]:
+        """The ``info`` of an episode's current state (the keys of the contract, and the
+        environment's ``extras`` unless not ``extras``)."""
         state, outcome = episode.require()
         score, reference = _score(outcome), self.env.reference_score(state.problem)
         info: dict[str, Any] = {
@@ -169,7 +176,9 @@ class EpisodeRunner(Generic[S]):
         }
         if outcome.censored:
             info["censored"] = True
-        return {**info, **(self.extras(state, outcome) if self.extras is not None else {})}
+        if extras and self.extras is not None:
+            info.update(self.extras(state, outcome))
+        return info
 
     def pick_problem(self, problem: str | None, episode: Episode[S]) -> str:
         """``problem`` (checked), else the fixed problem, else one drawn with the episode's

@@ -15,6 +15,17 @@ peephole study: ``assemble`` (with the assembler's message), ``register``, ``mem
 bytes), ``flags`` or ``crash`` (the rewrite faults, loops or leaves the block where the
 original does not).
 
+**Proofs.** Given a time limit (``proof_time_limit``), the prover
+(:mod:`~optarena.envs.aarch64_peephole.prove`) decides rewrites for every state. A rewrite whose
+effect is the original's term for term (most legal rewrites) is proved at once, with no random
+state; any other first meets the random states, which refute a wrong one faster than z3, and
+only a rewrite that passes them goes to z3, as STOKE tests and then verifies. Each result
+carries a **verdict**: ``proved``;
+``refuted`` (a random state differs, or the prover's counterexample does, replayed here in
+unicorn: a counterexample unicorn does not confirm counts for nothing); or ``tested`` (passed
+the random states; the prover was off, ran out of time, or does not cover an instruction of the
+blocks, as ``note`` says).
+
 **Speed.** One unicorn engine serves every run of a checker: each run restores a saved CPU
 context (the state's registers on top of a new engine's), rewrites the code and unmaps the
 previous run's data pages, so it starts exactly as in a new engine. The original block's final
@@ -31,7 +42,7 @@ import ctypes
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -50,10 +61,13 @@ from unicorn import arm64_const as regs
 from unicorn.unicorn import UcContext
 from unicorn.unicorn_py3.unicorn import uclib
 
+from optarena.envs.aarch64_peephole.block import canonical, parse_block
+from optarena.envs.aarch64_peephole.prove import Counterexample, Prover
 from optarena.envs.aarch64_peephole.toolchain import AssembleError, Toolchain
 from optarena.envs.lru import LRU
 
 FailureKind = Literal["assemble", "register", "memory", "flags", "crash"]
+Verdict = Literal["proved", "refuted", "tested"]
 
 PAGE = 0x1000
 CODE_BASE = 0x1000_0000
@@ -63,6 +77,8 @@ X_REGS = [(f"x{i}", getattr(regs, f"UC_ARM64_REG_X{i}")) for i in range(31)]
 Q_REGS = [(f"q{i}", getattr(regs, f"UC_ARM64_REG_Q{i}")) for i in range(32)]
 COMPARED = [*X_REGS, ("sp", regs.UC_ARM64_REG_SP), *Q_REGS, ("nzcv", regs.UC_ARM64_REG_NZCV)]
 """The registers compared after a run, in the order differences are looked for."""
+REPLAY = -2
+"""The state index of a run from the prover's counterexample."""
 CONTEXTS_KEPT = 1024
 """Initial CPU contexts kept per checker (about 12 KiB each)."""
 PAGES_KEPT = 1024
@@ -91,7 +107,8 @@ class CheckFailure:
     kind: FailureKind
     detail: str
     state: int = -1
-    """The random state (0-based) where the difference showed; -1 when not run."""
+    """The random state (0-based) where the difference showed; -1 when not run, :data:`REPLAY`
+    for the prover's counterexample."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,13 @@ class Equivalence:
     equivalent: bool
     failure: CheckFailure | None = None
     states: int = 0
+    verdict: Verdict | None = None
+    """None when the rewrite does not assemble (nothing to decide)."""
+    note: str = ""
+    """Why a ``tested`` rewrite was not proved."""
+    counterexample: Counterexample | None = None
+    """The prover's counterexample of a ``refuted`` rewrite (None when a random state refuted it)."""
+    proof_seconds: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,7 @@ class _Initial:
     q: list[int]
     sp: int
     nzcv: int
+    fpcr: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,6 +207,8 @@ class _Machine:
         self.pages: set[int] = set()
         self.written: set[int] = set()
         self.state = 0
+        self.example: Counterexample | None = None
+        """The counterexample a :data:`REPLAY` run starts from."""
         self._contexts: LRU[tuple[int, Alias | None], UcContext] = LRU(CONTEXTS_KEPT)
         self._contents: LRU[tuple[int, int], bytes] = LRU(PAGES_KEPT)
 
@@ -189,19 +216,30 @@ class _Machine:
         """A new engine's CPU context with the registers of the state (kept)."""
         context = self._contexts.get((state, alias))
         if context is None:
-            initial = self.initial_state(state, alias)
-            self.uc.context_restore(self.pristine)
-            self.uc.reg_write_batch([
-                *((reg, value) for (_, reg), value in zip(X_REGS, initial.x, strict=True)),
-                *((reg, value) for (_, reg), value in zip(Q_REGS, initial.q, strict=True)),
-                (regs.UC_ARM64_REG_SP, initial.sp), (regs.UC_ARM64_REG_NZCV, initial.nzcv),
-            ])
-            context = self.uc.context_save()
+            context = self._context(self.initial_state(state, alias))
             self._contexts.put((state, alias), context)
         return context
 
+    def _context(self, initial: _Initial) -> UcContext:
+        self.uc.context_restore(self.pristine)
+        self.uc.reg_write_batch([
+            *((reg, value) for (_, reg), value in zip(X_REGS, initial.x, strict=True)),
+            *((reg, value) for (_, reg), value in zip(Q_REGS, initial.q, strict=True)),
+            (regs.UC_ARM64_REG_SP, initial.sp), (regs.UC_ARM64_REG_NZCV, initial.nzcv),
+            (regs.UC_ARM64_REG_FPCR, initial.fpcr),
+        ])
+        return self.uc.context_save()
+
     def page_contents(self, state: int, page: int) -> bytes:
-        """The initial contents of a data page in a state."""
+        """The initial contents of a data page in a state (in a :data:`REPLAY`, the
+        counterexample's bytes, zeros elsewhere)."""
+        if state == REPLAY:
+            assert self.example is not None
+            contents = bytearray(PAGE)
+            for address, byte in self.example.memory.items():
+                if page <= address < page + PAGE:
+                    contents[address - page] = byte
+            return bytes(contents)
         contents = self._contents.get((state, page))
         if contents is None:
             contents = np.random.default_rng([self.seed, state, page]).bytes(PAGE)
@@ -222,7 +260,18 @@ class _Machine:
             max_instructions: int) -> _Final | str:
         """Emulate ``code`` from the state (registers, memory); where it ended, or why it did not
         run to the end of the block."""
-        context = self.context(state, alias)
+        return self._execute(code, self.context(state, alias), state, max_instructions)
+
+    def replay(self, code: bytes, example: Counterexample, max_instructions: int) -> _Final | str:
+        """:meth:`run` from a counterexample's registers and memory."""
+        self.example = example
+        r = example.registers
+        initial = _Initial([r[name] for name, _ in X_REGS], [r[name] for name, _ in Q_REGS],
+                           r["sp"], r["nzcv"], r["fpcr"])
+        return self._execute(code, self._context(initial), REPLAY, max_instructions)
+
+    def _execute(self, code: bytes, context: UcContext, state: int,
+                 max_instructions: int) -> _Final | str:
         for page in self.pages:
             self.uc.mem_unmap(page, PAGE)
         self.pages, self.written, self.state = set(), set(), state
@@ -264,7 +313,8 @@ class _Machine:
 
 
 class EquivalenceChecker:
-    """Decides whether a rewritten block behaves like the original on random states.
+    """Decides whether a rewritten block behaves like the original on random states, then, with
+    a ``proof_time_limit`` (seconds), on every state (see the module docstring).
 
     The settings are fixed at construction: the runs of up to ``originals_kept`` original blocks
     are kept and depend on them.
@@ -272,7 +322,7 @@ class EquivalenceChecker:
 
     def __init__(self, toolchain: Toolchain | None = None, *, states: int = 8, seed: int = 0,
                  max_alias_states: int = 32, max_instructions: int = 10_000,
-                 originals_kept: int = 256) -> None:
+                 originals_kept: int = 256, proof_time_limit: float | None = None) -> None:
         self.toolchain = toolchain or Toolchain()
         self.states = states
         self.seed = seed
@@ -280,6 +330,8 @@ class EquivalenceChecker:
         self.max_instructions = max_instructions
         self._machine = _Machine(seed, self.initial_state)
         self._originals: LRU[str, _Original] = LRU(originals_kept)
+        self.prover = None if proof_time_limit is None else Prover(
+            proof_time_limit, code_base=CODE_BASE, originals_kept=originals_kept)
 
     def initial_state(self, index: int, alias: Alias | None = None) -> _Initial:
         """The registers of random state ``index`` (a function of the seed and the index), with
@@ -328,9 +380,60 @@ class EquivalenceChecker:
             code = codes[rewritten]
             if isinstance(code, AssembleError):
                 results.append(Equivalence(False, CheckFailure("assemble", code.message)))
+                continue
+            quick = None if self.prover is None else self.prover.prove(
+                original, entry.code, rewritten, code, solve=False)
+            if quick is not None and quick.status == "proved":
+                results.append(Equivalence(True, verdict="proved", proof_seconds=quick.seconds))
+                continue
+            tested = self._compare(entry, code)
+            if not tested.equivalent:
+                results.append(replace(tested, verdict="refuted"))
+            elif quick is None:
+                results.append(replace(tested, verdict="tested", note="no proof asked for"))
             else:
-                results.append(self._compare(entry, code))
+                results.append(self._prove(original, entry, rewritten, code,
+                                           replace(tested, proof_seconds=quick.seconds)))
         return results
+
+    def _prove(self, original: str, entry: _Original, rewritten: str, code: bytes,
+               tested: Equivalence) -> Equivalence:
+        """The prover's verdict on a rewrite that passed the random states, its counterexample
+        replayed in unicorn (``tested.proof_seconds``: what the prover spent on it before)."""
+        assert self.prover is not None
+        proof = self.prover.prove(original, entry.code, rewritten, code)
+        seconds = tested.proof_seconds + proof.seconds
+        if proof.status == "proved":
+            return replace(tested, verdict="proved", proof_seconds=seconds)
+        note = f"the prover: {proof.detail}"
+        for normal_floats in (False, True):
+            if proof.counterexample is None:
+                break
+            failure = self._replay(entry.code, code, proof.counterexample)
+            if failure is not None:
+                names = _registers_read(original, rewritten)
+                detail = (f"{failure.detail} (from the prover's counterexample, replayed in "
+                          f"unicorn: {proof.counterexample.describe(names)})")
+                return Equivalence(False, replace(failure, detail=detail), tested.states,
+                                   "refuted", counterexample=proof.counterexample,
+                                   proof_seconds=seconds)
+            note = ("the prover's counterexample does not replay in unicorn (a difference of its "
+                    "model of floating-point arithmetic only)")
+            if not normal_floats:  # once more, away from the values where that is likely
+                proof = self.prover.prove(original, entry.code, rewritten, code,
+                                          normal_floats=True)
+                seconds += proof.seconds
+        return replace(tested, verdict="tested", note=note, proof_seconds=seconds)
+
+    def _replay(self, original: bytes, rewritten: bytes, example: Counterexample
+                ) -> CheckFailure | None:
+        """How the rewrite ends differently from the original from a counterexample, or None."""
+        expected = self._machine.replay(original, example, self.max_instructions)
+        if isinstance(expected, str):
+            return None
+        got = self._machine.replay(rewritten, example, self.max_instructions)
+        return CheckFailure("crash", got, REPLAY) if isinstance(got, str) \
+            else self._difference(expected, got)
 
     def _original(self, original: str, code: bytes | AssembleError) -> _Original:
         if isinstance(code, AssembleError):
@@ -380,3 +483,10 @@ class EquivalenceChecker:
                 want = bytes(byte(a, x) for x in window).hex(" ")
                 return CheckFailure("memory", f"[{address:#x}] = {got}, expected {want}", a.state)
         return None
+
+
+def _registers_read(*blocks: str) -> list[str]:
+    """The registers the blocks read, as a counterexample names them (``x3``, ``sp``, ``q1``)."""
+    read = {canonical(r) for block in blocks for inst in parse_block(block) for r in inst.reads()}
+    names = [f"x{i}" for i in range(31) if f"x{i}" in read] + (["sp"] if "sp" in read else [])
+    return names + [f"q{i}" for i in range(32) if f"v{i}" in read]

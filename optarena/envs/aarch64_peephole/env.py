@@ -20,13 +20,18 @@ steps to a whole replacement block instead (an LLM's answer), and the ``Text`` v
 
 **Score**: llvm-mca cycles of the block, after the equivalence checker accepted it against the
 original: an unverified rewrite is a failed measurement (``info["failure"]["kind"]`` is the
-checker's class) that changes nothing and earns 0. Anchors (``problem()["anchors"]``): ``llvm``,
-the cycles of LLVM's own result for the block.
+checker's class) that changes nothing and earns 0. With ``prove`` (the default) the checker
+also proves rewrites equivalent for every state, within ``proof_time_limit`` seconds (see
+:mod:`~optarena.envs.aarch64_peephole.check`): ``info["verdict"]`` is the checker's verdict on
+the program the step moved to or tried (``proved``, ``refuted``, ``tested``;
+``info["verdict_note"]`` says why one was only tested, ``info["counterexample"]`` is the
+prover's state that refutes one, and ``verdicts`` and ``tested_share`` count them). Anchors
+(``problem()["anchors"]``): ``llvm``, the cycles of LLVM's own result for the block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +39,21 @@ from gymnasium import spaces
 
 from optarena.envs.aarch64_peephole.block import format_block, parse_block
 from optarena.envs.aarch64_peephole.corpus import MAX_INSTRUCTIONS, select_blocks
+from optarena.envs.aarch64_peephole.prove import DEFAULT_TIME_LIMIT
 from optarena.envs.aarch64_peephole.scorer import CHECKER_FAILURES, PeepholeScorer
 from optarena.envs.aarch64_peephole.space import BlockState, PeepholeSpace
 from optarena.envs.aarch64_peephole.splits import SPLITS as PEEPHOLE_SPLITS
 from optarena.envs.aarch64_peephole.toolchain import Toolchain
 from optarena.envs.base import ArenaEnv
+from optarena.envs.contract import Outcome
 from optarena.envs.episodes import StepResult
 from optarena.envs.splits import Split
 from optarena.envs.store import Store
 
 CHECK_STATES = 8
 """Random machine states the equivalence checker runs both blocks from (plus alias states)."""
+VERDICT_KEYS = ("verdict", "verdict_note", "counterexample")
+"""The ``info`` entries of the checker's verdict on a program (from its outcome's extras)."""
 
 
 class AArch64PeepholeEnv(ArenaEnv[BlockState]):
@@ -63,6 +72,8 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         stop_action: bool = False,
         max_instructions: int = MAX_INSTRUCTIONS,
         check_states: int = CHECK_STATES,
+        prove: bool = True,
+        proof_time_limit: float = DEFAULT_TIME_LIMIT,
         toolchain: Toolchain | None = None,
         store: Store | str | Path | None = "default",
         render_mode: str | None = None,
@@ -72,11 +83,14 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         toolchain = toolchain or Toolchain()
         toolchain.check_mcpu(mcpu)
         space = PeepholeSpace(blocks, max_instructions)
-        scorer = PeepholeScorer(space.blocks, toolchain, mcpu, iterations, check_states)
+        scorer = PeepholeScorer(space.blocks, toolchain, mcpu, iterations, check_states,
+                                proof_time_limit if prove else None)
         super().__init__(space, scorer, problem=block if isinstance(block, str) else None,
                          max_steps=max_steps, stop_action=stop_action, store=store,
-                         render_mode=render_mode)
+                         render_mode=render_mode, info_extras=_verdict,
+                         tried_extras=_verdict)
         self.mcpu, self.iterations, self.max_instructions = mcpu, iterations, max_instructions
+        self._verdicts = scorer.verdicts
 
     @classmethod
     def splits(cls) -> Sequence[Split]:
@@ -88,6 +102,18 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         state = self.get_state()
         successor = BlockState(state.problem, format_block(parse_block(text)))
         return self.runner.advance([self.episode], [successor], [None], ["free-form rewrite"])[0]
+
+    @property
+    def verdicts(self) -> Mapping[str, int]:
+        """How many checked rewrites were proved, refuted and only tested (a copy)."""
+        return dict(self._verdicts)
+
+    @property
+    def tested_share(self) -> float:
+        """Of the accepted rewrites, the share only tested, not proved (0 when none)."""
+        counts = self.verdicts
+        accepted = counts.get("proved", 0) + counts.get("tested", 0)
+        return counts.get("tested", 0) / accepted if accepted else 0.0
 
     @property
     def failed_verifications(self) -> int:
@@ -103,6 +129,11 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
 
     def format_score(self, score: float) -> str:
         return f"{score:.0f} cycles"
+
+
+def _verdict(state: BlockState, outcome: Outcome) -> dict[str, Any]:
+    """The checker's verdict on a program, from its outcome (``info`` entries)."""
+    return {key: outcome.extras[key] for key in VERDICT_KEYS if key in outcome.extras}
 
 
 class AArch64PeepholeTextEnv(AArch64PeepholeEnv):
