@@ -4,7 +4,9 @@ environment to evaluate the same states in the same order as when their results 
 
 The runs are on the toy environment (tests/toy_env.py; also with random starts, as the tensor
 environment has) and on a peephole block. The fixture ``agents_measured.json`` was recorded with
-the code of commit 01eb872 (before ``puct`` and ``evolutionary-diverse`` existed);
+the code of commit 01eb872 (before ``puct`` and ``evolutionary-diverse`` existed), the
+``evolutionary`` runs again when every agent of a seed began to start from ``reset(seed)``
+(2026-12-07; before, evolutionary search reset with a seed it drew);
 ``python -m tests.test_agents_reproducible`` records it again (only ever do that for an intended
 change of behaviour)."""
 

@@ -77,6 +77,7 @@ class Tracker:
     """
 
     def __init__(self, agent: str, env: gym.Env, budget: int, seed: int) -> None:
+        self.gym_env = env
         self.env = oracle(env)
         self.meter = self.env.evaluator
         self.meter.set_budget(budget)
@@ -107,6 +108,14 @@ class Tracker:
             yield number
             number += 1
             stalls = stalls + 1 if self.used == before else 0
+
+    def first_sample(self) -> tuple[Any, dict[str, Any]]:
+        """Reset the environment with the search's seed, record the start and return what the
+        reset returned: every agent of a seed whose algorithm allows it starts from this sample
+        (``reset(seed)``), so that paired comparisons compare searches, not first samples."""
+        observation, info = self.gym_env.reset(seed=self.result.seed)
+        self.observe(info, [])
+        return observation, info
 
     def observe(self, info: dict[str, Any], actions: list[int]) -> None:
         """Record the state just reached (its ``info``) and the actions that led to it. A

@@ -2,43 +2,41 @@
 
 A population of the best measured states evolves in generations:
 
-1. **Seed.** The start of ``reset(seed)`` and ``init_samples - 1`` more random starting states
-   (samples of the design space; on an environment with one fixed start, the start) are measured,
-   as one batch, and form the first population. With ``diverse_sketches`` (the agent
-   ``evolutionary-diverse``), on a design space of several sketches (states that are
-   :class:`~optarena.envs.contract.Sketched`, such as the tensor environment's), the starts cover
-   the sketches evenly: ``sketch_draws`` random starts are drawn and grouped by sketch, and the
-   sketches take turns, in a random order beginning with the reset's, until the seed is chosen:
-   ``init_samples`` states, or one per sketch if there are more sketches, but no more than
-   ``sketch_share`` of the budget (each sketch then has as many states as any other, give or
+1. **Seed.** The start of ``reset(seed)`` (every agent's first sample for the seed) and
+   ``init_samples - 1`` more random starting states (samples of the design space; on an environment
+   with one fixed start, the start) are measured, as one batch, and form the first population. With
+   ``diverse_sketches`` (the agent ``evolutionary-diverse``), on a design space of several sketches
+   (states that are :class:`~optarena.envs.contract.Sketched`, such as the tensor environment's),
+   the starts cover the sketches evenly: ``sketch_draws`` random starts are drawn and grouped by
+   sketch, and the sketches take turns, in a random order beginning with the reset's, until the seed
+   is chosen: ``init_samples`` states, or one per sketch if there are more sketches, but no more
+   than ``sketch_share`` of the budget (each sketch then has as many states as any other, give or
    take one). Actions never change a sketch, so the seed decides which structures the search
-   explores (the Reasoning Compiler's layers have 3 to 81 on a CPU). Elsewhere it seeds as above.
-2. **Breed.** ``children`` unmeasured candidates are made from parents drawn from the population
-   (better parents are drawn more often: weights ``1 / rank``): with probability
-   ``crossover_prob``, and where the environment offers ``crossover``, a child of two parents;
-   otherwise up to ``mutation_steps`` uniformly chosen legal actions applied to one parent
-   (a walk that reaches a dead end early keeps the steps it took). ``fresh_samples`` random
-   starting states join them (MetaSchedule samples part of its population afresh every
-   iteration), so that a cost model can also rank states far from the population.
-3. **Select.** With ``cost_model``, candidates are ranked by the environment's ``estimate`` and each
-   of the ``measure_per_generation`` slots takes the best remaining one, or with probability
-   ``epsilon`` a random one (MetaSchedule's epsilon-greedy); without it, all are taken at random.
-   The agent ``evolutionary-cost-model`` does this with a wide first sample (``init_samples``
-   16: the surrogate of the tensor environment is informed after 8 measurements) and 512
-   candidates a generation, half of them fresh: where stock MetaSchedule measures its first 64
-   trials before its model is trained, it ranks with the model from the 17th measurement on.
-   The agent ``evolutionary-prior`` does the same from the 2nd measurement on, on an environment
-   whose model starts from a prior trained on other workloads (it seeds with the start alone).
-   With ``skip_measured``, a slot passes over a candidate whose program the run has measured
-   or another slot took (``unmeasured``), and so does the seed: distinct states can build one
-   program (the tensor environment's decisions that replay alike), such a state is free and
-   measures nothing, and a model ranks it as high as the measured original, so that without it
-   whole generations can fill no budget (MetaSchedule's evolutionary search skips measured
-   programs too). Off by default: the committed races ran without it.
-4. **Measure** the selected ones as one batch (``evaluate``: the tensor environment builds them
-   in parallel), keep the ``population`` best, repeat until the budget is spent or
-   ``max_stalls`` generations in a row measured nothing new.
-"""
+   explores (the Reasoning Compiler's layers have 3 to 81 on a CPU). Elsewhere it seeds as above. 2.
+   **Breed.** ``children`` unmeasured candidates are made from parents drawn from the population
+   (better parents are drawn more often: weights ``1 / rank``): with probability ``crossover_prob``,
+   and where the environment offers ``crossover``, a child of two parents; otherwise up to
+   ``mutation_steps`` uniformly chosen legal actions applied to one parent (a walk that reaches a
+   dead end early keeps the steps it took). ``fresh_samples`` random starting states join them
+   (MetaSchedule samples part of its population afresh every iteration), so that a cost model can
+   also rank states far from the population. 3. **Select.** With ``cost_model``, candidates are
+   ranked by the environment's ``estimate`` and each of the ``measure_per_generation`` slots takes
+   the best remaining one, or with probability ``epsilon`` a random one (MetaSchedule's epsilon-
+   greedy); without it, all are taken at random. The agent ``evolutionary-cost-model`` does this
+   with a wide first sample (``init_samples`` 16: the surrogate of the tensor environment is
+   informed after 8 measurements) and 512 candidates a generation, half of them fresh: where stock
+   MetaSchedule measures its first 64 trials before its model is trained, it ranks with the model
+   from the 17th measurement on. The agent ``evolutionary-prior`` does the same from the 2nd
+   measurement on, on an environment whose model starts from a prior trained on other workloads (it
+   seeds with the start alone). With ``skip_measured``, a slot passes over a candidate whose program
+   the run has measured or another slot took (``unmeasured``), and so does the seed: distinct states
+   can build one program (the tensor environment's decisions that replay alike), such a state is
+   free and measures nothing, and a model ranks it as high as the measured original, so that without
+   it whole generations can fill no budget (MetaSchedule's evolutionary search skips measured
+   programs too). Off by default: the committed races ran without it. 4. **Measure** the selected
+   ones as one batch (``evaluate``: the tensor environment builds them in parallel), keep the
+   ``population`` best, repeat until the budget is spent or ``max_stalls`` generations in a row
+   measured nothing new."""
 
 from __future__ import annotations
 
@@ -102,8 +100,7 @@ class Evolutionary:
                              "(a tensor-schedule environment needs surrogate=True)")
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
-        _, info = env.reset(seed=int(rng.integers(2**31)))
-        tracker.observe(info, [])
+        _, info = tracker.first_sample()
         first = inner.get_state()
         population: list[tuple[float, Any]] = [(float(info["score"]), first)]
         seen: set[Any] = {first}

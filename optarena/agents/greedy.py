@@ -1,6 +1,7 @@
 """Greedy search: always take the legal action with the best immediate reward.
 
-From a fresh start (``reset`` with a new seed), the successors of every legal action from the
+From a start (first ``reset(seed)``, every agent's first sample for the seed, then ``reset``
+with a new seed at each restart), the successors of every legal action from the
 current state are measured as one batch (as many as the budget allows), the best one is taken,
 and the search goes on from there until no action improves the score; then it restarts. It stops
 at the budget, or after ``max_stalls`` restarts that measured nothing new. On the peephole
@@ -41,9 +42,12 @@ class Greedy:
         rng = np.random.default_rng(seed)
         inner = oracle(env)
         tracker = Tracker(self.name, env, budget, seed)
-        for _ in tracker.rounds(self.config.max_stalls):
-            _, info = env.reset(seed=int(rng.integers(2**31)))
-            tracker.observe(info, [])
+        for restart in tracker.rounds(self.config.max_stalls):
+            if restart == 0:
+                _, info = tracker.first_sample()
+            else:
+                _, info = env.reset(seed=int(rng.integers(2**31)))
+                tracker.observe(info, [])
             descend(inner, inner.get_state(), float(info["score"]), lambda: tracker.left,
                     tracker.observe_outcome, self.config.min_gain)
         return tracker.finish()

@@ -129,8 +129,7 @@ class MeasuredMCTS:
         self.prepare(env, seed)
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
-        _, info = env.reset(seed=seed)
-        tracker.observe(info, [])
+        _, info = tracker.first_sample()
         root = MeasuredNode(inner.get_state(), float(info["score"]), 0.0,
                     [int(a) for a in np.flatnonzero(info["action_mask"])])
 

@@ -213,8 +213,7 @@ class Planner:
         self.prepare(env, seed)
         tracker = Tracker(self.name, env, budget, seed)
         self.usage = tracker.result.usage
-        _, info = env.reset(seed=seed)
-        tracker.observe(info, [])
+        _, info = tracker.first_sample()
         self.first_score = float(info["score"])
         self.root = PlanNode(None, None)
         self.table = {}

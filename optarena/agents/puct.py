@@ -372,8 +372,7 @@ class MeasuredPUCT:
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         config, inner = self.config, oracle(env)
         tracker = Tracker(self.name, env, budget, seed)
-        _, info = env.reset(seed=seed)
-        tracker.observe(info, [])
+        _, info = tracker.first_sample()
         self.tree = tree = Tree(inner, config, tracker, np.random.default_rng(seed),
                                 inner.get_state(), float(info["score"]))
         for _ in tracker.rounds(config.max_stalls):

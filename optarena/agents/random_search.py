@@ -1,11 +1,11 @@
 """Random search: the floor every other agent must beat.
 
-Each round draws ``batch`` fresh starting states (random samples of the design space; on an
-environment with one fixed start, the start) and walks ``walk_length`` uniformly chosen legal
-actions from each (``transition``: measuring nothing); every state on the walks is then measured
-as one batch (``evaluate``: the tensor environment builds them in parallel), until the
-measurement budget is spent (or ``max_stalls`` rounds in a row measured nothing new).
-"""
+Its first sample is ``reset(seed)``, every agent's first sample for the seed. Each round draws
+``batch`` fresh starting states (random samples of the design space; on an environment with one
+fixed start, the start) and walks ``walk_length`` uniformly chosen legal actions from each
+(``transition``: measuring nothing); every state on the walks is then measured as one batch
+(``evaluate``: the tensor environment builds them in parallel), until the measurement budget is
+spent (or ``max_stalls`` rounds in a row measured nothing new)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,7 @@ class RandomSearch:
         config, inner = self.config, oracle(env)
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
-        _, info = env.reset(seed=int(rng.integers(2**31)))
-        tracker.observe(info, [])
+        tracker.first_sample()
         for _ in tracker.rounds(config.max_stalls):
             walked: dict[object, list[int]] = {}  # state -> the actions from its walk's start
             for _ in range(config.batch):
