@@ -26,7 +26,7 @@ recorded since 2026-12-04, has ``""``; a problem written before ``anchors`` exis
 seconds, and the names ``mcts``, ``puct`` and ``llm-mcts`` are the model-based tree agents: a
 version 1 record of one of them (they measured every node then) reads as ``mcts-measured``,
 ``puct-measured`` or ``llm-mcts-measured`` (:data:`MEASURED_SINCE_2`), its label and the numbers
-unchanged and its ``run_id`` that of the renamed spec, so that a committed race resumes with its
+unchanged and its ``run_id``, where it was its spec's, that of the renamed spec, so that a committed race resumes with its
 ``config.yaml``, whose agents are renamed the same way. A record's ``tokens`` and
 ``fallback_rate`` are derived from its usage and recomputed.
 ``optarena train``'s episodes were unversioned lines of ``results.jsonl`` (version 0); the two committed
@@ -307,9 +307,10 @@ class RunRecord(BaseModel):
             if isinstance(spec, Mapping) and isinstance(spec.get("env_kwargs"), Mapping):
                 data["policy"] = kind(str(spec.get("env"))).policy_for(spec["env_kwargs"])
             if isinstance(spec, Mapping) and spec.get("agent") in MEASURED_SINCE_2:
-                spec = {**spec, "agent": MEASURED_SINCE_2[spec["agent"]]}
-                data["spec"] = spec
-                data["run_id"] = RunSpec(**spec).run_id
+                renamed = {**spec, "agent": MEASURED_SINCE_2[spec["agent"]]}
+                data["spec"] = renamed
+                if data.get("run_id") == RunSpec(**spec).run_id:  # the id of its spec
+                    data["run_id"] = RunSpec(**renamed).run_id
         return data
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ import pytest
 
 from optarena.envs.tensor_schedule.anchors import MATMUL, Anchor
 from optarena.envs.tensor_schedule.measure import Measurer
+from optarena.envs.tensor_schedule.roofline import ROOFLINE, workload_bytes
 from optarena.envs.tensor_schedule.worker import make_inputs, measure_anchor
 from optarena.envs.tensor_schedule.workload import (
     RC_WORKLOADS,
@@ -52,8 +53,15 @@ def _problem(workload: str, store: Path) -> dict:
 def test_anchors_are_checked_timed_recorded_and_stored(workload, names, anchor_store,
                                                        monkeypatch):
     problem = _problem(workload, anchor_store)
-    assert list(problem["anchors"]) == names
+    assert list(problem["anchors"]) == [*names, ROOFLINE]  # and the machine's roofline
     assert all(latency > 0 for latency in problem["anchors"].values())
+    bound = problem["anchor_notes"][ROOFLINE]
+    assert bound["bytes"] == workload_bytes(get_workload(workload)) > 0
+    assert bound["flops"] == get_workload(workload).flops
+    assert bound["stream_bytes_per_s"] > 1e8 and bound["peak_flops_per_s"] > 1e8
+    assert problem["anchors"][ROOFLINE] == pytest.approx(max(
+        bound["bytes"] / bound["stream_bytes_per_s"], bound["flops"] / bound["peak_flops_per_s"]))
+    assert bound["bound"] == ("memory" if bound["memory_s"] >= bound["compute_s"] else "compute")
     for name in names:
         note = problem["anchor_notes"][name]
         assert 0 <= note["max_error"] <= 1e-3  # checked against the reference first
@@ -114,13 +122,16 @@ def test_without_torch_there_is_no_pytorch_anchor_and_the_problem_says_why(
         hidden.setitem(sys.modules, "torch", None)  # `import torch` fails, as when not installed
         missing = measure_anchor(MATMUL["pytorch"], inputs, reference, 2, 1e-3, PROTOCOL)
     assert missing["error_kind"] == "missing" and "optarena[anchors]" in missing["error"]
-    real_version = Anchor.version
-    monkeypatch.setattr(Anchor, "version",
-                        lambda self: None if self.library == "torch" else real_version(self))
+    from optarena.envs.tensor_schedule import scorer
+
+    real_version = scorer.library_version
+    monkeypatch.setattr(scorer, "library_version",
+                        lambda library: None if library == "torch" else real_version(library))
     problem = _problem("matmul-64", tmp_path / "store.sqlite")
-    assert "pytorch" not in problem["anchors"] and problem["anchors"]["openblas"] > 0
-    assert problem["anchor_notes"]["pytorch"] == \
-        {"absent": "missing: torch is not installed (pip install 'optarena[anchors]')"}
+    assert set(problem["anchors"]) == {"openblas"} and problem["anchors"]["openblas"] > 0
+    for name in ("pytorch", ROOFLINE):  # the roofline's rates are measured with torch
+        assert problem["anchor_notes"][name] == \
+            {"absent": "missing: torch is not installed (pip install 'optarena[anchors]')"}
 
 
 def test_every_built_in_workload_has_a_pytorch_anchor_and_a_user_workload_none(tmp_path):
@@ -138,10 +149,13 @@ def test_the_report_sets_each_agents_best_against_pytorch_eager(tmp_path):
              "openblas": {"threads": 2, "libraries": [
                  {"user_api": "blas", "internal_api": "openblas", "version": "0.3.31",
                   "architecture": "Haswell", "num_threads": 2}]}}
+    notes[ROOFLINE] = {"bytes": 4e6, "flops": 2e9, "stream_bytes_per_s": 40e9,
+                       "peak_flops_per_s": 200e9, "bound": "compute"}
     for seed in (0, 1, 2):
-        # PyTorch eager: 0.1 ms (10x over the reference), OpenBLAS 0.05 ms (20x)
-        problem = {"anchors": {"pytorch": reference_s / 10, "openblas": reference_s / 20},
-                   "anchor_notes": notes}
+        # PyTorch eager: 0.1 ms (10x over the reference), OpenBLAS 0.05 ms (20x); the
+        # roofline 10 µs (100x)
+        problem = {"anchors": {"pytorch": reference_s / 10, "openblas": reference_s / 20,
+                               ROOFLINE: reference_s / 100}, "anchor_notes": notes}
         for label, best in (("metaschedule", 8.0), ("mcts", 12.0 * (1 + 0.1 * seed))):
             append_record(tmp_path / "results.jsonl",
                           _record("matmul-64", label, seed, [(1, 1.0), (6, best)],
@@ -163,7 +177,14 @@ def test_the_report_sets_each_agents_best_against_pytorch_eager(tmp_path):
             f"(openblas 0.3.31 Haswell, 2 threads). The best schedule found, "
             f"{best_s * 1e6:.3g} µs (`mcts`, run `mcts-s2-matmul-64`), is 1.44x faster than "
             "PyTorch eager and 1.39x slower than OpenBLAS.") in section
+    # the roofline is a bound, not a column: the best reaches 14.4x / 100x of it
+    assert "| vs roofline" not in header
+    assert ("The roofline on the machine of the best run, measured in the same run: 10 µs (4 MB "
+            "moved at 40 GB/s, a reduction over as many bytes; 2 GFLOP at 200 GFLOP/s, a float32 "
+            "GEMM; compute-bound). The best schedule found reaches 14% of it; PyTorch eager 10%, "
+            "OpenBLAS 20%.") in section
     assert "vs PyTorch eager" not in _section(markdown, "conv-8")
+    assert "roofline" not in _section(markdown, "conv-8")
     pooled = _section(markdown, "All 2 workloads")  # one workload lacks the anchor: no column
     assert "vs PyTorch eager" not in pooled
     page = (tmp_path / "report.html").read_text()

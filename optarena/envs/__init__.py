@@ -29,6 +29,7 @@ register(EnvKind(
                       Forced(key="measure.spread", value=None),
                       Forced(key="measure.tolerance", value=1e-3, rule="at_most")),
         speed_anchors={"pytorch": "PyTorch eager", "openblas": "OpenBLAS"},
+        roofline="roofline",  # tensor_schedule/roofline.py
         improvement="the speedup over the unscheduled program", problems="tensor programs"),
     problem_check="optarena.envs.tensor_schedule.names:check_workloads"))
 register(EnvKind(

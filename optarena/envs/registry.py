@@ -69,6 +69,9 @@ class Policy(BaseModel):
     speed_anchors: dict[str, str] = Field(default_factory=dict)
     """Anchors that are what a user would run instead (latencies in seconds), by name, with the
     label reports give them (``{"pytorch": "PyTorch eager"}``)."""
+    roofline: str | None = None
+    """The anchor that is the problem's roofline on the machine of the run (a lower bound on its
+    score, not an alternative): reports give each best's fraction of it."""
     improvement: str = ""
     """What an improvement is here, for reports (``the speedup over the unscheduled program``)."""
     problems: str = ""

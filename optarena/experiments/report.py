@@ -19,7 +19,10 @@ trials, the others 128); the agents of every budget are then compared with its r
 Tensor workloads also record what a user would run instead, timed in the same run on the same
 inputs and threads (:mod:`optarena.envs.tensor_schedule.anchors`): PyTorch eager and, for
 matmuls, OpenBLAS (the policy's ``speed_anchors``). Their sections say how the best schedule
-found compares with them, and the tables have a column for each (:func:`speed_anchors`).
+found compares with them, and the tables have a column for each (:func:`speed_anchors`). They
+record the workload's roofline on the machine too (the policy's ``roofline`` anchor: bytes over
+a stream bandwidth and flops over a GEMM peak, both measured in the run), and their sections
+give the fraction of it the best schedule and each speed anchor reach.
 
 Definitions (per workload and budget, over the runs of an agent):
 
@@ -630,6 +633,30 @@ def _speed_text(rows: list[Row]) -> str | None:
             f"(`{best.spec.label}`, run `{best.run_id}`), is {' and '.join(verdicts)}.")
 
 
+def _roofline_text(rows: list[Row]) -> str | None:
+    """The workload's roofline on the machine of its runs (the policy's ``roofline`` anchor)
+    and the fraction of it the best schedule found reaches, and each speed anchor (``None`` when
+    its runs did not all record it)."""
+    runs = [r for row in rows for r in row.runs]
+    name = runs[0].policy.roofline if runs else None
+    if name is None or not all(name in r.problem.anchors for r in runs):
+        return None
+    best = max(runs, key=lambda r: r.result.best_improvement)
+    best_s = best.problem.reference_score / best.result.best_improvement
+    bound_s, note = best.problem.anchors[name], best.problem.anchor_notes.get(name, {})
+    what = ""
+    if {"bytes", "flops", "stream_bytes_per_s", "peak_flops_per_s"} <= note.keys():
+        what = (f" ({note['bytes'] / 1e6:.3g} MB moved at {note['stream_bytes_per_s'] / 1e9:.3g} "
+                f"GB/s, a reduction over as many bytes; {note['flops'] / 1e9:.3g} GFLOP at "
+                f"{note['peak_flops_per_s'] / 1e9:.3g} GFLOP/s, a float32 GEMM; "
+                f"{note.get('bound', '?')}-bound)")
+    others = [f"{label} {bound_s / best.problem.anchors[anchor_name]:.0%}"
+              for anchor_name, label in speed_anchors(runs).items()]
+    return (f"The roofline on the machine of the best run, measured in the same run: "
+            f"{_latency(bound_s)}{what}. The best schedule found reaches "
+            f"{bound_s / best_s:.0%} of it" + (f"; {', '.join(others)}" if others else "") + ".")
+
+
 def _baseline_text(ref: Reference | str) -> str:
     if isinstance(ref, str):
         return f"No baseline comparison: {ref}."
@@ -657,9 +684,9 @@ def _workload_section(document: Document, out: Path, key: tuple[str, str, int], 
     document.heading(f"{workload} ({env_id}, budget {budget})")
     document.paragraph(f"Workload hash `{problem.workload_hash}`, "
                        f"{measured_with(rows)}. {_baseline_text(ref)}")
-    speed = _speed_text(rows)
-    if speed is not None:
-        document.paragraph(speed)
+    for text in (_speed_text(rows), _roofline_text(rows)):
+        if text is not None:
+            document.paragraph(text)
     known = ref if isinstance(ref, Reference) else None
     picture = out / f"curves_{anchor(workload)}.png"
     png = figure_png(plot_curves(rows, budget, f"{workload} ({env_id}, budget {budget})", known))

@@ -52,10 +52,15 @@ class Anchor:
 
     def version(self) -> str | None:
         """The installed version of :attr:`library` (``None``: not installed)."""
-        try:
-            return importlib.metadata.version(self.library)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        return library_version(self.library)
+
+
+def library_version(library: str) -> str | None:
+    """The installed version of the distribution ``library`` (``None``: not installed)."""
+    try:
+        return importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _torch(threads: int) -> Any:

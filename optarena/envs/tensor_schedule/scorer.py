@@ -32,7 +32,7 @@ import tvm
 
 from optarena.envs.contract import Failure, Outcome, Program
 from optarena.envs.host import cpu_model
-from optarena.envs.tensor_schedule.anchors import INSTALL_HINT
+from optarena.envs.tensor_schedule.anchors import INSTALL_HINT, library_version
 from optarena.envs.tensor_schedule.cost_model import Surrogate, describe
 from optarena.envs.tensor_schedule.measure import (
     MeasureConfig,
@@ -41,6 +41,7 @@ from optarena.envs.tensor_schedule.measure import (
     RPCConfig,
     reference_key,
 )
+from optarena.envs.tensor_schedule.roofline import ROOFLINE
 from optarena.envs.tensor_schedule.space import InvalidSchedule, ScheduleState, TensorSpace
 from optarena.envs.tensor_schedule.workload import tvm_structural_hash
 
@@ -128,26 +129,30 @@ class TensorScorer:
         thread pools)."""
         anchors = self.space.space(problem).workload.anchors
         return {"libraries": {name: f"{a.library} {a.version()}" for name, a in anchors.items()},
+                ROOFLINE: f"torch {library_version('torch')}",
                 "environment": {key: value for key, value in os.environ.items()
                                 if key.startswith(ANCHOR_ENVIRONMENT)}}
 
     def anchors(self, problem: str, kept: Mapping[str, Outcome] | None = None
                 ) -> dict[str, Outcome]:
         """The outcome of each anchor of the workload, what a user would run instead of a tuned
-        schedule (``pytorch``; ``openblas`` for matmuls): the ``kept`` ones as they are, the
+        schedule (``pytorch``; ``openblas`` for matmuls), and its roofline on this machine
+        (:mod:`~optarena.envs.tensor_schedule.roofline`): the ``kept`` ones as they are, the
         others checked and timed in a measurement worker of their own on the inputs and threads
         of every kernel (their outcomes' extras say what they were timed with:
         :func:`anchor_notes`). One whose library is not installed is a failure, not asked for;
         over RPC none is measured (kernels are timed on the devices, anchors would be timed
         here)."""
-        anchors = self.space.space(problem).workload.anchors
+        # the roofline's rates are measured with torch (roofline.py)
+        anchors = {**{name: a.library for name, a in
+                      self.space.space(problem).workload.anchors.items()}, ROOFLINE: "torch"}
         if self.rpc is not None:
             return {name: Outcome.failed("rpc", "kernels are timed on RPC devices, anchors "
                                                 "would be timed here") for name in anchors}
         found = {name: outcome for name, outcome in (kept or {}).items() if name in anchors}
-        for name, anchor in anchors.items():
-            if name not in found and anchor.version() is None:
-                found[name] = Outcome.failed("missing", f"{anchor.library} is not installed "
+        for name, library in anchors.items():
+            if name not in found and library_version(library) is None:
+                found[name] = Outcome.failed("missing", f"{library} is not installed "
                                                         f"({INSTALL_HINT})")
         missing = [name for name in anchors if name not in found]
         if missing:

@@ -44,6 +44,12 @@ from optarena.envs.tensor_schedule.anchors import (
     torch_facts,
 )
 from optarena.envs.tensor_schedule.measure import MeasureConfig, RPCConfig
+from optarena.envs.tensor_schedule.roofline import (
+    ROOFLINE,
+    machine_rates,
+    roofline,
+    workload_bytes,
+)
 from optarena.envs.tensor_schedule.target import kernel_threads, set_kernel_threads
 from optarena.envs.tensor_schedule.workload import Workload, get_workload
 
@@ -106,6 +112,7 @@ class _Worker:
         self.threads = kernel_threads(target)
         set_kernel_threads(self.threads, self.config.spin_count)
         workload = get_workload(setup["spec"])
+        self.workload = workload
         self.anchors = workload.anchors
         self.device = _Device(target, rpc)
         self.inputs = make_inputs(workload, self.config.input_seed)
@@ -179,12 +186,17 @@ class _Worker:
         gets, with the target's threads: torch's set, the BLAS and OpenMP pools limited to them.
         With each anchor: the thread pools threadpoolctl reports after its timing and, for
         torch's, torch's version, threads and BLAS (a worker of their own, killed afterwards:
-        :meth:`~optarena.envs.tensor_schedule.measure.Measurer.measure_anchors`)."""
+        :meth:`~optarena.envs.tensor_schedule.measure.Measurer.measure_anchors`). The name
+        :data:`~optarena.envs.tensor_schedule.roofline.ROOFLINE` is the workload's roofline on
+        this machine, its rates measured with the same threads."""
         inputs = [a for i, a in enumerate(self.inputs) if i not in self.written]
         (reference,) = self.reference
         replies = {}
         with threadpool_limits(limits=self.threads):
             for name in request["names"]:
+                if name == ROOFLINE:
+                    replies[name] = self.measure_roofline()
+                    continue
                 anchor = self.anchors[name]
                 reply = measure_anchor(anchor, inputs, reference, self.threads,
                                        self.config.tolerance, request)
@@ -193,6 +205,19 @@ class _Worker:
                                  **(torch_facts() if anchor.library == "torch" else {}))
                 replies[name] = reply
         return {"anchors": replies}
+
+
+    def measure_roofline(self) -> dict[str, Any]:
+        """The workload's roofline on this machine (its rates measured with the kernels'
+        threads), as an anchor's reply: its time as ``latency_s``, or why it failed."""
+        try:
+            rates = machine_rates(workload_bytes(self.workload), self.threads)
+        except Exception as err:  # torch's error, whatever it is, is the roofline's failure
+            return {"error_kind": "missing" if isinstance(err, ImportError) else "run",
+                    "error": error_summary(err)}
+        bound = roofline(self.workload, rates)
+        return {"latency_s": bound.pop("time_s"), **bound, "threads": self.threads,
+                **torch_facts()}
 
 
 def measure_anchor(anchor: Anchor, inputs: list[np.ndarray], reference: np.ndarray, threads: int,
