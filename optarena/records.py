@@ -24,10 +24,10 @@ the policy moved unchanged) and the counters with zero (a machine without ``cpu_
 recorded since 2026-12-04, has ``""``; a problem written before ``anchors`` existed has its
 ``o3_score`` as the ``-O3`` anchor). Version 2 adds the policy; its usage counts planning
 seconds, and the names ``mcts``, ``puct`` and ``llm-mcts`` are the model-based tree agents: a
-version 1 record of one of them (they measured every node then) reads as ``mcts-measured``,
-``puct-measured`` or ``llm-mcts-measured`` (:data:`MEASURED_SINCE_2`), its label and the numbers
-unchanged and its ``run_id``, where it was its spec's, that of the renamed spec, so that a committed race resumes with its
-``config.yaml``, whose agents are renamed the same way. A record's ``tokens`` and
+version 1 record of one of them (they measured every node then) reads as ``mcts-measured``, ``puct-
+measured`` or ``llm-mcts-measured`` (:data:`MEASURED_SINCE_2`), its label and the numbers unchanged
+and its ``run_id``, where it was its spec's, that of the renamed spec, so that a committed race
+resumes with its ``config.yaml``, whose agents are renamed the same way. A record's ``tokens`` and
 ``fallback_rate`` are derived from its usage and recomputed.
 ``optarena train``'s episodes were unversioned lines of ``results.jsonl`` (version 0); the two committed
 training directories were renamed to ``episodes.jsonl`` once, their lines unchanged. Migrating
