@@ -15,8 +15,10 @@ variants (``mcts-measured``, ``puct-measured``, ``llm-mcts-measured``) need none
 
 **The tree.** Its root is *virtual*: its children are starting states. The first is the start of
 ``reset(seed)``, measured: every agent of a seed starts there. In a space that draws random starts
-(the tensor environment's design space, whose sketches no action changes) each round adds
-``fresh_starts`` new ones drawn with ``initial_state``, as MetaSchedule's evolutionary search
+(the tensor environment's design space, whose sketches no action changes) ``init_samples - 1``
+more random starts are measured with it as the first batch, before any planning (the cost model
+learns from a spread of the design space, as MetaSchedule's search seeds its population), and
+each round adds ``fresh_starts`` new ones drawn with ``initial_state``, as MetaSchedule's evolutionary search
 samples part of each generation afresh and the published search seeds its tree from
 MetaSchedule's population: the search is not confined to the first sample's sketch, and the cost
 model ranks new regions beside the tree's. After ``max_start_repeats`` draws in a row that were
@@ -96,6 +98,12 @@ class PlanningConfig:
     """Children of a node at most (the root's: see ``fresh_starts``)."""
     expansions_per_round: int = 64
     """Expansions planned on the cost model per round (per measured batch)."""
+    init_samples: int = 16
+    """Starting states measured before planning begins, the first sample included, where the
+    space draws random starts: the cost model learns from a spread of the design space, as
+    MetaSchedule's search and ``evolutionary-cost-model`` seed theirs (an uninformed model
+    would rank at random, and a first batch drawn from the tree would be mostly neighbours of the
+    first sample)."""
     fresh_starts: int = 32
     """New starting states drawn for the root each round, where the space draws random starts
     (MetaSchedule's evolutionary search samples part of each generation afresh)."""
@@ -222,6 +230,7 @@ class Planner:
         first = self._add(self.root, inner.get_state(), None, ())
         first.predicted = first.measured = self.first_score
         self._back_up(first, 0.0)
+        self._seed(tracker)
         planning = measuring = 0.0
         self.waiting_s = 0.0
         for _ in tracker.rounds(config.max_stalls):
@@ -342,6 +351,18 @@ class Planner:
             if not isinstance(state, str) and state not in self.table:
                 return self._add(node, state, moves[0], tuple(moves) if len(moves) > 1 else ())
         return None
+
+    def _seed(self, tracker: Tracker) -> None:
+        """Measure ``init_samples - 1`` new starting states as one batch (as many as the
+        budget allows; none in a space with one fixed start)."""
+        assert self.inner is not None
+        drawn = {self.inner.initial_state(self.rng): None
+                 for _ in range(self.config.init_samples - 1)}
+        seeds = [self._add(self.root, state, None, ()) for state in drawn
+                 if state not in self.table][: tracker.left]
+        for node in seeds:
+            self._back_up(node, 0.0)
+        self._measure(seeds, [], tracker)
 
     def _draw_starts(self) -> None:
         """The round's fresh starts: new starting states as children of the root, estimated
