@@ -8,10 +8,10 @@ progressively
 (``ceil(widening_k * N ** widening_alpha)`` children), taking its untried action of highest prior
 first, and selection descends to the child of highest ``Q + exploration * P(a) * sqrt(N(x)) /
 (1 + N(child))`` (``Q`` scaled to [0, 1]; a starting state's ``P`` is uniform over the root's
-children). ``P`` over a node's legal actions is the softmax of ``-log(estimated score of the
-action's successor) / prior_temperature``, the successors estimated in one ``estimate`` call
-when the node first widens in a round (the cost model learns between rounds). It needs an
-environment with a cost model.
+children). ``P`` over a node's legal actions (``prior_actions`` of them at most, a seeded random
+subset) is the softmax of ``-log(estimated score of the action's successor) /
+prior_temperature``, the successors estimated in one ``estimate`` call when the node first widens
+in a round (the cost model learns between rounds). It needs an environment with a cost model.
 
 :class:`MeasuredPUCT` (the agent ``puct-measured``) measures every node; the committed races
 before the planning loop ran it under the name ``puct``. Its algorithm:
@@ -86,6 +86,10 @@ class PUCTConfig(PlanningConfig):
 
     prior_temperature: float = 0.1
     """Softmax temperature of the prior, in log score."""
+    prior_actions: int = 16
+    """Legal actions of a node whose successors the prior estimates (a seeded random subset
+    where there are more; the others have prior 0 and are tried after them, in a random order):
+    a successor costs a transition and an estimate, and a tensor state has 50-100 legal actions."""
     widening_k: float = 1.0
     """Progressive widening: a node has at most ``ceil(widening_k * N ** widening_alpha)``
     children."""
@@ -141,7 +145,11 @@ class PUCT(Planner):
         if known is not None and known[0] == measured:
             return known[1]
         if node not in self.successors:
-            made = {a: self.inner.transition(node.state, a) for a in self._untried(node)}
+            untried = self._untried(node)
+            if len(untried) > self.config.prior_actions:
+                untried = [int(a) for a in self.rng.choice(untried, self.config.prior_actions,
+                                                           replace=False)]
+            made = {a: self.inner.transition(node.state, a) for a in untried}
             self.successors[node] = {a: s for a, s in made.items() if not isinstance(s, str)}
         successors = self.successors[node]
         prior: dict[int, float] = {}
