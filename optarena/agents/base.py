@@ -79,6 +79,7 @@ class Tracker:
     def __init__(self, agent: str, env: gym.Env, budget: int, seed: int) -> None:
         self.gym_env = env
         self.env = oracle(env)
+        self.starts = 0
         self.meter = self.env.evaluator
         self.meter.set_budget(budget)
         self.start = time.perf_counter()
@@ -113,7 +114,14 @@ class Tracker:
         """Reset the environment with the search's seed, record the start and return what the
         reset returned: every agent of a seed whose algorithm allows it starts from this sample
         (``reset(seed)``), so that paired comparisons compare searches, not first samples."""
-        observation, info = self.gym_env.reset(seed=self.result.seed)
+        return self.start(None)
+
+    def start(self, rng: np.random.Generator | None) -> tuple[Any, dict[str, Any]]:
+        """A start of the search, recorded: the first is :meth:`first_sample`, a later one a
+        reset with a seed drawn from ``rng`` (greedy search's restarts, PPO's test episodes)."""
+        seed = self.result.seed if self.starts == 0 or rng is None else int(rng.integers(2**31))
+        self.starts += 1
+        observation, info = self.gym_env.reset(seed=seed)
         self.observe(info, [])
         return observation, info
 

@@ -42,12 +42,8 @@ class Greedy:
         rng = np.random.default_rng(seed)
         inner = oracle(env)
         tracker = Tracker(self.name, env, budget, seed)
-        for restart in tracker.rounds(self.config.max_stalls):
-            if restart == 0:
-                _, info = tracker.first_sample()
-            else:
-                _, info = env.reset(seed=int(rng.integers(2**31)))
-                tracker.observe(info, [])
+        for _ in tracker.rounds(self.config.max_stalls):
+            _, info = tracker.start(rng)
             descend(inner, inner.get_state(), float(info["score"]), lambda: tracker.left,
                     tracker.observe_outcome, self.config.min_gain)
         return tracker.finish()

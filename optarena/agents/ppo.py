@@ -118,12 +118,8 @@ class PPO:
             raise RuntimeError("no policy: train with run() or load() first")
         rng = np.random.default_rng(seed)
         tracker = Tracker(f"{self.name}-eval", env, budget, seed)
-        for episode in tracker.rounds(self.config.max_stalls):
-            if episode == 0:
-                obs, info = tracker.first_sample()
-            else:
-                obs, info = env.reset(seed=int(rng.integers(2**31)))
-                tracker.observe(info, [])
+        for _ in tracker.rounds(self.config.max_stalls):
+            obs, info = tracker.start(rng)
             actions: list[int] = []
             done = False
             while not done and tracker.left > 0 and info["action_mask"].any():
