@@ -82,7 +82,7 @@ class Tracker:
         self.starts = 0
         self.meter = self.env.evaluator
         self.meter.set_budget(budget)
-        self.start = time.perf_counter()
+        self.began = time.perf_counter()
         self.censored_offset = self.meter.num_censored
         self.cost_offset = self.meter.num_cost_model_calls
         self.failures_offset = Counter(self.meter.failures)
@@ -158,7 +158,7 @@ class Tracker:
         """The curve's point for the measurements made so far (the states of one batch are
         observed one after another: the batch's point ends with its best)."""
         result, curve = self.result, self.result.curve
-        point = CurvePoint(measurements=self.used, wall_s=time.perf_counter() - self.start,
+        point = CurvePoint(measurements=self.used, wall_s=time.perf_counter() - self.began,
                            best_score=result.best_score, best_improvement=result.best_improvement,
                            censored=self.meter.num_censored - self.censored_offset)
         if curve and curve[-1].measurements == self.used:
@@ -170,7 +170,7 @@ class Tracker:
         """The search's result, with what it used; the budget is lifted (whatever is measured
         afterwards is not the search's)."""
         result, meter = self.result, self.meter
-        result.wall_s = time.perf_counter() - self.start
+        result.wall_s = time.perf_counter() - self.began
         result.usage.measurements = self.used
         result.usage.censored = meter.num_censored - self.censored_offset
         result.usage.cost_model_calls = meter.num_cost_model_calls - self.cost_offset
