@@ -359,11 +359,13 @@ class LLMMCTS(Planner):
         self.calls_at_round = self.usage.llm_calls
         super().plan()
 
-    def propose(self, node: PlanNode) -> list[int]:
-        """The node's queued proposal, else a new call while the round has calls left, else a
-        uniform untried action."""
+    def propose(self, node: PlanNode) -> list[int] | None:
+        """The node's queued proposal, else a new call while the round has calls left (its
+        legal actions enumerated for the prompt), else a uniform untried action."""
         assert self.env is not None
         if self.usage.llm_calls - self.calls_at_round < self.config.llm_calls_per_round:
+            if not self.enumerate_legal(node):  # the prompt lists them
+                return None
             began = time.perf_counter()
             try:
                 return self.proposer.propose_moves(self.env, node, self.rng, self.usage,
@@ -373,8 +375,9 @@ class LLMMCTS(Planner):
         queued = self.proposer.queued_moves(node, self.usage)
         if queued is not None:
             return queued
-        self.usage.proposals_uniform += 1
-        return super().propose(node)
+        moves = super().propose(node)
+        self.usage.proposals_uniform += moves is not None
+        return moves
 
     def score_text(self, node: Expandable) -> str:
         assert self.env is not None and isinstance(node, PlanNode)

@@ -46,7 +46,9 @@ never selected again and takes the tree's lowest value.
 1. **Plan.** The round's fresh starts, then ``expansions_per_round`` expansions, in groups of
    ``parallel_expansions``: each selects a node from the root down (:meth:`Planner.choose`; UCT
    for ``mcts``) with a virtual loss on its path until the group is backed up, and grows it by
-   one child (:meth:`Planner.propose`: a uniformly chosen untried legal action for ``mcts``);
+   one child (:meth:`Planner.propose`: a uniformly chosen untried legal action for ``mcts``,
+   found by trying the node's actions in a seeded random order until a transition gives a new
+   state, which spares enumerating its legal actions);
    the group's new states and rollout ends are estimated in one ``estimate`` call.
 2. **Re-rank**: the ``rerank`` best unmeasured nodes (by their last estimates) and their
    rollout ends are estimated again, as the cost model has learned from the last batch, and
@@ -146,10 +148,18 @@ class PlanNode:
     """The first move of the edge from the parent."""
     moves: tuple[int, ...] = ()
     """The edge's moves when it is a sequence (the LLM's), else empty."""
-    untried: list[int] | None = None
-    """Legal actions not expanded yet (``None`` until the node is first considered for an
-    expansion: enumerating legal actions is a large part of planning's cost, and most nodes
-    are leaves)."""
+    legal: list[int] | None = None
+    """Its legal actions, where they were enumerated (an LLM is shown them): on the tensor
+    environment an enumeration replays the trace for every compute location (a third of a
+    second on an attention layer), so uniform expansions go without (:meth:`Planner.propose`)."""
+    tried: set[int] = field(default_factory=set)
+    """Actions its expansions have tried."""
+    order: np.ndarray | None = None
+    """Its actions in a seeded random order, the uniform expansions' (drawn on first use)."""
+    cursor: int = 0
+    """How far :attr:`order` has been read."""
+    exhausted: bool = False
+    """Every action was tried: it grows no more."""
     children: list[PlanNode] = field(default_factory=list)
     predicted: float = math.nan
     """The cost model's latest estimate of the state's score."""
@@ -170,6 +180,11 @@ class PlanNode:
     """Children being made for it in the current group."""
     closed: bool = False
     """Nothing more can grow below it."""
+
+    @property
+    def untried(self) -> list[int]:
+        """Its legal actions not tried yet (the enumerated ones: :attr:`legal`)."""
+        return [a for a in self.legal or () if a not in self.tried]
 
     @property
     def score(self) -> float:
@@ -200,6 +215,7 @@ class Planner:
         self.root = PlanNode(None, None)
         self.table: dict[Any, PlanNode] = {}
         self.first_score = 1.0
+        self.n_actions = 0
         self.low = self.high = 0.0
         self.start_repeats = 0
         self.usage = Usage()
@@ -223,6 +239,7 @@ class Planner:
         self.usage = tracker.result.usage
         _, info = tracker.first_sample()
         self.first_score = float(info["score"])
+        self.n_actions = len(info["action_mask"])
         self.root = PlanNode(None, None)
         self.table = {}
         self.low = self.high = 0.0
@@ -309,14 +326,27 @@ class Planner:
             return False
         if node is self.root:  # grows by the fresh starts of each round
             return False
-        return bool(self._untried(node)) and len(node.children) + node.pending < self.room(node)
+        return not node.exhausted and len(node.children) + node.pending < self.room(node)
 
-    def _untried(self, node: PlanNode) -> list[int]:
-        """``node``'s untried legal actions (enumerated on first use)."""
-        if node.untried is None:
+    def enumerate_legal(self, node: PlanNode) -> list[int]:
+        """``node``'s untried legal actions, enumerating them once (:attr:`PlanNode.legal`)."""
+        if node.legal is None:
             assert self.inner is not None
-            node.untried = [int(a) for a in np.flatnonzero(self.inner.legal_mask(node.state))]
+            node.legal = [int(a) for a in np.flatnonzero(self.inner.legal_mask(node.state))]
         return node.untried
+
+    def next_action(self, node: PlanNode) -> int | None:
+        """``node``'s next untried action in its seeded random order, legal or not (``None``:
+        none left). A uniform expansion tries actions in this order and keeps the first whose
+        transition gives a state: uniform over the legal ones, without enumerating them."""
+        if node.order is None:
+            node.order = self.rng.permutation(self.n_actions)
+        while node.cursor < len(node.order):
+            action = int(node.order[node.cursor])
+            node.cursor += 1
+            if action not in node.tried:
+                return action
+        return None
 
     def room(self, node: PlanNode) -> int:
         """Children ``node`` may have: ``branching``."""
@@ -343,13 +373,13 @@ class Planner:
         """A new child of ``node`` (its score not estimated yet), or ``None`` where its untried
         actions make none (each state is one node)."""
         assert self.inner is not None
-        untried = self._untried(node)
-        while untried:
-            moves = self.propose(node)
-            untried.remove(moves[0])
-            state = walk(self.inner, node.state, moves)
+        while (moves := self.propose(node)) is not None:
+            node.tried.add(moves[0])
+            state = self.inner.transition(node.state, moves[0]) if len(moves) == 1 \
+                else walk(self.inner, node.state, moves)
             if not isinstance(state, str) and state not in self.table:
                 return self._add(node, state, moves[0], tuple(moves) if len(moves) > 1 else ())
+        node.exhausted = True
         return None
 
     def _seed(self, tracker: Tracker) -> None:
@@ -382,9 +412,15 @@ class Planner:
             self.root.closed = False
             self._estimate_new(new)
 
-    def propose(self, node: PlanNode) -> list[int]:
-        """The moves of ``node``'s next child: a uniformly chosen untried action."""
-        return [int(self.rng.choice(self._untried(node)))]
+    def propose(self, node: PlanNode) -> list[int] | None:
+        """The moves of ``node``'s next child (``None``: none left): a uniformly chosen untried
+        action, from its legal ones where they were enumerated, else the next of its random
+        order (the transition tells whether it is legal)."""
+        if node.legal is not None:
+            untried = node.untried
+            return [int(self.rng.choice(untried))] if untried else None
+        action = self.next_action(node)
+        return None if action is None else [action]
 
     def _add(self, parent: PlanNode, state: Any, action: int | None, moves: tuple[int, ...]
              ) -> PlanNode:

@@ -8,8 +8,8 @@ progressively
 (``ceil(widening_k * N ** widening_alpha)`` children), taking its untried action of highest prior
 first, and selection descends to the child of highest ``Q + exploration * P(a) * sqrt(N(x)) /
 (1 + N(child))`` (``Q`` scaled to [0, 1]; a starting state's ``P`` is uniform over the root's
-children). ``P`` over a node's legal actions (``prior_actions`` of them at most, a seeded random
-subset) is the softmax of ``-log(estimated score of the action's successor) /
+children). ``P`` over a node's legal actions (``prior_actions`` of them at most: the first legal
+ones of its seeded random order) is the softmax of ``-log(estimated score of the action's successor) /
 prior_temperature``, the successors estimated in one ``estimate`` call when the node first widens
 in a round (the cost model learns between rounds). It needs an environment with a cost model.
 
@@ -130,11 +130,15 @@ class PUCT(Planner):
                 / (1 + child.visits + child.virtual)
         return max(children, key=puct)
 
-    def propose(self, node: PlanNode) -> list[int]:
-        """The untried action of highest prior (ties: a seeded random one)."""
-        prior, untried = self._prior(node), self._untried(node)
-        best = max(prior.get(a, 0.0) for a in untried)
-        return [int(self.rng.choice([a for a in untried if prior.get(a, 0.0) == best]))]
+    def propose(self, node: PlanNode) -> list[int] | None:
+        """The untried action of highest prior (ties: a seeded random one); once the prior's
+        actions are tried, uniform ones (:meth:`~optarena.agents.planning.Planner.propose`)."""
+        prior = self._prior(node)
+        candidates = [a for a in prior if a not in node.tried]
+        if not candidates:
+            return super().propose(node)
+        best = max(prior[a] for a in candidates)
+        return [int(self.rng.choice([a for a in candidates if prior[a] == best]))]
 
     def _prior(self, node: PlanNode) -> dict[int, float]:
         """``P`` of ``node``, estimated again when the cost model has learned since (the
@@ -145,12 +149,13 @@ class PUCT(Planner):
         if known is not None and known[0] == measured:
             return known[1]
         if node not in self.successors:
-            untried = self._untried(node)
-            if len(untried) > self.config.prior_actions:
-                untried = [int(a) for a in self.rng.choice(untried, self.config.prior_actions,
-                                                           replace=False)]
-            made = {a: self.inner.transition(node.state, a) for a in untried}
-            self.successors[node] = {a: s for a, s in made.items() if not isinstance(s, str)}
+            made: dict[int, Any] = {}
+            while len(made) < self.config.prior_actions \
+                    and (action := self.next_action(node)) is not None:
+                successor = self.inner.transition(node.state, action)
+                if not isinstance(successor, str):
+                    made[action] = successor
+            self.successors[node] = made
         successors = self.successors[node]
         prior: dict[int, float] = {}
         if successors:
