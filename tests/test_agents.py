@@ -130,9 +130,9 @@ def run_on_workload(name, workload, store, budget=64):
                                  "measure_per_generation": 3}),
     pytest.param("mcts-measured", {"rollout": "cost_model"}, marks=pytest.mark.slow),
     pytest.param("puct-measured", {"prior_warmup": 4}, marks=pytest.mark.slow),
-    pytest.param("mcts", {"measure_per_round": 4, "expansions_per_round": 16},
+    pytest.param("mcts", {"init_samples": 4, "measure_per_round": 4, "expansions_per_round": 16},
                  marks=pytest.mark.slow),
-    ("llm-mcts", {"measure_per_round": 4, "expansions_per_round": 16}),
+    ("llm-mcts", {"init_samples": 4, "measure_per_round": 4, "expansions_per_round": 16}),
     pytest.param("random", {}, marks=pytest.mark.slow),
 ])
 def test_same_seed_and_latencies_give_the_same_search_under_the_cost_model(name, config,

@@ -251,8 +251,9 @@ class Planner:
         first = self._add(self.root, inner.get_state(), None, ())
         first.predicted = first.measured = self.first_score
         self._back_up(first, 0.0)
+        began = time.perf_counter()
         self._seed(tracker)
-        planning = measuring = 0.0
+        planning, measuring = 0.0, time.perf_counter() - began
         self.waiting_s = 0.0
         for _ in tracker.rounds(config.max_stalls):
             began, waited = time.perf_counter(), self.waiting_s
