@@ -57,6 +57,8 @@ class FirstListed(ScriptedClient):
 def make_agent(name):
     if name == "llm-mcts":
         return LLMMCTS(LLMMCTSConfig(), client=FirstListed())
+    if name == "llm-mcts-measured":
+        return MeasuredLLMMCTS(MeasuredLLMMCTSConfig(), client=FirstListed())
     config = {"ppo": {"n_envs": 2, "n_steps": 8, "batch_size": 8, "max_timesteps": 256},
               "evolutionary": {"init_samples": 2, "measure_per_generation": 4}}.get(name, {})
     return agents.make(name, **config)
@@ -91,20 +93,19 @@ def test_agents_on_a_peephole_block_keep_the_contract_and_are_deterministic(name
     assert (first.best_state, first.best_actions) == (second.best_state, second.best_actions)
 
 
-# the others run with -m slow: test_agents_find_a_speedup_on_a_reasoning_compiler_layer asserts
-# the same of every agent on a larger workload (the default run stays within its 15 minutes;
-# random search's batches and determinism are in test_random_search_is_deterministic_for_a_seed)
+# the model-based MCTS and PPO run with -m slow; random search's batches and determinism are in
+# test_random_search_is_deterministic_for_a_seed; greedy's speedup is asserted in the slow RC-layer
+# test, where its random start is far from the best (on matmul-128 a start better than everything
+# its descents reach happened in CI);
+# LLM-MCTS's planning (the same planner as MCTS) in the determinism test under the cost model and
+# with a real model in test_llm_local
 @pytest.mark.parametrize("name", ["evolutionary", *(
-    pytest.param(name, marks=pytest.mark.slow)
-    for name in ("random", "greedy", "mcts", "llm-mcts", "ppo"))])
+    pytest.param(name, marks=pytest.mark.slow) for name in ("mcts", "ppo"))])
 def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, store):
     result = run_on_workload(name, "matmul-128", store)
     assert_contract(result, 64)
     assert result.best_improvement > 1.0  # over the unscheduled program
-    # a learner spends its first samples exploring, and a steepest descent whose random start is
-    # better than everything its descents reach (it happened in CI on matmul-128) finds no more; the
-    # slow RC-layer test asserts greedy's improvement where the start is far from the best
-    if name not in ("ppo", "greedy"):
+    if name != "ppo":  # a learner spends its first samples exploring
         assert result.best_improvement > result.curve[0].best_improvement
 
 
@@ -352,12 +353,14 @@ def test_metaschedule_refuses_the_peephole_env():
 # ------------------------------------------------------------------ a Reasoning-Compiler layer
 
 
+# A steepest descent, whose random start is far from the best here, and the model-based tree search
+# (two rounds after its seed batch). The other agents' contract on a layer is what the races in
+# results/ keep; MetaSchedule's is in test_a_metaschedule_submission_is_verified and
+# test_stock_metaschedule_counts_its_trials_and_is_timed_like_the_others.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["random", "greedy", "evolutionary", "mcts", "llm-mcts", "ppo",
-                                  "metaschedule"])
+@pytest.mark.parametrize("name", ["greedy", "mcts"])
 def test_agents_find_a_speedup_on_a_reasoning_compiler_layer(name, store):
-    result = run_on_workload(name, "flux-conv:size=8", store)
-    assert_contract(result, 64)
+    result = run_on_workload(name, "flux-conv:size=8", store, budget=32)
+    assert_contract(result, 32)
     assert result.best_improvement > 1.0
-    if name not in ("metaschedule", "ppo"):
-        assert result.best_improvement > result.curve[0].best_improvement
+    assert result.best_improvement > result.curve[0].best_improvement

@@ -204,9 +204,11 @@ def test_a_stopped_serve_command_leaves_no_server_behind(local_model, stop):
 
 
 def _llm_agent(server: LocalServer, cache: Path) -> agents.Agent:
-    return agents.make("llm-mcts", llm={"base_url": server.base_url, "model": TEST_MODEL,
-                                        "cache_dir": str(cache), "max_tokens": 48,
-                                        "temperature": 0.2})
+    """Model-based LLM-MCTS on the test model: a seed of 2 samples and batches of 2, so that the
+    small budgets of these tests leave rounds for the LLM."""
+    return agents.make("llm-mcts", init_samples=2, measure_per_round=2, expansions_per_round=8,
+                       llm={"base_url": server.base_url, "model": TEST_MODEL,
+                            "cache_dir": str(cache), "max_tokens": 48, "temperature": 0.2})
 
 
 def _assert_real_llm_usage(result: agents.SearchResult) -> None:

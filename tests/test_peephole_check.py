@@ -289,9 +289,11 @@ def test_the_prover_refutes_corrupted_rewrites_with_counterexamples_unicorn_conf
 
 @pytest.mark.slow
 def test_the_prover_refutes_the_corrupted_rewrites(corrupted):
-    """None is proved; 97% are refuted by the prover alone (571 of 589 when written), the rest
-    tested for a stated reason: a floating-point difference of the model only, or the time."""
-    pairs = [pair for kind in corrupted.values() for pair in kind]
+    """None is proved; 95% at least are refuted by the prover alone, the rest tested for a stated
+    reason: a floating-point difference of the model only, or the time. The first 10 of each kind
+    (the whole set of 589, 571 refuted when written, took 8 minutes of CI on a 2-core AMD EPYC;
+    the default run refutes the first 3 of each kind)."""
+    pairs = [pair for kind in corrupted.values() for pair in kind[:10]]
     results = _proved(pairs)
     assert sum(r.verdict == "refuted" for r in results) >= 0.95 * len(pairs)
     for pair, result in zip(pairs, results, strict=True):

@@ -149,9 +149,11 @@ def test_a_censored_result_is_never_a_best(tmp_path):
         env.close()
 
 
-@pytest.mark.slow  # 45 s; test_measure's crash and hang tests cover each phase in the default run
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_batch_with_a_crashing_and_a_hanging_kernel_returns_the_others(workers):
+# 40 s, with two build workers (one build worker is the path of test_measure's crash and hang
+# tests, which cover each phase in the default run)
+@pytest.mark.slow
+def test_a_batch_with_a_crashing_and_a_hanging_kernel_returns_the_others():
+    workers = 2
     workload = get_workload("matmul-64")
     measurer = Measurer(workload, tvm.target.Target(host_target()),
                         MeasureConfig(number=1, repeat=3, min_repeat_ms=5, timeout_s=8,
