@@ -62,6 +62,15 @@ BAD_RACES = [  # (a line of RACE, what a config says instead, the error's one li
      "race.yaml:4: environments[0].workloads: unknown suite program 'matmull'; available:"),
     ("budget: 4", "budget: four", "race.yaml:7: budget: Input should be a valid integer, unable to "
      "parse string as an integer (got 'four')"),
+    ("aarch64_peephole\n    workloads: [loads_stores/O1/dot4/0]\nagents:\n  - agent: greedy",
+     "tensor_schedule\n    workloads: [matmul-64]\nagents:\n  - agent: mcts",
+     "race.yaml:6: agents[0].agent: 'mcts' plans on a cost model and tensor_schedule has none "
+     "with the kwargs given: set surrogate: true in its kwargs or race 'mcts-measured', which "
+     "measures every node"),
+    ("aarch64_peephole\n    workloads: [loads_stores/O1/dot4/0]\nagents:\n  - agent: greedy",
+     "llvm_pass_order\n    workloads: ['suite:crc32']\nagents:\n  - agent: evolutionary-cost-model",
+     "race.yaml:6: agents[0].agent: 'evolutionary-cost-model' plans on a cost model and "
+     "llvm_pass_order has none with the kwargs given\n"),
 ]
 
 
@@ -108,6 +117,10 @@ def test_tune_and_train_configs_are_checked_the_same_way(tmp_path, capsys):
     tune.write_text("env: aarch64_peephole\nworkload: loads_stores/O1/dot4/0\nagent: mctz\n")
     assert "tune.yaml:3: agent: unknown agent 'mctz'" in _rejected(
         ["tune", "--config", str(tune)], capsys)
+    planner = tmp_path / "planner.yaml"
+    planner.write_text("env: tensor_schedule\nworkload: matmul-64\nagent: puct\n")
+    assert "planner.yaml:3: agent: 'puct' plans on a cost model and tensor_schedule has none" in \
+        _rejected(["tune", "--config", str(planner)], capsys)
     assert "--workload: unknown block(s) ['nope']" in _rejected(
         ["tune", "--config", str(tune), "--agent", "greedy", "--workload", "nope"], capsys)
     train = tmp_path / "train.yaml"

@@ -49,6 +49,11 @@ _REGISTRY: dict[str, tuple[type, type]] = {
 }
 
 
+def available() -> list[str]:
+    """The registered agents' names, sorted."""
+    return sorted(_REGISTRY)
+
+
 def make(name: str, **config: Any) -> Agent:
     """An agent by name, its config filled from keyword arguments (e.g. a YAML mapping)."""
     filled = make_config(name, **config)
@@ -60,7 +65,7 @@ def make_config(name: str, **config: Any) -> Any:
     config file is checked with it before any run starts). ``ValueError`` with one line naming
     an unknown agent or setting and the valid ones, or a setting's invalid value."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown agent {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"unknown agent {name!r}; available: {', '.join(available())}")
     config_cls = _REGISTRY[name][1]
     known = [f.name for f in dataclasses.fields(config_cls)]
     unknown = sorted(set(config) - set(known))
@@ -77,4 +82,11 @@ def make_config(name: str, **config: Any) -> Any:
         raise ValueError(f"agent {name!r}: {err}") from None
 
 
-__all__ = ["Agent", "CurvePoint", "SearchResult", "Usage", "make", "make_config"]
+def needs_cost_model(name: str, **config: Any) -> bool:
+    """Whether agent ``name`` with these settings plans on the environment's cost model and
+    refuses an environment without one (its config's ``needs_cost_model``; none: it does not)."""
+    return bool(getattr(make_config(name, **config), "needs_cost_model", False))
+
+
+__all__ = ["Agent", "CurvePoint", "SearchResult", "Usage", "available", "make", "make_config",
+           "needs_cost_model"]

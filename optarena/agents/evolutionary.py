@@ -84,6 +84,11 @@ class EvolutionaryConfig:
     """With ``diverse_sketches``: the largest share of the budget the seed may take to give
     every sketch a state."""
 
+    @property
+    def needs_cost_model(self) -> bool:
+        """Candidates ranked by the cost model need an environment with one."""
+        return self.cost_model
+
 
 class Evolutionary:
     """Mutation, crossover and (optionally) cost-model-filtered selection of what to measure."""
@@ -95,7 +100,7 @@ class Evolutionary:
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         config, inner = self.config, oracle(env)
-        if config.cost_model and not inner.has_cost_model:
+        if config.needs_cost_model and not inner.has_cost_model:
             raise ValueError(f"{type(inner).__name__} has no cost model here "
                              "(a tensor-schedule environment needs surrogate=True)")
         rng = np.random.default_rng(seed)

@@ -83,6 +83,11 @@ class MeasuredMCTSConfig:
     virtual_loss: float = 1.0
     """Value taken from each node on a path selected this iteration, until it is backed up."""
 
+    @property
+    def needs_cost_model(self) -> bool:
+        """Rollouts scored by the cost model need an environment with one."""
+        return self.rollout == "cost_model"
+
 
 @dataclass(eq=False)
 class MeasuredNode:
@@ -123,7 +128,7 @@ class MeasuredMCTS:
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         config, inner = self.config, oracle(env)
-        if config.rollout == "cost_model" and not inner.has_cost_model:
+        if config.needs_cost_model and not inner.has_cost_model:
             raise ValueError(f"{type(inner).__name__} has no cost model here "
                              "(a tensor-schedule environment needs surrogate=True)")
         self.prepare(env, seed)

@@ -139,6 +139,11 @@ class PlanningConfig:
     max_stalls: int = 5
     """Stop after this many rounds in a row that measured nothing new."""
 
+    @property
+    def needs_cost_model(self) -> bool:
+        """Planning estimates every node: an environment without a cost model is refused."""
+        return True
+
 
 @dataclass(eq=False)
 class PlanNode:

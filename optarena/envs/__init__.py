@@ -30,6 +30,8 @@ register(EnvKind(
                       Forced(key="measure.tolerance", value=1e-3, rule="at_most")),
         speed_anchors={"pytorch": "PyTorch eager", "openblas": "OpenBLAS"},
         roofline="roofline",  # tensor_schedule/roofline.py
+        cost_model=ByArgument(argument="surrogate", cases={"True": True}, unset=False,
+                              otherwise=False),  # the XGB surrogate
         improvement="the speedup over the unscheduled program", problems="tensor programs"),
     problem_check="optarena.envs.tensor_schedule.names:check_workloads"))
 register(EnvKind(
@@ -42,7 +44,8 @@ register(EnvKind(
                       # and proves, with at least the default time limit (prove.py)
                       Forced(key="prove", value=True),
                       Forced(key="proof_time_limit", value=0.05, rule="at_least")),
-        improvement="the starting over the final llvm-mca cycles", problems="peephole blocks"),
+        improvement="the starting over the final llvm-mca cycles", problems="peephole blocks",
+        cost_model=True),  # llvm-mca's cycles of the unverified block
     problem_check="optarena.envs.aarch64_peephole.corpus:check_blocks"))
 register(EnvKind(
     "llvm_pass_order", "optarena/LlvmPassOrder-v0",

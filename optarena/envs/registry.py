@@ -115,12 +115,22 @@ class KindPolicy(Policy):
 
     baseline: str | ByArgument[str] = "random"  # type: ignore[assignment]
     measures_time: bool | ByArgument[bool] = False  # type: ignore[assignment]
+    cost_model: bool | ByArgument[bool] = False
+    """Whether the environment has a cost model (``estimate``, ``has_cost_model``) that
+    model-based agents plan on: a config giving one of them an environment without is refused
+    before any run starts (:meth:`has_cost_model`). Not part of the resolved :class:`Policy`
+    (records do not need it)."""
 
     def resolve(self, kwargs: Mapping[str, Any]) -> Policy:
         """The policy of an environment made with ``kwargs``."""
         chosen = {name: value.value(kwargs) for name in ("baseline", "measures_time")
                   if isinstance(value := getattr(self, name), ByArgument)}
-        return Policy(**{**self.model_dump(exclude=set(chosen)), **chosen})
+        return Policy(**{**self.model_dump(exclude={*chosen, "cost_model"}), **chosen})
+
+    def has_cost_model(self, kwargs: Mapping[str, Any]) -> bool:
+        """Whether an environment made with ``kwargs`` has a cost model."""
+        switch = self.cost_model
+        return switch.value(kwargs) if isinstance(switch, ByArgument) else switch
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class TuneConfig(BaseModel):
     @model_validator(mode="after")
     def _known(self) -> TuneConfig:
         from optarena.envs.registry import kind
-        from optarena.experiments.runs import check_agent, check_problems
+        from optarena.experiments.runs import check_agent, check_cost_model, check_problems
 
         try:
             known = kind(self.env)
@@ -80,6 +80,7 @@ class TuneConfig(BaseModel):
                                "kwargs")
         check_problems(self.env, [self.workload], self.kwargs, ("workload",))
         check_agent(self.agent, self.agent_config, keys=("agent", "agent_config"))
+        check_cost_model(self.agent, self.agent_config, self.env, self.kwargs, ("agent",))
         return self
 
 

@@ -28,7 +28,7 @@ import optarena.envs  # noqa: F401 - registers the environment kinds
 from optarena import agents
 from optarena.envs.contract import game
 from optarena.envs.host import cpu_fingerprint, cpu_model, usable_cores
-from optarena.envs.registry import KINDS, kind
+from optarena.envs.registry import KINDS, ByArgument, kind
 from optarena.experiments.config_file import InvalidValue, load_config
 from optarena.records import RECORD_VERSION, Machine, Problem, RunRecord, RunSpec
 
@@ -101,6 +101,24 @@ def check_problems(kind_name: str, problems: list[str], kwargs: Mapping[str, Any
         raise InvalidValue(where, str(err)) from None
 
 
+def check_cost_model(agent: str, config: Mapping[str, Any], env: str, kwargs: Mapping[str, Any],
+                     where: tuple[str | int, ...]) -> None:
+    """``agent`` with settings ``config`` plans on a cost model and the environment ``env`` made
+    with ``kwargs`` has none (the kind's policy says, no environment made): an
+    :class:`~optarena.experiments.config_file.InvalidValue` at ``where`` naming how to give it
+    one and the agent's variant that measures every node, where either exists."""
+    env_kind = kind(env)
+    if not agents.needs_cost_model(agent, **config) or env_kind.policy.has_cost_model(kwargs):
+        return
+    switch = env_kind.policy.cost_model
+    remedies = [f"set {switch.argument}: true in its kwargs"] if isinstance(
+        switch, ByArgument) else []
+    if f"{agent}-measured" in agents.available():
+        remedies.append(f"race {agent + '-measured'!r}, which measures every node")
+    raise InvalidValue(where, f"{agent!r} plans on a cost model and {env} has none with the "
+                       f"kwargs given" + (f": {' or '.join(remedies)}" if remedies else ""))
+
+
 class RewriteTask(BaseModel):
     """LLM free-form rewrites of peephole corpus blocks, scored with the peephole metrics."""
 
@@ -148,11 +166,16 @@ class CompareConfig(BaseModel):
         """Every agent, agent setting and problem the config names exists, checked without
         making an environment or importing what only that needs (an unknown one would fail in
         its run process). Not part of reading a config: a recorded one (``DIR/config.yaml``)
-        stays readable when a name it used is gone. ``InvalidValue`` at the name's key."""
+        stays readable when a name it used is gone. ``InvalidValue`` at the name's key; a
+        model-based agent given an environment without a cost model is one too."""
         for index, agent in enumerate(self.agents):
             check_agent(agent.agent, agent.config, ("agents", index))
         for index, env in enumerate(self.environments):
             check_problems(env.env, env.workloads, env.kwargs, ("environments", index, "workloads"))
+        for index, agent in enumerate(self.agents):
+            for env in self.environments:
+                check_cost_model(agent.agent, agent.config, env.env, env.kwargs,
+                                 ("agents", index, "agent"))
 
     def runs(self) -> list[RunSpec]:
         """Every run, seed-major so that a partial experiment has every agent at low seeds."""
