@@ -93,12 +93,11 @@ def test_agents_on_a_peephole_block_keep_the_contract_and_are_deterministic(name
     assert (first.best_state, first.best_actions) == (second.best_state, second.best_actions)
 
 
-# the model-based MCTS and PPO run with -m slow; random search's batches and determinism are in
-# test_random_search_is_deterministic_for_a_seed; greedy's speedup is asserted in the slow RC-layer
-# test, where its random start is far from the best (on matmul-128 a start better than everything
-# its descents reach happened in CI);
-# LLM-MCTS's planning (the same planner as MCTS) in the determinism test under the cost model and
-# with a real model in test_llm_local
+# The model-based MCTS and PPO run with -m slow. Elsewhere: random search's batches and determinism
+# (test_random_search_is_deterministic_for_a_seed); greedy's speedup (the slow RC-layer test, where
+# its random start is far from the best: on matmul-128 a start better than everything its descents
+# reach happened in CI); LLM-MCTS, MCTS's planner with LLM proposals (the determinism test under
+# the cost model, and test_llm_local with a real model).
 @pytest.mark.parametrize("name", ["evolutionary", *(
     pytest.param(name, marks=pytest.mark.slow) for name in ("mcts", "ppo"))])
 def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, store):

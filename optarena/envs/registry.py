@@ -123,14 +123,16 @@ class KindPolicy(Policy):
 
     def resolve(self, kwargs: Mapping[str, Any]) -> Policy:
         """The policy of an environment made with ``kwargs``."""
-        chosen = {name: value.value(kwargs) for name in ("baseline", "measures_time")
-                  if isinstance(value := getattr(self, name), ByArgument)}
+        chosen = {name: self._value(name, kwargs) for name in ("baseline", "measures_time")}
         return Policy(**{**self.model_dump(exclude={*chosen, "cost_model"}), **chosen})
 
     def has_cost_model(self, kwargs: Mapping[str, Any]) -> bool:
         """Whether an environment made with ``kwargs`` has a cost model."""
-        switch = self.cost_model
-        return switch.value(kwargs) if isinstance(switch, ByArgument) else switch
+        return bool(self._value("cost_model", kwargs))
+
+    def _value(self, name: str, kwargs: Mapping[str, Any]) -> Any:
+        value = getattr(self, name)
+        return value.value(kwargs) if isinstance(value, ByArgument) else value
 
 
 @dataclass(frozen=True)

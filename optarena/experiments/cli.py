@@ -80,7 +80,7 @@ class TuneConfig(BaseModel):
                                "kwargs")
         check_problems(self.env, [self.workload], self.kwargs, ("workload",))
         check_agent(self.agent, self.agent_config, keys=("agent", "agent_config"))
-        check_cost_model(self.agent, self.agent_config, self.env, self.kwargs, ("agent",))
+        check_cost_model(self.agent, self.agent_config, [(self.env, self.kwargs)], ("agent",))
         return self
 
 

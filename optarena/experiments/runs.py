@@ -18,7 +18,7 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,22 +101,28 @@ def check_problems(kind_name: str, problems: list[str], kwargs: Mapping[str, Any
         raise InvalidValue(where, str(err)) from None
 
 
-def check_cost_model(agent: str, config: Mapping[str, Any], env: str, kwargs: Mapping[str, Any],
+def check_cost_model(agent: str, config: Mapping[str, Any],
+                     envs: Sequence[tuple[str, Mapping[str, Any]]],
                      where: tuple[str | int, ...]) -> None:
-    """``agent`` with settings ``config`` plans on a cost model and the environment ``env`` made
-    with ``kwargs`` has none (the kind's policy says, no environment made): an
+    """``agent`` with settings ``config`` plans on a cost model and one of ``envs`` (kind, its
+    arguments) has none (the kind's policy says, no environment made): an
     :class:`~optarena.experiments.config_file.InvalidValue` at ``where`` naming how to give it
     one and the agent's variant that measures every node, where either exists."""
-    env_kind = kind(env)
-    if not agents.needs_cost_model(agent, **config) or env_kind.policy.has_cost_model(kwargs):
+    if not agents.needs_cost_model(agent, **config):
         return
-    switch = env_kind.policy.cost_model
+    for env, kwargs in envs:
+        if not kind(env).policy.has_cost_model(kwargs):
+            raise InvalidValue(where, _no_cost_model(agent, env))
+
+
+def _no_cost_model(agent: str, env: str) -> str:
+    switch = kind(env).policy.cost_model
     remedies = [f"set {switch.argument}: true in its kwargs"] if isinstance(
         switch, ByArgument) else []
     if f"{agent}-measured" in agents.available():
         remedies.append(f"race {agent + '-measured'!r}, which measures every node")
-    raise InvalidValue(where, f"{agent!r} plans on a cost model and {env} has none with the "
-                       f"kwargs given" + (f": {' or '.join(remedies)}" if remedies else ""))
+    return (f"{agent!r} plans on a cost model and {env} has none with the kwargs given"
+            + (f": {' or '.join(remedies)}" if remedies else ""))
 
 
 class RewriteTask(BaseModel):
@@ -172,10 +178,9 @@ class CompareConfig(BaseModel):
             check_agent(agent.agent, agent.config, ("agents", index))
         for index, env in enumerate(self.environments):
             check_problems(env.env, env.workloads, env.kwargs, ("environments", index, "workloads"))
+        envs = [(env.env, env.kwargs) for env in self.environments]
         for index, agent in enumerate(self.agents):
-            for env in self.environments:
-                check_cost_model(agent.agent, agent.config, env.env, env.kwargs,
-                                 ("agents", index, "agent"))
+            check_cost_model(agent.agent, agent.config, envs, ("agents", index, "agent"))
 
     def runs(self) -> list[RunSpec]:
         """Every run, seed-major so that a partial experiment has every agent at low seeds."""
