@@ -108,6 +108,13 @@ def test_surrogate_estimates_without_measuring(store):
         estimates = env.estimate(candidates)
         assert estimates.shape == (5,) and np.all(np.isfinite(estimates)) and np.all(estimates > 0)
         assert env.evaluator.num_measurements == count and env.evaluator.num_cost_model_calls == 5
+        # features are extracted once per program and predict as freshly extracted ones do
+        model = env.scorer.surrogates["matmul-64"].model
+        extracted = model.extractor.extracted
+        assert np.array_equal(env.estimate(candidates[::-1]), estimates[::-1])
+        assert model.extractor.extracted == extracted
+        model.extractor = model.extractor.extractor
+        assert np.array_equal(env.estimate(candidates), estimates)
     finally:
         env.close()
 
