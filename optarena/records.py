@@ -218,10 +218,16 @@ class RunSpec(BaseModel):
     agent_config: dict[str, Any]
     seed: int
     budget: int = Field(ge=1)
+    seconds: float | None = Field(None, gt=0)
+    """Wall-clock the agent's run may take besides (``None``: no limit): once past, it asks for
+    no more measurements (:meth:`optarena.envs.evaluator.Evaluator.set_deadline`)."""
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.model_dump(), sort_keys=True)  # key order does not matter
+        spec = self.model_dump()
+        if spec["seconds"] is None:  # the ids of runs without a deadline stay as recorded
+            del spec["seconds"]
+        canonical = json.dumps(spec, sort_keys=True)  # key order does not matter
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
         return f"{self.label}-s{self.seed}-{digest}"
 

@@ -363,3 +363,20 @@ def test_agents_find_a_speedup_on_a_reasoning_compiler_layer(name, store):
     assert_contract(result, 32)
     assert result.best_improvement > 1.0
     assert result.best_improvement > result.curve[0].best_improvement
+
+
+@pytest.mark.parametrize(("patience", "walks"), [(1000, (1, 2)), (1, (6, 10_000))])
+def test_random_search_with_patience_walks_on_while_it_finds_new_bests(patience, walks,
+                                                                      monkeypatch):
+    from .toy_env import ToyEnv
+
+    env = ToyEnv("jobs-8", store=None)
+    inner, starts, batches = env.unwrapped, [], []
+    start, evaluate = inner.initial_state, inner.evaluate
+    monkeypatch.setattr(inner, "initial_state", lambda rng: starts.append(1) or start(rng))
+    monkeypatch.setattr(inner, "evaluate",
+                        lambda states, **kw: batches.append(len(states)) or evaluate(states, **kw))
+    result = agents.make("random", patience=patience).run(env, budget=30, seed=0)
+    assert walks[0] <= len(starts) <= walks[1]  # one endless walk, or many short ones
+    assert set(batches[1:]) == {1}  # after the first sample, each step is measured as taken
+    assert result.usage.measurements <= 30

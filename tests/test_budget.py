@@ -92,3 +92,35 @@ def test_measurements_made_outside_the_evaluator_are_charged_and_paid_for():
     with pytest.raises(BudgetExceeded):
         evaluator.charge(2)
     assert evaluator.used == 3
+
+
+def test_past_its_deadline_a_search_is_told_nothing_is_left_and_a_batch_asked_is_measured(
+        monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("optarena.envs.evaluator.time.monotonic", lambda: clock[0])
+    env, (_, a, b, _) = _started(3)
+    evaluator = env.evaluator
+    evaluator.set_deadline(10.0)
+    assert evaluator.left == 3
+    clock[0] = 110.0
+    assert evaluator.left == 0
+    env.evaluate([a, b])  # asked for just after the deadline: measured, not refused
+    assert evaluator.used == 2 and evaluator.left == 0
+    evaluator.set_deadline(None)
+    assert evaluator.left == 1
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        evaluator.set_deadline(0)
+
+
+@pytest.mark.parametrize("name", ["random", "greedy", "evolutionary", "mcts-measured"])
+def test_an_agent_whose_deadline_has_passed_measures_at_most_its_first_sample(name, monkeypatch):
+    env = toy_env.ToyEnv("jobs-8")
+    full = agents.make(name).run(env, 12, 0)
+    assert full.usage.measurements > 2
+    env = toy_env.ToyEnv("jobs-8")
+    clock = [0.0]
+    monkeypatch.setattr("optarena.envs.evaluator.time.monotonic", lambda: clock[0])
+    env.evaluator.set_deadline(1.0)
+    clock[0] = 1.0
+    stopped = agents.make(name).run(env, 12, 0)
+    assert stopped.usage.measurements <= 1 and all(p.measurements <= 1 for p in stopped.curve)

@@ -38,7 +38,7 @@ def _rejected(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 BAD_RACES = [  # (a line of RACE, what a config says instead, the error's one line)
     ("budget: 4", "budgte: 4", "race.yaml:7: unknown key 'budgte' (did you mean 'budget'?); valid "
-     "keys: name, description, environments, agents, seeds, budget, checkpoints"),
+     "keys: name, description, environments, agents, seeds, budget, seconds, checkpoints"),
     ("/0]", "/0", "race.yaml:5:7: not valid YAML: expected ',' or ']', but got ':' (while parsing "
      "a flow sequence begun at line 4)"),
     ("greedy\n", "greedy\n    confg: {}\n", "race.yaml:7: agents[0]: unknown key 'confg' (did you "
@@ -181,3 +181,18 @@ def test_help_is_plain_text_and_there_is_a_version(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith("optarena 0.")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_reads_and_names_what_exists(path):
+    from optarena.experiments.cli import TuneConfig
+    from optarena.experiments.runs import CompareConfig
+    from optarena.experiments.train import TrainConfig
+
+    keys = yaml.safe_load(path.read_text())
+    if "environments" in keys:
+        CompareConfig.load(path).check_names()
+    elif "split" in keys:
+        TrainConfig.load(path)
+    else:
+        TuneConfig.model_validate(keys)

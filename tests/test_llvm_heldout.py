@@ -11,11 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
+from optarena.envs.llvm_pass_order.space import PassState
 from optarena.envs.llvm_pass_order.splits import HELDOUT_V1
 from optarena.envs.llvm_pass_order.workload import heldout_names, parse_benchmark
 from optarena.envs.splits import get_split
+from optarena.experiments import submission
+from optarena.experiments.compare import compare
+from optarena.experiments.report import write_report
+from optarena.experiments.runs import CompareConfig
+from optarena.records import read_runs
 from tests.test_llvm_pass_order import needs_compiler_gym
 
 KINDS = {"hashing and checksums", "cipher", "compression", "sorting and searching", "graph",
@@ -103,3 +110,68 @@ def test_every_program_runs_in_the_environment_as_at_o2_and_oz_shrinks_it(tmp_pa
             assert (native.stdout, native.returncode) == (run.stdout, 0), spec
     finally:
         env.close()
+
+
+@needs_compiler_gym
+def test_crossover_joins_a_prefix_of_one_pass_sequence_to_a_suffix_of_another():
+    env = gym.make("optarena/LlvmPassOrder-v0", benchmark=["heldout:sha1", "heldout:rc4"],
+                   reward="ir_instructions", store=None)
+    try:
+        llvm = env.unwrapped
+        a = PassState("heldout:sha1", ("-sroa", "-instcombine", "-gvn"))
+        b = PassState("heldout:sha1", ("-licm", "-dce"))
+        rng = np.random.default_rng(0)
+        children = {llvm.crossover(a, b, rng) for _ in range(200)}
+        cuts = {(a.passes[:i] + b.passes[j:]) for i in range(4) for j in range(3)}
+        assert {child.passes for child in children} == cuts  # every cut point, nothing else
+        assert "differ" in llvm.crossover(a, PassState("heldout:rc4", ("-dce",)), rng)
+    finally:
+        env.close()
+
+
+@needs_compiler_gym
+def test_a_run_budgeted_in_seconds_searches_until_then_and_its_passes_replay_to_its_count(
+        tmp_path):
+    config = CompareConfig(
+        name="ic", environments=[{"env": "llvm_pass_order", "workloads": ["heldout:sha1"],
+                                  "kwargs": {"reward": "ir_instructions"}}],
+        agents=[{"agent": "evolutionary"}], seeds=[0], budget=100_000, seconds=4)
+    assert not compare(config, tmp_path).failed
+    (record,) = read_runs(tmp_path / "results.jsonl")
+    assert record.spec.seconds == 4 and record.run_id == record.spec.run_id
+    # it stopped at the deadline, not for want of states, far inside the count
+    assert record.result.wall_s >= 4 and 50 < record.result.usage.measurements < 100_000
+    assert record.result.best_improvement > 1.2  # it searched: 20% fewer IR instructions
+    genuine = submission.make_submission(tmp_path, record.run_id, "tester")
+    verdict = submission.verify(genuine)
+    assert verdict.accepted and verdict.score == genuine["claimed"]["score"], verdict.reason
+    write_report(tmp_path)
+    assert "budget 100000 measurements or 4 s" in (tmp_path / "report.md").read_text()
+
+
+@needs_compiler_gym
+def test_from_the_oz_start_the_reference_is_oz_s_program_and_passes_go_on_from_it():
+    made = {start: gym.make("optarena/LlvmPassOrder-v0", benchmark="heldout:sha1",
+                            reward="ir_instructions", start=start, store=None)
+            for start in ("unoptimized", "-Oz")}
+    try:
+        plain, llvm = made["unoptimized"].unwrapped, made["-Oz"].unwrapped
+        _, info = llvm.reset(seed=0)
+        problem = llvm.problem()
+        oz = plain.problem()["anchors"]["-Oz"]
+        # the start has exactly -Oz's IR instructions: CompilerGym's own -Oz pipeline
+        assert info["score"] == problem["reference_score"] == problem["anchors"]["-Oz"] == oz
+        assert plain.problem()["reference_score"] > oz
+        assert problem["workload_hash"] != plain.problem()["workload_hash"]  # another problem
+        first, other = (PassState("heldout:sha1", (name,)) for name in ("-instcombine", "-gvn"))
+        outcomes = llvm.evaluate([first, other])
+        assert all(0 < o.score <= 1.05 * oz for o in outcomes)  # from -Oz's program, not from O0
+        # a state the service reaches by a reset (not by stepping on) starts from -Oz again
+        (again,) = llvm.evaluate([PassState("heldout:sha1")], fresh=True)
+        assert again.score == oz
+        with pytest.raises(ValueError, match="unknown start"):
+            gym.make("optarena/LlvmPassOrder-v0", benchmark="heldout:sha1", start="-O9",
+                     store=None)
+    finally:
+        for env in made.values():
+            env.close()

@@ -28,7 +28,11 @@ from optarena.envs.llvm_pass_order.provision import check_system
 from optarena.envs.llvm_pass_order.scorer import PassScorer
 from optarena.envs.llvm_pass_order.session import CompilerGymMissing, Session, compiler_gym_home
 from optarena.envs.llvm_pass_order.space import EXCLUDED_BY_DEFAULT, PassState, pass_mask
-from optarena.envs.llvm_pass_order.workload import parse_benchmark, suite_names
+from optarena.envs.llvm_pass_order.workload import (
+    check_benchmarks,
+    parse_benchmark,
+    suite_names,
+)
 from optarena.experiments import submission
 from optarena.experiments.compare import compare
 from optarena.experiments.runs import CompareConfig
@@ -65,6 +69,9 @@ def test_benchmark_specs_name_the_suite_the_generators_and_files(tmp_path):
                          ("mystery", "unknown benchmark")]:
         with pytest.raises(ValueError, match=message):
             parse_benchmark(bad)
+    check_benchmarks(["suite:crc32"], {"start": "-Oz"})  # a config is checked before any run
+    with pytest.raises(ValueError, match="unknown start 'Oz'; use one of unoptimized, -Oz"):
+        check_benchmarks(["suite:crc32"], {"start": "Oz"})
 
 
 def test_the_default_mask_leaves_out_instrumentation_and_a_subset_must_name_real_passes():

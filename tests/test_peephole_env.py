@@ -137,6 +137,7 @@ def test_cli_builds_a_corpus_and_scores_the_oracle(tmp_path: Path, capsys):
                  "--json", str(out)]) == 0
     scores = json.loads(out.read_text())
     assert scores["exact_match"] == scores["io_accuracy"] == 1.0 and scores["blocks"] == len(entries)
+    assert scores["proved_equivalent"] == 1.0  # LLVM's own rewrites, each proved by the prover
 
 
 def test_csmith_programs_with_fixed_seeds_build_a_corpus(tmp_path: Path, monkeypatch):

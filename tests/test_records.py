@@ -51,11 +51,20 @@ def test_every_committed_result_loads_through_the_record_models():
             # version 1 is migrated on read, the file left as it was
             assert data["record_version"] in (1, RECORD_VERSION)
             assert record.record_version == RECORD_VERSION
-            assert record.policy == kind(record.spec.env).policy_for(record.spec.env_kwargs)
+            today = kind(record.spec.env).policy_for(record.spec.env_kwargs)
+            # a problem argument added since (the pass-order start) is at its default in them
+            added = set(today.problem_kwargs) - set(record.policy.problem_kwargs)
+            assert record.policy == today.model_copy(update={"problem_kwargs": {
+                k: v for k, v in today.problem_kwargs.items() if k not in added}})
+            assert added <= {"start"} and all(
+                today.problem_kwargs[k] == record.spec.env_kwargs.get(k, today.problem_kwargs[k])
+                for k in added)
             assert record.result.usage.tokens == data["result"]["usage"]["tokens"]
             if data["record_version"] == 1:  # before the planning loop
                 assert record.result.usage.planning_s == 0.0
             assert record.problem.workload_hash == data["problem"]["workload_hash"]
+            assert record.spec.seconds is None and record.run_id == record.spec.run_id  # ids
+            # of runs without a deadline are as before RunSpec.seconds existed
     for path in COMMITTED_EPISODES:
         episodes = read_episodes(path)
         assert len(episodes) == len(path.read_text().splitlines())

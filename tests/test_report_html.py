@@ -185,13 +185,15 @@ def test_the_cost_table_gives_what_each_search_spent_per_measurement(race):
 
 def test_a_leaderboard_entry_shows_what_its_result_cost():
     spent = _submission("a", "llm-mcts", 4.0, usage={"measurements": 16, "llm_calls": 8,
-                                                     "planning_s": 4.0, "prompt_tokens": 1600})
+                                                     "planning_s": 4.0, "prompt_tokens": 1600},
+                        wall_s=12.34)
     entries = [Entry(sub, Verdict(True, "ok", 1e-3 / 4.0, 4.0), TOY)
                for sub in (spent, _submission("a", "mcts", 3.0))]  # this one says nothing
     table = workload_table(entries)
     assert table.headers[7:-1] == ["planning s / measurement", "LLM calls / measurement",
-                                   "prompt tokens / measurement"]
-    assert [row[7:-1] for row in table.rows] == [["0.25", "0.5", "100"], ["—", "—", "—"]]
+                                   "prompt tokens / measurement", "wall-clock s (claimed)"]
+    assert [row[7:-1] for row in table.rows] == [["0.25", "0.5", "100", "12.3"],
+                                                 ["—", "—", "—", "—"]]
 
 
 def test_curves_are_geometric_means_on_a_log_axis_with_integer_measurement_ticks():
@@ -253,6 +255,26 @@ def test_submissions_are_placed_in_their_track_or_refused_with_the_reason():
     rc = _submission("flux-conv:size=8", "x", 2.0, budget=64, measurements=64)
     assert place(rc)[0].id == "rc-layers-small-64/v1"
     assert "rc-layers-small-64/v1" in [t.id for t in TRACKS]
+    ic = _submission("heldout:sha1", "x", 2.0, env="llvm_pass_order", budget=5000,
+                     measurements=4800)
+    assert place(ic) == (None, None)  # run time, not IR instructions: untracked
+    ic = {**ic, "env_kwargs": {"reward": "ir_instructions"}}
+    assert place(ic)[0].id == "llvm-ic-heldout/v1"
+    assert place({**ic, "measurements": 10_001, "track": "llvm-ic-heldout/v1"})[1] == \
+        "measurements 10001 is above track llvm-ic-heldout/v1's budget of 10000 measurements"
+    from_oz = {**ic, "env_kwargs": {"reward": "ir_instructions", "start": "-Oz"}}
+    assert place(from_oz)[0].id == "llvm-ic-heldout-oz/v1"
+    assert place({**from_oz, "track": "llvm-ic-heldout/v1"})[1] == \
+        "track llvm-ic-heldout/v1 needs start='unoptimized', the submission has '-Oz'"
+
+
+def test_the_llvm_ic_track_holds_the_held_out_split_s_test_programs():
+    from optarena.envs.llvm_pass_order.splits import SPLITS
+
+    train, test = next(s for s in SPLITS if s.id == "llvm-heldout/v1").problems()
+    for track in (t for t in TRACKS if t.id.startswith("llvm-ic-heldout")):
+        assert sorted(track.workloads) == sorted(test) and len(test) == 27
+        assert not set(track.workloads) & set(train)
 
 
 # ---------------------------------------------------------------------- in the browser

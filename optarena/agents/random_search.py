@@ -5,17 +5,24 @@ Its first sample is ``reset(seed)``, every agent's first sample for the seed. Ea
 fixed start, the start) and walks ``walk_length`` uniformly chosen legal actions from each
 (``transition``: measuring nothing); every state on the walks is then measured as one batch
 (``evaluate``: the tensor environment builds them in parallel), until the measurement budget is
-spent (or ``max_stalls`` rounds in a row measured nothing new)."""
+spent (or ``max_stalls`` rounds in a row measured nothing new).
+
+With ``patience`` (as CompilerGym's random search, whose episodes go on while they keep finding
+new bests), each round is one walk from a fresh start whose every step is measured as it is
+taken; the walk ends after ``patience`` steps in a row that found no new best of the run (or at a
+state with no legal action), whatever ``walk_length`` says. Walks then grow as long as they pay:
+pass orders of a hundred passes and more."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker, random_walk
-from optarena.envs.contract import oracle
+from optarena.envs.contract import SearchOracle, oracle
 
 
 @dataclass
@@ -26,6 +33,9 @@ class RandomSearchConfig:
     """Walks measured together per round."""
     max_stalls: int = 50
     """Stop after this many rounds in a row that measured nothing new (all cached)."""
+    patience: int = 0
+    """Walk on while a new best of the run comes within this many steps (0: walks of
+    ``walk_length``, measured in batches)."""
 
 
 class RandomSearch:
@@ -42,6 +52,9 @@ class RandomSearch:
         tracker = Tracker(self.name, env, budget, seed)
         tracker.first_sample()
         for _ in tracker.rounds(config.max_stalls):
+            if config.patience > 0:
+                self._patient_walk(inner, tracker, rng)
+                continue
             walked: dict[object, list[int]] = {}  # state -> the actions from its walk's start
             for _ in range(config.batch):
                 state, actions = inner.initial_state(rng), []
@@ -56,3 +69,18 @@ class RandomSearch:
             for state, outcome in zip(batch, inner.evaluate(batch), strict=True):
                 tracker.observe_outcome(state, outcome, walked[state])
         return tracker.finish()
+
+    def _patient_walk(self, inner: SearchOracle[Any], tracker: Tracker,
+                      rng: np.random.Generator) -> None:
+        """One walk from a fresh start, each step measured, until ``patience`` steps in a row
+        find no new best (or the budget ends)."""
+        state, actions, waiting = inner.initial_state(rng), [], self.config.patience
+        while waiting > 0 and tracker.left > 0:
+            state, step = random_walk(inner, state, 1, rng)
+            if not step:
+                return
+            actions = [*actions, *step]
+            best = tracker.result.best_score
+            (outcome,) = inner.evaluate([state])
+            tracker.observe_outcome(state, outcome, actions)
+            waiting = self.config.patience if tracker.result.best_score < best else waiting - 1

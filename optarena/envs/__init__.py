@@ -57,7 +57,8 @@ register(EnvKind(
                             unset="anchor:-O3", otherwise="anchor:-O3"),
         measures_time=ByArgument(argument="reward", cases={"runtime": True}, unset=True,
                                  otherwise=False),  # only the runtime metric times programs
-        problem_kwargs={"reward": "runtime", "target": "host", "mcpu": None},
+        problem_kwargs={"reward": "runtime", "target": "host", "mcpu": None,
+                        "start": "unoptimized"},
         verification=(Forced(key="check", value=True),),  # every program with a main is run
         improvement="the unoptimized program's score over the optimized one's",
         problems="pass ordering"),

@@ -14,7 +14,10 @@ and owns what every environment used to do its own way:
   cut silently, and no search can spend more than it was given. Whatever counts as a measurement
   counts against it (store hits included); what is free is free (repeats, the reference, the
   anchors). Measurements made outside the evaluator, by a tuner's own runner (stock
-  MetaSchedule's trials), are counted against it with :meth:`charge`.
+  MetaSchedule's trials), are counted against it with :meth:`charge`. A run may also be given
+  wall-clock (:meth:`set_deadline`, seconds per run, as CompilerGym's leaderboard budgets its
+  searches): once it has passed, :attr:`left` is 0 and the search stops where it next reads it;
+  a batch asked for before it reads so is still measured (the deadline never fails a batch).
 * **the cache**: outcomes by program, bounded (least recently used first out); a hit is free. A
   program evicted and asked for again is measured, and counted, again.
 * **the store** (optional): results kept across processes and runs (:mod:`~optarena.envs.store`),
@@ -39,6 +42,7 @@ environment).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -93,6 +97,8 @@ class Evaluator(Generic[S]):
         self.budget: int | None = None
         """Measurements allowed since :meth:`set_budget` (``None``: no limit)."""
         self._budget_start = 0
+        self.deadline: float | None = None
+        """``time.monotonic()`` after which :attr:`left` is 0 (:meth:`set_deadline`)."""
         self._keys: LRU[S, str | Failure] = LRU(cache_size)
         self._programs: LRU[S, Program] = LRU(programs_kept)
         self._outcomes: LRU[tuple[str, str], Outcome] = LRU(cache_size)
@@ -121,14 +127,29 @@ class Evaluator(Generic[S]):
         """Measurements made since a budget was last set (since the start without one)."""
         return self.num_measurements - self._budget_start
 
+    def set_deadline(self, seconds: float | None) -> None:
+        """Give the search ``seconds`` of wall-clock from now (``None``: no limit): afterwards
+        :attr:`left` is 0."""
+        if seconds is not None and seconds <= 0:
+            raise ValueError(f"a deadline is a positive number of seconds, not {seconds}")
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
     @property
     def left(self) -> int | None:
-        """Measurements the budget has left (``None``: no budget)."""
+        """Measurements the search may still ask for: what the budget has left (``None``: no
+        budget), 0 once the deadline has passed."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return 0
+        return self._count_left
+
+    @property
+    def _count_left(self) -> int | None:
         return None if self.budget is None else self.budget - self.used
 
     def _spend(self, asked: int) -> None:
-        """Refuse ``asked`` more measurements than the budget has left."""
-        left = self.left
+        """Refuse ``asked`` more measurements than the budget has left (the deadline refuses
+        nothing: a batch asked for just after it is measured)."""
+        left = self._count_left
         if left is not None and asked > left:
             assert self.budget is not None
             raise BudgetExceeded(self.budget, self.used, asked)

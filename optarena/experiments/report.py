@@ -51,7 +51,9 @@ Definitions (per workload and budget, over the runs of an agent):
 * **efficiency gain** -- the Reasoning Compiler's sample efficiency, speedup per sample to the
   own best, relative to evolutionary search: ``(best / to own best) / (same for evolutionary)``.
 * **wall-clock, LLM** -- seconds, LLM calls and tokens per run (means; cached replies included),
-  the fallback rate over all proposals, and the run with the best improvement.
+  the fallback rate over all proposals, and the run with the best improvement; the pooled
+  standings give measurements and wall-clock seconds per run (per program, as CompilerGym's
+  leaderboard does), and a heading the wall-clock each run was given besides its budget.
 * **cost** -- what the search spent besides measurements, per measurement: cost-model estimate
   calls, planning seconds (LLM calls excluded), LLM calls, prompt tokens and LLM seconds, each
   summed over the agent's runs and divided by their measurements summed, beside the mean
@@ -514,13 +516,15 @@ def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int,
     standings = Table(["rank", "agent", "runs", "workloads",
                        "best: geo. mean over runs [95% CI]",
                        *(f"vs {label}" for label in against.values()),
-                       f"to {ref.name}: KM median (reached; range)"])
+                       f"to {ref.name}: KM median (reached; range)", "measurements per run",
+                       "wall-clock s per run"])
     for rank, row in _ranked(pooled):
         workloads = {r.spec.workload for r in row.runs}
         standings.rows.append([str(rank), row.label, str(len(row.runs)), str(len(workloads)),
                                _interval(row.best),
                                *(_interval(speed_against(row.runs, name)) for name in against),
-                               _reach_cell(row.runs, levels, budget)])
+                               _reach_cell(row.runs, levels, budget),
+                               _fmt(row.usage("measurements")), _fmt(row.wall_s(), 1)])
     tables = [standings, comparison_table(pooled, ref)]
     if checkpoints:
         tables += [checkpoint_table(pooled, budget, checkpoints),
@@ -677,11 +681,18 @@ def measured_with(rows: list[Row]) -> str:
         Counter({f"`{target}`, {reference:.6g}": n for (target, reference), n in pairs.items()}))
 
 
+def budget_text(budget: int, rows: Iterable[Row]) -> str:
+    """``budget``, and the wall-clock per run its runs were given besides (if any)."""
+    seconds = sorted({r.spec.seconds for row in rows for r in row.runs if r.spec.seconds})
+    return f"{budget}" + (f" measurements or {' / '.join(f'{s:g}' for s in seconds)} s"
+                          if seconds else "")
+
+
 def _workload_section(document: Document, out: Path, key: tuple[str, str, int], rows: list[Row],
                       ref: Reference | str, checkpoints: list[int] | None) -> None:
     env_id, workload, budget = key
     problem = rows[0].runs[0].problem
-    document.heading(f"{workload} ({env_id}, budget {budget})")
+    document.heading(f"{workload} ({env_id}, budget {budget_text(budget, rows)})")
     document.paragraph(f"Workload hash `{problem.workload_hash}`, "
                        f"{measured_with(rows)}. {_baseline_text(ref)}")
     for text in (_speed_text(rows), _roofline_text(rows)):
@@ -754,7 +765,9 @@ def write_report(out: Path, checkpoints: list[int] | None = None,
         if len(sections) < 2:
             continue
         standings, tests, *at_checkpoints = summary_tables(sections, budget, checkpoints)
-        document.heading(f"All {len(sections)} workloads of {env_id} at budget {budget}")
+        section_rows = [row for rows, _ in sections for row in rows]
+        document.heading(f"All {len(sections)} workloads of {env_id} at budget "
+                         f"{budget_text(budget, section_rows)}")
         document.paragraph(f"Runs paired by (workload, seed) against {sections[0][1].describe()}; "
                            "the level to reach is each workload's own baseline level.")
         document.table(standings)

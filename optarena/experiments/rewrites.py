@@ -77,23 +77,27 @@ def rewrite_table(out: Path, mcpu: str = "neoverse-n1") -> list[str]:
 
     records = read_records(out / REWRITES)
     corpus = load_corpus()
-    lines = ["| seed | blocks | BLEU | exact match | syntactic acc. | IO acc. | cycles saved vs "
-             "oracle | failed requests | tokens per answer | s per answer |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| seed | blocks | BLEU | exact match | syntactic acc. | IO acc. | proved equiv. "
+             "| cycles saved vs oracle | failed requests | tokens per answer | s per answer |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = []
     for seed in sorted({r["seed"] for r in records}):
         mine = [r for r in records if r["seed"] == seed]
         scores = score({r["id"]: r["asm"] for r in mine}, corpus, mcpu=mcpu)
-        values = [scores.bleu, 100 * scores.exact_match, 100 * scores.syntactic_accuracy,
-                  100 * scores.io_accuracy, 100 * scores.cycles_saved_vs_oracle]
+        values = [scores.bleu, *(100 * v for v in (
+            scores.exact_match, scores.syntactic_accuracy, scores.io_accuracy,
+            scores.proved_equivalent, scores.cycles_saved_vs_oracle))]
         rows.append(values)
         tokens = statistics.mean(r["prompt_tokens"] + r["completion_tokens"] for r in mine)
         seconds = statistics.mean(r["seconds"] for r in mine)
-        lines.append(f"| {seed} | {scores.blocks} | {values[0]:.2f} | {values[1]:.1f}% "
-                     f"| {values[2]:.1f}% | {values[3]:.1f}% | {values[4]:.1f}% "
+        lines.append(f"| {seed} | {scores.blocks} | {_cells(values)} "
                      f"| {sum(r['failed'] for r in mine)} | {tokens:.0f} | {seconds:.1f} |")
     if len(rows) > 1:
         mean = [statistics.mean(column) for column in zip(*rows, strict=True)]
-        lines.append(f"| mean | | {mean[0]:.2f} | {mean[1]:.1f}% | {mean[2]:.1f}% "
-                     f"| {mean[3]:.1f}% | {mean[4]:.1f}% | | | |")
+        lines.append(f"| mean | | {_cells(mean)} | | | |")
     return lines
+
+
+def _cells(values: list[float]) -> str:
+    """BLEU, then percentages."""
+    return " | ".join([f"{values[0]:.2f}", *(f"{v:.1f}%" for v in values[1:])])

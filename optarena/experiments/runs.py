@@ -1,9 +1,10 @@
 """Experiment configs, the runs they expand to, and running one of them.
 
 A config (``configs/*.yaml``, :class:`CompareConfig`) names environments with their workloads,
-agents with their settings, seeds and the measurement budget. It expands to one :class:`RunSpec`
-per (environment, workload, agent, seed); a run's id is a hash of everything that defines it, so
-a results file can say which runs are finished whatever order they ran in.
+agents with their settings, seeds and the budget (measurements, and wall-clock where given). It
+expands to one :class:`RunSpec` per (environment, workload, agent, seed); a run's id is a hash of
+everything that defines it, so a results file can say which runs are finished whatever order they
+ran in.
 
 :func:`execute` runs one spec and returns the line ``results.jsonl`` records, a
 :class:`~optarena.records.RunRecord`: the search result (curve, usage, best state), the problem it
@@ -70,6 +71,8 @@ class AgentConfig(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     budget: int | None = Field(None, ge=1, description="this agent's measurements per run "
                                "(default: the experiment's budget), e.g. a baseline given more")
+    seconds: float | None = Field(None, gt=0, description="this agent's wall-clock per run "
+                                  "(default: the experiment's)")
 
     @property
     def name(self) -> str:
@@ -149,6 +152,10 @@ class CompareConfig(BaseModel):
     agents: list[AgentConfig] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget: int = Field(ge=1, description="real measurements per run")
+    seconds: float | None = Field(None, gt=0, description="wall-clock per run besides: once "
+                                  "past, the agent asks for no more measurements (a budget in "
+                                  "time, as CompilerGym's leaderboard gives its searches, for "
+                                  "metrics that cost milliseconds; none: measurements only)")
     checkpoints: list[int] = Field(default_factory=list, description="the report also gives "
                                    "the best found within these numbers of measurements")
     workers: int = Field(1, ge=1, description="runs measured at once (1: timings undisturbed)")
@@ -185,7 +192,8 @@ class CompareConfig(BaseModel):
     def runs(self) -> list[RunSpec]:
         """Every run, seed-major so that a partial experiment has every agent at low seeds."""
         return [RunSpec(env=e.env, workload=w, env_kwargs=e.kwargs, agent=a.agent, label=a.name,
-                        agent_config=a.config, seed=seed, budget=a.budget or self.budget)
+                        agent_config=a.config, seed=seed, budget=a.budget or self.budget,
+                        seconds=a.seconds or self.seconds)
                 for seed in self.seeds for e in self.environments for w in e.workloads
                 for a in self.agents]
 
@@ -209,8 +217,9 @@ def machine_info() -> Machine:
 
 
 def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> RunRecord:
-    """Run ``spec`` to the end and return its ``results.jsonl`` record (``ValueError`` if the
-    agent used more measurements than its budget).
+    """Run ``spec`` to the end (its budget spent, its wall-clock passed, or the agent done) and
+    return its ``results.jsonl`` record (``ValueError`` if the agent used more measurements than
+    its budget).
 
     ``progress`` is called from a helper thread with the measurements made so far (about once a
     second) while the agent runs.
@@ -231,6 +240,7 @@ def execute(spec: RunSpec, progress: Callable[[int], None] | None = None) -> Run
                     progress(inner.evaluator.num_measurements - offset)
 
             threading.Thread(target=report, daemon=True).start()
+        inner.evaluator.set_deadline(spec.seconds)
         result = agent.run(env, spec.budget, spec.seed)
     finally:
         stop.set()

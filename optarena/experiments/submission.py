@@ -82,6 +82,9 @@ class Submission(BaseModel):
     measurements: int = Field(ge=0)
     usage: Usage | None = None
     """What the search spent (submissions made before it was included have none)."""
+    wall_s: float | None = Field(None, ge=0)
+    """The search's wall-clock on the submitter's machine, as submitted (shown, not verified:
+    CompilerGym's leaderboard reports it so too)."""
 
 
 def make_submission(out: Path, run_id: str, submitter: str | None = None) -> dict[str, Any]:
@@ -111,6 +114,7 @@ def make_submission(out: Path, run_id: str, submitter: str | None = None) -> dic
         "seed": spec.seed,
         "budget": spec.budget,
         "measurements": result.usage.measurements,
+        "wall_s": result.wall_s,
         "usage": result.usage.model_dump(),
         "solution": {"state": result.best_state, "actions": result.best_actions},
         "claimed": {"score": result.best_score, "improvement": result.best_improvement,

@@ -10,7 +10,9 @@ implements the contract of :mod:`optarena.envs.contract` over
 ``llvm-stress:SEED``, a ``.c``/``.ll``/``.bc`` file; see
 :mod:`~optarena.envs.llvm_pass_order.workload`); a reset starts from the unoptimized program of
 the one benchmark, of ``options={"problem": SPEC}``, or of one drawn with the seed. The reference
-score is the unoptimized program's.
+score is the unoptimized program's; with ``start="-Oz"`` episodes start from the program after
+LLVM's ``-Oz`` pipeline (as many entries of CompilerGym's leaderboard do), which is then the
+reference (an improvement is then ``-Oz``'s score over the agent's).
 
 **Actions**: ``Discrete(124)``, one of CompilerGym's ``opt`` passes; ``action_masks()`` allows
 ``passes=`` or all but instrumentation and renaming passes.
@@ -35,6 +37,8 @@ problem. Episodes of different problems stepped together (a vector environment, 
 ``gym.make_vec(ID, num_envs=8, services=16)``: twice the episodes) each step on in their own
 service; with fewer, a service is reset to another problem and replays its passes.
 
+**Crossover** (evolutionary search): a prefix of one pass sequence and a suffix of another.
+
 **info extras**: ``ir_instructions``, the current IR's instruction count.
 """
 
@@ -44,6 +48,8 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from optarena.envs.base import ArenaEnv
 from optarena.envs.contract import Outcome
@@ -80,6 +86,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         service_timeout_s: float = 120.0,
         services: int = 1,
         home: str | Path | None = None,
+        start: str = "unoptimized",
         store: Store | str | Path | None = "default",
         render_mode: str | None = None,
     ) -> None:
@@ -95,7 +102,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         scorer = PassScorer(functools.partial(Session, Path(home) if home else None,
                                               service_timeout_s), measurer,
                             reward, observation, reward == "runtime" if check is None else check,
-                            identity=identity, services=services)
+                            identity=identity, services=services, begin=start)
         for spec in benchmarks:  # every spec is checked now, loaded when first used
             parse_benchmark(spec)
         try:
@@ -128,6 +135,17 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         common = sorted(counts.items(), key=lambda kv: -kv[1])[:8]
         return f"{head}\nIR: {sum(counts.values())} instructions; " + \
             ", ".join(f"{name} {count}" for name, count in common)
+
+    def crossover(self, a: PassState, b: PassState, rng: np.random.Generator) -> PassState | str:
+        """One-point crossover of two pass sequences of one program, as genetic algorithms for
+        phase ordering recombine them: a prefix of ``a`` (cut uniformly, both ends included)
+        followed by a suffix of ``b``, or why there is none (different programs); measures
+        nothing."""
+        if a.problem != b.problem:
+            return f"programs {a.problem} and {b.problem} differ: no crossover"
+        head = int(rng.integers(len(a.passes) + 1))
+        tail = int(rng.integers(len(b.passes) + 1))
+        return PassState(a.problem, (*a.passes[:head], *b.passes[tail:]))
 
     def target_text(self) -> str:
         return f"{self.measurer.triple} -mcpu={self.measurer.mcpu} ({self.metric})"

@@ -35,7 +35,7 @@ from optarena.envs.llvm_pass_order.measure import (
 )
 from optarena.envs.llvm_pass_order.session import ServiceError, Session
 from optarena.envs.llvm_pass_order.space import FEATURES, PassState
-from optarena.envs.llvm_pass_order.workload import Benchmark, parse_benchmark
+from optarena.envs.llvm_pass_order.workload import Benchmark, check_start, parse_benchmark
 from optarena.envs.lru import LRU
 
 IDENTITIES = ("ir", "passes")
@@ -65,10 +65,14 @@ class PassScorer:
 
     def __init__(self, start: Callable[[], Session], measurer: BitcodeMeasurer, metric: str,
                  observation: str, check: bool, files_kept: int = 1024, identity: str = "ir",
-                 services: int = 1) -> None:
+                 services: int = 1, begin: str = "unoptimized") -> None:
         if services < 1:
             raise ValueError(f"services must be at least 1, not {services}")
+        check_start(begin)
         self.start = start
+        self.begin = begin
+        """Where a problem's episodes start (:data:`~optarena.envs.llvm_pass_order.workload.STARTS`):
+        its program as loaded, or after ``-Oz``; its reference is that program."""
         self.services = services
         self.sessions: list[Session] = []
         self._holding: OrderedDict[str, Session] = OrderedDict()
@@ -116,7 +120,8 @@ class PassScorer:
             else:
                 session = self._evict_for(benchmark.spec)
             try:
-                reply = session.request("reset", benchmark=benchmark.request)
+                reply = session.request("reset", benchmark=benchmark.request,
+                                        start=self.begin)
             except ServiceError as err:
                 self._free.append(session)
                 raise ValueError(f"cannot load {benchmark.spec}: {err}") from None

@@ -7,9 +7,13 @@ Python has none of optarena's dependencies); it loads the suite's child-process 
 :mod:`optarena.envs.isolation` (standard library only), from its file, and answers one JSON
 request per line on stdin with one JSON line:
 
-* ``{"op": "reset", "benchmark": B}`` -- ``B`` is ``{"uri": "generator://csmith-v0/7"}`` or
-  ``{"file": PATH}`` (C, ``.ll`` or ``.bc``). Answers the pass names (the action list) and the
-  IR's SHA-1. A generated benchmark's bitcode is kept in ``$OPTARENA_BENCHMARK_CACHE`` (by its
+* ``{"op": "reset", "benchmark": B, "start": S}`` -- ``B`` is ``{"uri":
+  "generator://csmith-v0/7"}`` or ``{"file": PATH}`` (C, ``.ll`` or ``.bc``); ``S`` is
+  ``"unoptimized"`` (default) or a pipeline, ``"-Oz"``: episodes then start from the program after
+  LLVM's own ``-Oz`` pipeline, applied in CompilerGym's service (its session parameter
+  ``llvm.apply_baseline_optimizations``: the pipeline its ``IrInstructionCountOz`` baseline runs,
+  so the start has exactly that many instructions). Answers the pass names (the action list) and
+  the IR's SHA-1. A generated benchmark's bitcode is kept in ``$OPTARENA_BENCHMARK_CACHE`` (by its
   URI's SHA-1) for every service on the machine, and the last 512 benchmarks in memory.
 * ``{"op": "apply", "passes": [NAME, ...], "out": PATH | null, "observations": [NAME, ...],
   "ir_sha1": BOOL}`` -- the benchmark after these passes: a state that extends the current one is
@@ -69,6 +73,7 @@ class Service:
         self.gym = gym
         self.env: Any = None
         self.benchmark: Any = None
+        self.start = "unoptimized"
         self.applied: list[str] = []
         self.known: OrderedDict[str, Any] = OrderedDict()
         """Benchmarks made so far, by request: CompilerGym makes a generator's benchmark anew
@@ -80,7 +85,7 @@ class Service:
         """Where the bitcode of generated benchmarks is kept for every service (None: not
         kept): a generator runs once per URI on this machine."""
 
-    def reset(self, benchmark: dict[str, Any]) -> dict[str, Any]:
+    def reset(self, benchmark: dict[str, Any], start: str = "unoptimized") -> dict[str, Any]:
         from compiler_gym.datasets import Benchmark
         from compiler_gym.envs.llvm import make_benchmark
 
@@ -97,6 +102,8 @@ class Service:
             self.env = self.gym.make("llvm-v0", disable_env_checker=True, benchmark=wanted)
         self.env.reset(benchmark=wanted)
         self.benchmark = self.known[key] = self.env.benchmark
+        self.start = start
+        self._apply_start()
         if kept is not None and not kept.exists():
             with self.host.replacing(kept) as partial:
                 partial.write_bytes(self.benchmark.proto.program.contents)
@@ -117,6 +124,7 @@ class Service:
             raise ValueError(f"unknown passes {unknown}")
         if passes[: len(self.applied)] != self.applied:
             self.env.reset(benchmark=self.benchmark)
+            self._apply_start()
             self.applied = []
         rest = [names.index(p) for p in passes[len(self.applied):]]  # Python ints, as CompilerGym wants
         wanted = [*(["IrSha1"] if ir_sha1 else []), *observations,
@@ -136,6 +144,12 @@ class Service:
             shutil.copyfile(seen["BitcodeFile"], out)
         return {"ir_sha1": seen.get("IrSha1"), "no_effect": no_effect,
                 "observations": {n: _jsonable(seen[n]) for n in observations}}
+
+    def _apply_start(self) -> None:
+        """Bring the freshly reset benchmark to the episodes' start (CompilerGym refuses a
+        pipeline it does not know)."""
+        if self.start != "unoptimized":
+            self.env.send_param("llvm.apply_baseline_optimizations", self.start)
 
     def close(self) -> None:
         if self.env is not None:

@@ -27,6 +27,9 @@ HELDOUT = Path(__file__).with_name("heldout")
 FOLDERS = {"suite": SUITE, "heldout": HELDOUT}
 GENERATORS = {"csmith": "generator://csmith-v0", "llvm-stress": "generator://llvm-stress-v0"}
 FILE_SUFFIXES = (".c", ".ll", ".bc")
+STARTS = ("unoptimized", "-Oz")
+"""Where a problem's episodes start (``start=``): its program as loaded, or after LLVM's ``-Oz``
+pipeline (applied in CompilerGym's service, :mod:`~optarena.envs.llvm_pass_order.service`)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,15 @@ def parse_benchmark(spec: str) -> Benchmark:
                      ".c/.ll/.bc file")
 
 
+def check_start(start: str) -> None:
+    """``ValueError`` for a start that is not one of :data:`STARTS`."""
+    if start not in STARTS:
+        raise ValueError(f"unknown start {start!r}; use one of {', '.join(STARTS)}")
+
+
 def check_benchmarks(problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
-    """``ValueError`` for a spec that names no benchmark (:func:`parse_benchmark`)."""
+    """``ValueError`` for a spec that names no benchmark (:func:`parse_benchmark`) or a start
+    that is none (:func:`check_start`)."""
+    check_start(kwargs.get("start", STARTS[0]))
     for spec in problems:
         parse_benchmark(spec)
