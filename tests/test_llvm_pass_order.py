@@ -200,8 +200,8 @@ def _record_requests(llvm: PassScorer, requests: list[str]) -> None:
 
     for session in llvm.sessions:
         counted(session)
-    start = llvm.start
-    llvm.start = lambda: counted(start())
+    new_session = llvm.new_session
+    llvm.new_session = lambda: counted(new_session())
 
 
 @needs_compiler_gym

@@ -33,7 +33,8 @@ import numpy as np
 from optarena.envs.contract import Outcome, SearchOracle, oracle
 from optarena.records import CurvePoint, SearchResult, Usage
 
-__all__ = ["Agent", "CurvePoint", "SearchResult", "Tracker", "Usage", "log_gain", "random_walk"]
+__all__ = ["Agent", "CurvePoint", "SearchResult", "Tracker", "Usage", "log_gain", "random_walk",
+           "require_cost_model"]
 
 
 class Agent(Protocol):
@@ -59,6 +60,19 @@ def random_walk(inner: SearchOracle[Any], state: Any, steps: int, rng: np.random
         state = successor
         actions.append(action)
     return state, actions
+
+
+def require_cost_model(inner: SearchOracle[Any], agent: str, needed: bool,
+                       measured: str | None = None) -> None:
+    """``ValueError`` when the agent's settings plan on a cost model (``needed``) and the
+    environment has none, naming how a tensor environment gets one and, if given, the agent's
+    variant that measures every node instead."""
+    if needed and not inner.has_cost_model:
+        raise ValueError(
+            f"{type(inner).__name__} has no cost model with these settings: the agent {agent!r} "
+            "plans on one (a tensor-schedule environment needs surrogate=True)"
+            + (f"; the agent {measured!r} measures every node and needs none" if measured
+               else ""))
 
 
 def log_gain(reference: float, score: float) -> float:

@@ -47,7 +47,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from optarena.agents.base import SearchResult, Tracker, random_walk
+from optarena.agents.base import SearchResult, Tracker, random_walk, require_cost_model
 from optarena.envs.contract import Crossover, SearchOracle, Sketched, oracle
 
 
@@ -100,9 +100,7 @@ class Evolutionary:
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         config, inner = self.config, oracle(env)
-        if config.needs_cost_model and not inner.has_cost_model:
-            raise ValueError(f"{type(inner).__name__} has no cost model here "
-                             "(a tensor-schedule environment needs surrogate=True)")
+        require_cost_model(inner, self.name, config.needs_cost_model)
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
         _, info = tracker.first_sample()

@@ -46,7 +46,14 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
-from optarena.agents.base import SearchResult, Tracker, Usage, log_gain, random_walk
+from optarena.agents.base import (
+    SearchResult,
+    Tracker,
+    Usage,
+    log_gain,
+    random_walk,
+    require_cost_model,
+)
 from optarena.agents.planning import Planner, PlanningConfig
 from optarena.envs.contract import oracle
 
@@ -128,9 +135,7 @@ class MeasuredMCTS:
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         config, inner = self.config, oracle(env)
-        if config.needs_cost_model and not inner.has_cost_model:
-            raise ValueError(f"{type(inner).__name__} has no cost model here "
-                             "(a tensor-schedule environment needs surrogate=True)")
+        require_cost_model(inner, self.name, config.needs_cost_model)
         self.prepare(env, seed)
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)

@@ -86,7 +86,14 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
-from optarena.agents.base import SearchResult, Tracker, Usage, log_gain, random_walk
+from optarena.agents.base import (
+    SearchResult,
+    Tracker,
+    Usage,
+    log_gain,
+    random_walk,
+    require_cost_model,
+)
 from optarena.envs.contract import SCORE_FLOOR, SearchOracle, oracle
 
 
@@ -235,12 +242,7 @@ class Planner:
 
     def run(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
         config, inner = self.config, oracle(env)
-        if not inner.has_cost_model:
-            raise ValueError(
-                f"{type(inner).__name__} has no cost model with these settings: the model-based "
-                f"agent {self.name!r} plans on one (a tensor-schedule environment needs "
-                f"surrogate=True); the agent {self.name + '-measured'!r} measures every node "
-                "and needs none")
+        require_cost_model(inner, self.name, config.needs_cost_model, f"{self.name}-measured")
         self.env, self.inner = env, inner
         self.rng = np.random.default_rng(seed)
         self.prepare(env, seed)

@@ -51,24 +51,28 @@ class RandomSearch:
         rng = np.random.default_rng(seed)
         tracker = Tracker(self.name, env, budget, seed)
         tracker.first_sample()
+        round_ = self._patient_walk if config.patience > 0 else self._walks
         for _ in tracker.rounds(config.max_stalls):
-            if config.patience > 0:
-                self._patient_walk(inner, tracker, rng)
-                continue
-            walked: dict[object, list[int]] = {}  # state -> the actions from its walk's start
-            for _ in range(config.batch):
-                state, actions = inner.initial_state(rng), []
-                walked.setdefault(state, [])
-                for _ in range(config.walk_length):
-                    state, step = random_walk(inner, state, 1, rng)
-                    if not step:
-                        break
-                    actions = [*actions, *step]
-                    walked.setdefault(state, actions)
-            batch = list(walked)[: tracker.left]  # more would raise BudgetExceeded
-            for state, outcome in zip(batch, inner.evaluate(batch), strict=True):
-                tracker.observe_outcome(state, outcome, walked[state])
+            round_(inner, tracker, rng)
         return tracker.finish()
+
+    def _walks(self, inner: SearchOracle[Any], tracker: Tracker,
+               rng: np.random.Generator) -> None:
+        """``batch`` walks of ``walk_length`` from fresh starts, every state on them measured as
+        one batch."""
+        walked: dict[object, list[int]] = {}  # state -> the actions from its walk's start
+        for _ in range(self.config.batch):
+            state, actions = inner.initial_state(rng), []
+            walked.setdefault(state, [])
+            for _ in range(self.config.walk_length):
+                state, step = random_walk(inner, state, 1, rng)
+                if not step:
+                    break
+                actions = [*actions, *step]
+                walked.setdefault(state, actions)
+        batch = list(walked)[: tracker.left]  # more would raise BudgetExceeded
+        for state, outcome in zip(batch, inner.evaluate(batch), strict=True):
+            tracker.observe_outcome(state, outcome, walked[state])
 
     def _patient_walk(self, inner: SearchOracle[Any], tracker: Tracker,
                       rng: np.random.Generator) -> None:

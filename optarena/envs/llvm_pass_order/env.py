@@ -102,7 +102,7 @@ class LlvmPassOrderEnv(ArenaEnv[PassState]):
         scorer = PassScorer(functools.partial(Session, Path(home) if home else None,
                                               service_timeout_s), measurer,
                             reward, observation, reward == "runtime" if check is None else check,
-                            identity=identity, services=services, begin=start)
+                            identity=identity, services=services, start=start)
         for spec in benchmarks:  # every spec is checked now, loaded when first used
             parse_benchmark(spec)
         try:

@@ -63,14 +63,14 @@ class PassScorer:
     if there is one (loading a known benchmark again costs milliseconds, a new one a few hundred):
     with twice as many services as episodes stepped together, no running episode loses its."""
 
-    def __init__(self, start: Callable[[], Session], measurer: BitcodeMeasurer, metric: str,
-                 observation: str, check: bool, files_kept: int = 1024, identity: str = "ir",
-                 services: int = 1, begin: str = "unoptimized") -> None:
+    def __init__(self, new_session: Callable[[], Session], measurer: BitcodeMeasurer,
+                 metric: str, observation: str, check: bool, files_kept: int = 1024,
+                 identity: str = "ir", services: int = 1, start: str = "unoptimized") -> None:
         if services < 1:
             raise ValueError(f"services must be at least 1, not {services}")
-        check_start(begin)
+        check_start(start)
+        self.new_session = new_session
         self.start = start
-        self.begin = begin
         """Where a problem's episodes start (:data:`~optarena.envs.llvm_pass_order.workload.STARTS`):
         its program as loaded, or after ``-Oz``; its reference is that program."""
         self.services = services
@@ -115,13 +115,13 @@ class PassScorer:
             if self._free:
                 session = self._free.pop()
             elif len(self.sessions) < self.services:
-                session = self.start()
+                session = self.new_session()
                 self.sessions.append(session)
             else:
                 session = self._evict_for(benchmark.spec)
             try:
                 reply = session.request("reset", benchmark=benchmark.request,
-                                        start=self.begin)
+                                        start=self.start)
             except ServiceError as err:
                 self._free.append(session)
                 raise ValueError(f"cannot load {benchmark.spec}: {err}") from None
