@@ -219,8 +219,8 @@ class RunSpec(BaseModel):
     seed: int
     budget: int = Field(ge=1)
     seconds: float | None = Field(None, gt=0)
-    """Wall-clock the agent's run may take besides (``None``: no limit): once past, it asks for
-    no more measurements (:meth:`optarena.envs.evaluator.Evaluator.set_deadline`)."""
+    """Wall-clock the search may take besides, from its start (``None``: no limit): once past,
+    it asks for no more measurements (:meth:`optarena.envs.evaluator.Evaluator.set_deadline`)."""
 
     @property
     def run_id(self) -> str:

@@ -4,7 +4,9 @@ import math
 import tempfile
 
 import gymnasium as gym
+import numpy as np
 import pytest
+import torch
 
 from optarena import agents
 from optarena.agents.llm_mcts import (
@@ -93,21 +95,21 @@ def test_agents_on_a_peephole_block_keep_the_contract_and_are_deterministic(name
     assert (first.best_state, first.best_actions) == (second.best_state, second.best_actions)
 
 
-# The model-based MCTS and PPO run with -m slow. Elsewhere: random search's batches and determinism
+# All three run with -m slow. Elsewhere: random search's batches and determinism
 # (test_random_search_is_deterministic_for_a_seed); greedy's speedup (the slow RC-layer test, where
 # its random start is far from the best: on matmul-128 a start better than everything its descents
 # reach happened in CI); LLM-MCTS, MCTS's planner with LLM proposals (the determinism test under
 # the cost model, and test_llm_local with a real model).
-@pytest.mark.parametrize("name", ["evolutionary", *(
-    pytest.param(name, marks=pytest.mark.slow) for name in ("mcts", "ppo"))])
+@pytest.mark.slow  # evolutionary's 16 s too: the default selection keeps to its 10 minutes
+@pytest.mark.parametrize("name", ["evolutionary", "mcts", "ppo"])
 def test_agents_find_a_speedup_on_matmul_within_64_measurements(name, store):
-    # seed 0's first sample of matmul-128 (about 90x) is already about the best 64 measurements
-    # of evolutionary search reach, so whether it is beaten is timing noise; seed 1's (43x) is not
-    result = run_on_workload(name, "matmul-128", store, seed=1 if name == "evolutionary" else 0)
+    # Only the speedup over the unscheduled program is asserted: whether 64 measured timings beat
+    # the first sample is timing noise where a first sample is already good (matmul-128's first
+    # samples measured 34-90x here, and tests run two at a time). That a search improves on its
+    # first sample is asserted where scores are exact: the peephole tests above.
+    result = run_on_workload(name, "matmul-128", store)
     assert_contract(result, 64)
-    assert result.best_improvement > 1.0  # over the unscheduled program
-    if name != "ppo":  # a learner spends its first samples exploring
-        assert result.best_improvement > result.curve[0].best_improvement
+    assert result.best_improvement > 1.0
 
 
 MODEL_BASED = ("mcts", "puct", "llm-mcts")
@@ -281,7 +283,7 @@ def test_a_missing_api_key_and_a_missing_replay_are_clear_errors(monkeypatch, tm
 # ------------------------------------------------------------------ PPO
 
 
-def test_maskable_ppo_trains_saves_loads_and_evaluates_on_the_peephole_env(tmp_path, monkeypatch):
+def test_maskable_ppo_trains_and_saves_and_its_policy_guides_a_search(tmp_path, monkeypatch):
     env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
     path = tmp_path / "policy.zip"
     config = PPOConfig(n_envs=2, n_steps=4, batch_size=8, max_timesteps=64, save_path=str(path))
@@ -293,14 +295,45 @@ def test_maskable_ppo_trains_saves_loads_and_evaluates_on_the_peephole_env(tmp_p
     assert_contract(trained, 16)
     assert trained.details["updates"] >= 1 and path.exists()
     assert not list(temp.glob("SB3-*"))  # SB3's default logger leaves a folder per run there
-    loaded = PPO.load(path, config)
     obs, info = env.reset()
-    for _ in range(20):  # the loaded policy only ever picks legal rewrites
-        action, _ = loaded.model.predict(obs, action_masks=info["action_mask"].astype(bool))
-        assert info["action_mask"][int(action)] == 1
-    evaluated = loaded.evaluate(gym.make("optarena/AArch64Peephole-v0", block=BLOCK), budget=6, seed=1)
-    assert_contract(evaluated, 6)
-    assert evaluated.best_improvement > 1.0
+    mask = info["action_mask"].astype(bool)
+    legal = np.flatnonzero(mask)
+    rng = np.random.default_rng(0)
+    guided = agents.make("ppo-guided", policy=str(path))
+    model = guided.policy_for(env)
+    with torch.no_grad():  # logits 0, 1, 2, ...: the policy prefers later actions
+        model.policy.action_net.weight.zero_()
+        model.policy.action_net.bias.copy_(torch.arange(len(mask), dtype=torch.float32))
+    drawn = {temperature: [guided.draw(model, obs, mask, rng, temperature) for _ in range(1000)]
+             for temperature in (0.01, 1000.0)}
+    assert set(drawn[0.01]) == {legal[-1]}  # cold: the policy's most likely legal action
+    assert set(drawn[1000.0]) == set(legal)  # hot: every legal action, no illegal one
+    searched = agents.make("ppo-guided", policy=str(path), patience=3).run(
+        gym.make("optarena/AArch64Peephole-v0", block=BLOCK), budget=6, seed=1)
+    assert_contract(searched, 6)
+    assert searched.best_improvement > 1.0 and searched.details["episodes"] >= 1
+
+
+def test_a_guided_search_refuses_a_policy_of_other_spaces_or_none(tmp_path):
+    env = gym.make("optarena/AArch64Peephole-v0", block=BLOCK)
+    path = tmp_path / "policy.zip"
+    PPO(PPOConfig(n_envs=1, n_steps=4, batch_size=4, max_timesteps=4, save_path=str(path))).run(
+        env, budget=4, seed=0)
+    stop = gym.make("optarena/AArch64Peephole-v0", block=BLOCK, stop_action=True)
+    with pytest.raises(ValueError, match=r"trained on the action space Discrete\(\d+\), the "
+                                         r"environment has Discrete"):
+        agents.make("ppo-guided", policy=str(path)).run(stop, budget=4, seed=0)
+    with pytest.raises(ValueError, match="no policy at"):
+        agents.make("ppo-guided", policy=str(tmp_path / "none.zip")).run(env, budget=4, seed=0)
+    (tmp_path / "other.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="is not a MaskablePPO policy"):
+        agents.make("ppo-guided", policy=str(tmp_path / "other.zip")).run(env, 4, 0)
+    with pytest.raises(ValueError, match="policy is required"):
+        agents.make("ppo-guided")
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        agents.make("ppo-guided", policy=str(path), temperature=0)
+    with pytest.raises(ValueError, match="reheat must be at least 1"):
+        agents.make("ppo-guided", policy=str(path), reheat=0.5)
 
 
 def test_ppo_never_exceeds_the_budget_with_several_copies():

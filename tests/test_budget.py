@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,14 +114,24 @@ def test_past_its_deadline_a_search_is_told_nothing_is_left_and_a_batch_asked_is
 
 
 @pytest.mark.parametrize("name", ["random", "greedy", "evolutionary", "mcts-measured"])
-def test_an_agent_whose_deadline_has_passed_measures_at_most_its_first_sample(name, monkeypatch):
+def test_a_search_s_wall_clock_runs_from_its_start_and_nothing_is_asked_after_it(
+        name, monkeypatch):
     env = toy_env.ToyEnv("jobs-8")
     full = agents.make(name).run(env, 12, 0)
     assert full.usage.measurements > 2
     env = toy_env.ToyEnv("jobs-8")
     clock = [0.0]
     monkeypatch.setattr("optarena.envs.evaluator.time.monotonic", lambda: clock[0])
-    env.evaluator.set_deadline(1.0)
-    clock[0] = 1.0
+    env.evaluator.set_deadline(1.5)
+    clock[0] = 5.0  # setting up before the search does not count: its clock starts with it
+    evaluate, calls = env.evaluator.evaluate, []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:  # each batch takes a second
+        calls.append(clock[0])
+        clock[0] += 1.0
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(env.evaluator, "evaluate", slow)
     stopped = agents.make(name).run(env, 12, 0)
-    assert stopped.usage.measurements <= 1 and all(p.measurements <= 1 for p in stopped.curve)
+    # the start (free) and one batch, asked for within the 1.5 s; nothing asked after
+    assert calls == [5.0, 6.0] and stopped.usage.measurements < full.usage.measurements

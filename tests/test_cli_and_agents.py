@@ -25,7 +25,7 @@ def test_workloads_command_lists_every_rc_layer(capsys, monkeypatch):
 def test_unknown_agent_is_a_clear_error():
     names = ("evolutionary, evolutionary-cost-model, evolutionary-diverse, evolutionary-prior, "
              "greedy, llm-mcts, llm-mcts-measured, mcts, mcts-measured, metaschedule, ppo, "
-             "puct, puct-measured, random")
+             "ppo-guided, puct, puct-measured, random")
     with pytest.raises(ValueError, match=f"available: {names}"):
         agents.make("alphazero")
 

@@ -479,7 +479,9 @@ def test_a_tensor_submission_is_re_measured_and_tampering_is_rejected(tensor_res
         raise AssertionError("a verifier needs no anchor")
 
     monkeypatch.setattr(Measurer, "measure_anchors", timed_anchors)
-    verdict = submission.verify(genuine)
+    # tests run two at a time: the other's load can double a re-measured time here (a claim three
+    # times too fast is still rejected below, at the default tolerance)
+    verdict = submission.verify(genuine, tolerance=1.0)
     assert verdict.accepted, verdict.reason
     assert verdict.improvement > 2 and np.isfinite(verdict.score)
     assert verdict.reason.startswith("score ")  # this machine: latencies are compared

@@ -162,6 +162,8 @@ def test_from_the_oz_start_the_reference_is_oz_s_program_and_passes_go_on_from_i
         # the start has exactly -Oz's IR instructions: CompilerGym's own -Oz pipeline
         assert info["score"] == problem["reference_score"] == problem["anchors"]["-Oz"] == oz
         assert plain.problem()["reference_score"] > oz
+        # the anchors are the program's as loaded, though the start is kept as its own benchmark
+        assert problem["anchors"] == plain.problem()["anchors"]
         assert problem["workload_hash"] != plain.problem()["workload_hash"]  # another problem
         first, other = (PassState("heldout:sha1", (name,)) for name in ("-instcombine", "-gvn"))
         outcomes = llvm.evaluate([first, other])

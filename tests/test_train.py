@@ -150,3 +150,52 @@ def test_the_training_speed_is_kept_when_testing_is_interrupted(tmp_path, monkey
         train_module.train(config, tmp_path, Console(quiet=True))
     speed = json.loads((tmp_path / "seed0" / "speed.json").read_text())
     assert speed["steps"] == 256 and speed["seconds"] > 0 and speed["measurements"] > 0
+
+
+def test_an_anchor_reward_is_the_step_s_log_gain_over_the_anchor_s_and_one_at_the_anchor():
+    from optarena.agents.sb3 import SB3VecEnv
+    from optarena.envs.contract import game
+    from optarena.envs.vector import ArenaVectorEnv
+
+    split = get_split("peephole-csmith/v1")
+    config = TrainConfig(split=split.id, reward="anchor", kwargs={"store": None})
+    anchor = train_module._anchor_name(split, config)
+    assert anchor is None  # the peephole policy's baseline is the greedy rule, not an anchor
+    env = split.make("train", {"store": None})
+    inner = game(env)
+    try:
+        train, _ = split.problems()
+        gains: dict[str, tuple[float, float]] = {}
+        saving: list[str] = []
+        flat: list[str] = []
+        for problem in train:  # until three problems of each kind
+            reference = inner.reference_score(problem)
+            best = next(iter(inner.evaluator.anchors(problem).values())).score  # LLVM's
+            gains[problem] = (reference, best)
+            (saving if best < reference else flat).append(problem)
+            if len(saving) >= 3 and len(flat) >= 3:
+                break
+        assert len(saving) >= 3 and len(flat) >= 3
+        scale = train_module.anchor_scale(inner, anchor)
+        for problem in saving:
+            assert scale(problem) == pytest.approx(np.log(gains[problem][0] / gains[problem][1]))
+        assert all(scale(problem) == 1.0 for problem in flat)  # the environment's reward
+
+        plain = SB3VecEnv(ArenaVectorEnv(env.unwrapped, 2, autoreset_mode="SameStep"))
+        halved = SB3VecEnv(ArenaVectorEnv(env.unwrapped, 2, autoreset_mode="SameStep"),
+                           reward_scale=lambda problem: 2.0)
+        for vec in (plain, halved):
+            vec.seed(3)
+        rewards = []
+        for vec in (plain, halved):
+            vec.reset()
+            got = []
+            for _ in range(6):
+                masks = vec.env_method("action_masks")
+                vec.step_async(np.array([int(np.flatnonzero(m)[0]) for m in masks]))
+                got.append(vec.step_wait()[1])
+            rewards.append(np.concatenate(got))
+        assert np.abs(rewards[0]).sum() > 0, "the steps changed scores"
+        np.testing.assert_allclose(rewards[1], rewards[0] / 2, rtol=1e-6)
+    finally:
+        env.close()

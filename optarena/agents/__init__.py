@@ -19,6 +19,7 @@ from optarena.agents.evolutionary import (
     EvolutionaryPriorConfig,
 )
 from optarena.agents.greedy import Greedy, GreedyConfig
+from optarena.agents.guided import PolicyGuided, PolicyGuidedConfig
 from optarena.agents.llm_mcts import (
     LLMMCTS,
     LLMMCTSConfig,
@@ -46,6 +47,7 @@ _REGISTRY: dict[str, tuple[type, type]] = {
     "llm-mcts-measured": (MeasuredLLMMCTS, MeasuredLLMMCTSConfig),
     "metaschedule": (MetaSchedule, MetaScheduleConfig),
     "ppo": (PPO, PPOConfig),
+    "ppo-guided": (PolicyGuided, PolicyGuidedConfig),
 }
 
 
@@ -60,13 +62,18 @@ def make(name: str, **config: Any) -> Agent:
     return _REGISTRY[name][0](filled)
 
 
+def config_class(name: str) -> type:
+    """The settings class of agent ``name`` (``ValueError`` naming the registered agents)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown agent {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[name][1]
+
+
 def make_config(name: str, **config: Any) -> Any:
     """The config of agent ``name`` filled from keyword arguments, without making the agent (a
     config file is checked with it before any run starts). ``ValueError`` with one line naming
     an unknown agent or setting and the valid ones, or a setting's invalid value."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown agent {name!r}; available: {', '.join(available())}")
-    config_cls = _REGISTRY[name][1]
+    config_cls = config_class(name)
     known = [f.name for f in dataclasses.fields(config_cls)]
     unknown = sorted(set(config) - set(known))
     if unknown:
@@ -88,5 +95,5 @@ def needs_cost_model(name: str, **config: Any) -> bool:
     return bool(getattr(make_config(name, **config), "needs_cost_model", False))
 
 
-__all__ = ["Agent", "CurvePoint", "SearchResult", "Usage", "available", "make", "make_config",
-           "needs_cost_model"]
+__all__ = ["Agent", "CurvePoint", "SearchResult", "Usage", "available", "config_class", "make",
+           "make_config", "needs_cost_model"]

@@ -11,8 +11,9 @@ program do not apply and end their episode, so the budget is never exceeded; tra
 the budget or after ``max_timesteps`` steps (repeats are free, so steps can outnumber
 measurements).
 
-``save(path)`` / :meth:`PPO.load` keep the policy; :meth:`PPO.evaluate` runs it (with masks) on
-an environment for a budget and reports the same :class:`~optarena.agents.base.SearchResult`.
+``save_path`` keeps the trained policy (a ``.zip``); the agent ``ppo-guided``
+(:mod:`~optarena.agents.guided`) searches with a kept policy, one trained here or by ``optarena
+train``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 from optarena.agents.base import SearchResult, Tracker
 from optarena.envs.vector import ArenaVectorEnv
@@ -42,10 +42,6 @@ class PPOConfig:
     ent_coef: float = 0.01
     max_timesteps: int = 4096
     """Training steps at most (all copies together)."""
-    deterministic: bool = False
-    """:meth:`PPO.evaluate`: take the most likely action instead of sampling."""
-    max_stalls: int = 10
-    """:meth:`PPO.evaluate`: stop after this many episodes in a row that measured nothing new."""
     save_path: str | None = None
     """Save the trained policy here (a ``.zip``)."""
 
@@ -100,34 +96,5 @@ class PPO:
 
     def save(self, path: str | Path) -> None:
         if self.model is None:
-            raise RuntimeError("nothing to save: train with run() or load() first")
+            raise RuntimeError("nothing to save: train with run() first")
         self.model.save(str(path))
-
-    @classmethod
-    def load(cls, path: str | Path, config: PPOConfig | None = None) -> PPO:
-        from sb3_contrib import MaskablePPO
-
-        agent = cls(config)
-        agent.model = MaskablePPO.load(str(path), device="cpu")
-        return agent
-
-    def evaluate(self, env: gym.Env, budget: int, seed: int) -> SearchResult:
-        """Episodes of the trained policy (masked), each from ``reset`` with a new seed, until
-        the budget is spent or ``max_stalls`` episodes in a row measured nothing new."""
-        if self.model is None:
-            raise RuntimeError("no policy: train with run() or load() first")
-        rng = np.random.default_rng(seed)
-        tracker = Tracker(f"{self.name}-eval", env, budget, seed)
-        for _ in tracker.rounds(self.config.max_stalls):
-            obs, info = tracker.start(rng)
-            actions: list[int] = []
-            done = False
-            while not done and tracker.left > 0 and info["action_mask"].any():
-                action, _ = self.model.predict(obs, action_masks=info["action_mask"].astype(bool),
-                                               deterministic=self.config.deterministic)
-                obs, _, terminated, truncated, info = env.step(int(action))
-                if "invalid_action" not in info:
-                    actions.append(int(action))
-                tracker.observe(info, actions)
-                done = terminated or truncated
-        return tracker.finish()

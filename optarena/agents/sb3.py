@@ -7,6 +7,8 @@ gives that over :class:`~optarena.envs.vector.ArenaVectorEnv` (``autoreset_mode=
 a policy trains on batched steps: every step's new programs are measured as one batch.
 ``record`` (optional) sees every state a copy reaches: ``record(copy, info, action)``, with
 ``action`` ``None`` for an episode's start (the PPO agent keeps its search result there).
+``reward_scale`` (optional) divides each step's reward by a number of the step's problem
+(``optarena train``'s ``reward: anchor``: the log-gain of the problem's anchor over its start).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ class SB3VecEnv(VecEnv):
     """An :class:`ArenaVectorEnv` as a stable-baselines3 ``VecEnv``."""
 
     def __init__(self, venv: ArenaVectorEnv,
-                 record: Callable[[int, dict[str, Any], int | None], None] | None = None
-                 ) -> None:
+                 record: Callable[[int, dict[str, Any], int | None], None] | None = None,
+                 reward_scale: Callable[[str], float] | None = None) -> None:
         if venv.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError("stable-baselines3 resets episodes in the step that ends them: "
                              "make the vector environment with autoreset_mode='SameStep'")
@@ -36,6 +38,7 @@ class SB3VecEnv(VecEnv):
         self.listed = DictInfoToList(venv)
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self.record = record or (lambda copy, info, action: None)
+        self.reward_scale = reward_scale
         self._actions: np.ndarray | None = None
 
     def reset(self) -> Any:
@@ -54,10 +57,15 @@ class SB3VecEnv(VecEnv):
         assert self._actions is not None, "step_async first"
         observations, rewards, terminated, truncated, infos = self.listed.step(self._actions)
         dones = terminated | truncated
+        rewards = rewards.astype(np.float32)
         out = []
         for index, info in enumerate(infos):
             info = dict(info)
             action = int(self._actions[index])
+            if self.reward_scale is not None:
+                stepped = info["final_info"] if dones[index] else info
+                rewards[index] /= self.reward_scale(
+                    self.venv.env.as_state(stepped["state"]).problem)
             if dones[index]:
                 info["terminal_observation"] = info.pop("final_obs")
                 info["TimeLimit.truncated"] = bool(truncated[index] and not terminated[index])
@@ -66,7 +74,7 @@ class SB3VecEnv(VecEnv):
             else:
                 self.record(index, info, action)
             out.append(info)
-        return observations, rewards.astype(np.float32), dones, out
+        return observations, rewards, dones, out
 
     def close(self) -> None:
         self.venv.close()

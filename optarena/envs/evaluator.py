@@ -16,8 +16,10 @@ and owns what every environment used to do its own way:
   anchors). Measurements made outside the evaluator, by a tuner's own runner (stock
   MetaSchedule's trials), are counted against it with :meth:`charge`. A run may also be given
   wall-clock (:meth:`set_deadline`, seconds per run, as CompilerGym's leaderboard budgets its
-  searches): once it has passed, :attr:`left` is 0 and the search stops where it next reads it;
-  a batch asked for before it reads so is still measured (the deadline never fails a batch).
+  searches), counted from the search's start (its budget being set, when its ``wall_s`` starts
+  too: loading a policy or a model before is not search): once it has passed, :attr:`left` is 0
+  and the search stops where it next reads it; a batch asked for before it reads so is still
+  measured (the deadline never fails a batch).
 * **the cache**: outcomes by program, bounded (least recently used first out); a hit is free. A
   program evicted and asked for again is measured, and counted, again.
 * **the store** (optional): results kept across processes and runs (:mod:`~optarena.envs.store`),
@@ -97,8 +99,10 @@ class Evaluator(Generic[S]):
         self.budget: int | None = None
         """Measurements allowed since :meth:`set_budget` (``None``: no limit)."""
         self._budget_start = 0
+        self.seconds: float | None = None
+        """Wall-clock each search is given (:meth:`set_deadline`)."""
         self.deadline: float | None = None
-        """``time.monotonic()`` after which :attr:`left` is 0 (:meth:`set_deadline`)."""
+        """``time.monotonic()`` after which :attr:`left` is 0."""
         self._keys: LRU[S, str | Failure] = LRU(cache_size)
         self._programs: LRU[S, Program] = LRU(programs_kept)
         self._outcomes: LRU[tuple[str, str], Outcome] = LRU(cache_size)
@@ -115,11 +119,13 @@ class Evaluator(Generic[S]):
 
     def set_budget(self, measurements: int | None) -> None:
         """Allow at most ``measurements`` measurements from now on; ``None`` lifts the limit
-        (:attr:`used` goes on counting from the last budget set)."""
+        (:attr:`used` goes on counting from the last budget set). A budget starts a search: its
+        wall-clock (:meth:`set_deadline`) runs from now."""
         if measurements is not None and measurements < 0:
             raise ValueError(f"a budget counts measurements: at least 0, not {measurements}")
         if measurements is not None:
             self._budget_start = self.num_measurements
+            self.set_deadline(self.seconds)
         self.budget = measurements
 
     @property
@@ -128,10 +134,12 @@ class Evaluator(Generic[S]):
         return self.num_measurements - self._budget_start
 
     def set_deadline(self, seconds: float | None) -> None:
-        """Give the search ``seconds`` of wall-clock from now (``None``: no limit): afterwards
-        :attr:`left` is 0."""
+        """Give searches ``seconds`` of wall-clock (``None``: no limit): from now, and each
+        search started later (:meth:`set_budget`) from its start; afterwards :attr:`left` is
+        0."""
         if seconds is not None and seconds <= 0:
             raise ValueError(f"a deadline is a positive number of seconds, not {seconds}")
+        self.seconds = seconds
         self.deadline = None if seconds is None else time.monotonic() + seconds
 
     @property

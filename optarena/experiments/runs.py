@@ -85,7 +85,7 @@ def check_agent(name: str, config: Mapping[str, Any], where: tuple[str | int, ..
     :class:`~optarena.experiments.config_file.InvalidValue` at ``where`` + the key (of ``keys``)
     that has it."""
     try:
-        agents.make_config(name)
+        agents.config_class(name)
     except ValueError as err:
         raise InvalidValue((*where, keys[0]), str(err)) from None
     try:

@@ -3,9 +3,14 @@ held-out problems against the greedy rule and a random policy.
 
 For each seed, a policy trains on ``n_envs`` episodes stepped together (one batch of measurements
 per step: :class:`~optarena.envs.vector.ArenaVectorEnv`) over the split's training problems,
-drawn at random at every reset. SB3 writes its CSV and TensorBoard logs and a checkpoint every
-``checkpoint_every`` steps; a run that is stopped resumes from its last checkpoint. Then, on every
-held-out problem, one episode of ``max_steps`` each of
+drawn at random at every reset. A step's reward is the environment's, the log of the score's
+improvement, or with ``reward: anchor`` that divided by the log-improvement of the problem's
+anchor over its start (``-Oz``'s for IR instructions, as CompilerGym's ``IrInstructionCountOz``
+reward is relative to -Oz): an episode's return is then 1 where it reaches the anchor, on every
+problem alike (a problem whose anchor gains nothing keeps the environment's reward). SB3 writes
+its CSV and TensorBoard logs and a checkpoint every ``checkpoint_every`` steps; a run that is
+stopped resumes from its last checkpoint. Then, on every held-out problem, one episode of
+``max_steps`` each of
 
 * the **policy** (deterministic, masked),
 * the **greedy rule** (steepest descent: every legal successor measured, the best taken, until
@@ -26,15 +31,16 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from optarena.envs.contract import game
+from optarena.envs.contract import Game, game
 from optarena.envs.registry import kind
 from optarena.envs.splits import Split, get_split
 from optarena.envs.vector import ArenaVectorEnv
@@ -79,6 +85,9 @@ class TrainConfig(BaseModel):
     total_timesteps: int = Field(100_000, ge=1, description="environment steps per seed")
     checkpoint_every: int = Field(10_000, ge=1, description="steps between checkpoints")
     ppo: PPOSettings = Field(default_factory=PPOSettings)
+    reward: Literal["log", "anchor"] = Field(
+        "log", description="log: the environment's reward (log-improvement per step); anchor: "
+        "that over the log-improvement of the problem's anchor (the module docstring)")
     test_problems: int | None = Field(None, ge=1, description="held-out problems tested "
                                       "(default: all)")
 
@@ -114,7 +123,10 @@ def _train_seed(config: TrainConfig, split: Split, folder: Path, seed: int,
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / "model.zip"
     env = split.make("train", config.kwargs)
-    vec = SB3VecEnv(ArenaVectorEnv(env.unwrapped, config.n_envs, autoreset_mode="SameStep"))
+    scale = anchor_scale(game(env), _anchor_name(split, config)) if config.reward == "anchor" \
+        else None
+    vec = SB3VecEnv(ArenaVectorEnv(env.unwrapped, config.n_envs, autoreset_mode="SameStep"),
+                    reward_scale=scale)
     vec.seed(seed)
     checkpoints = sorted((folder / "checkpoints").glob("*.zip"), key=_steps_of)
     start = time.perf_counter()
@@ -144,6 +156,31 @@ def _train_seed(config: TrainConfig, split: Split, folder: Path, seed: int,
         vec.close()
 
 
+def anchor_scale(inner: Game[Any], anchor: str | None) -> Callable[[str], float]:
+    """Problem -> ``log(reference / anchor's score)``, its anchor's log-improvement over its
+    start (``anchor``, else the problem's first; 1 where there is none or it improves nothing):
+    the anchor the test episodes are compared with. Asked once per problem."""
+    known: dict[str, float] = {}
+
+    def scale(problem: str) -> float:
+        if problem not in known:
+            anchors = inner.evaluator.anchors(problem)
+            outcome = anchors.get(anchor) if anchor else next(iter(anchors.values()), None)
+            gain = 0.0
+            if outcome is not None and outcome.score:
+                gain = math.log(inner.reference_score(problem) / outcome.score)
+            known[problem] = gain if gain > 0 else 1.0
+        return known[problem]
+
+    return scale
+
+
+def _anchor_name(split: Split, config: TrainConfig) -> str | None:
+    """The anchor the environment's policy names as its baseline (``anchor:-Oz``), if any."""
+    baseline = kind(split.env).policy_for({**split.kwargs, **config.kwargs}).baseline
+    return baseline.removeprefix("anchor:") if baseline.startswith("anchor:") else None
+
+
 def episodes(out: Path) -> list[TrainEpisode]:
     """The test episodes recorded in ``out`` (:class:`~optarena.records.RecordError` for a
     directory whose episodes are still in its ``results.jsonl``)."""
@@ -171,7 +208,7 @@ def _test_seed(config: TrainConfig, split: Split, model: Any, seed: int, out: Pa
     problems = problems[: config.test_problems]
     env = split.make("test", config.kwargs)
     inner = game(env)
-    baseline = kind(split.env).policy_for({**split.kwargs, **config.kwargs}).baseline
+    anchor_name = _anchor_name(split, config)
     machine, versions = machine_info(), software_versions()
     rng = np.random.default_rng(seed)
     try:
@@ -187,8 +224,7 @@ def _test_seed(config: TrainConfig, split: Split, model: Any, seed: int, out: Pa
                 else:
                     final = _episode(env, model if policy == "policy" else None, obs, info, rng)
                 anchors = inner.problem()["anchors"]
-                name = baseline.removeprefix("anchor:") if baseline.startswith("anchor:") \
-                    else next(iter(anchors), None)
+                name = anchor_name or next(iter(anchors), None)
                 append_record(out / EPISODES, TrainEpisode(
                     seed=seed, problem=problem, policy=policy, reference=reference, final=final,
                     anchor=anchors.get(name) if name else None, anchor_name=name,
@@ -280,7 +316,8 @@ def write_train_report(out: Path) -> Path:
     anchor = records[0].anchor_name if records else "—"
     lines = [f"# optarena train: {config.name}", "",
              f"Split `{config.split}`, {len(config.seeds)} seeds, {config.total_timesteps} steps "
-             f"per seed on {config.n_envs} episodes at once, MaskablePPO "
+             f"per seed on {config.n_envs} episodes at once, reward `{config.reward}`, "
+             "MaskablePPO "
              f"`{config.ppo.model_dump()}`. {_provenance(records)}", "",
              f"Held-out problems tested: {len({r.problem for r in records})}. Each cell: mean "
              "over seeds [95% t-interval]. Improvement: geometric mean of start / final score; "
@@ -328,7 +365,8 @@ def _plot_curves(config: TrainConfig, out: Path) -> None:
         axes.plot([float(r["time/total_timesteps"]) for r in rows],
                   [float(r["rollout/ep_rew_mean"]) for r in rows], label=f"seed {seed}")
     axes.set_xlabel("environment steps")
-    axes.set_ylabel("mean episode return (log improvement)")
+    axes.set_ylabel("mean episode return (log improvement" +
+                    (" over the anchor's)" if config.reward == "anchor" else ")"))
     axes.set_title(f"{config.split}: MaskablePPO", fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)

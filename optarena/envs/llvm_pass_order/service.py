@@ -12,9 +12,12 @@ request per line on stdin with one JSON line:
   ``"unoptimized"`` (default) or a pipeline, ``"-Oz"``: episodes then start from the program after
   LLVM's own ``-Oz`` pipeline, applied in CompilerGym's service (its session parameter
   ``llvm.apply_baseline_optimizations``: the pipeline its ``IrInstructionCountOz`` baseline runs,
-  so the start has exactly that many instructions). Answers the pass names (the action list) and
-  the IR's SHA-1. A generated benchmark's bitcode is kept in ``$OPTARENA_BENCHMARK_CACHE`` (by its
-  URI's SHA-1) for every service on the machine, and the last 512 benchmarks in memory.
+  so the start has exactly that many instructions). That program is kept as a benchmark of its
+  own (its bitcode), so going back to the start is a reset, not the pipeline again; the baseline
+  observations (``BASELINES``) stay those of the program as loaded. Answers the pass names (the
+  action list) and the IR's SHA-1. A generated benchmark's bitcode is kept in
+  ``$OPTARENA_BENCHMARK_CACHE`` (by its URI's SHA-1) for every service on the machine, and the
+  last 512 benchmarks in memory.
 * ``{"op": "apply", "passes": [NAME, ...], "out": PATH | null, "observations": [NAME, ...],
   "ir_sha1": BOOL}`` -- the benchmark after these passes: a state that extends the current one is
   reached by stepping the rest, any other by a reset and one ``multistep``. Writes the bitcode to
@@ -42,6 +45,10 @@ from typing import Any
 
 KNOWN_BENCHMARKS = 512
 """Benchmarks a service keeps made (their bitcode is in memory; csmith's are a few kB)."""
+BASELINES = frozenset(f"{kind}{level}" for kind in ("IrInstructionCount", "ObjectTextSize")
+                      for level in ("O0", "O3", "Oz"))
+"""CompilerGym's observations of its own pipelines: of the program as loaded, whatever the
+start (CompilerGym computes them on the benchmark it was reset to)."""
 
 
 def _suite(name: str) -> ModuleType:
@@ -72,13 +79,19 @@ class Service:
 
         self.gym = gym
         self.env: Any = None
+        self.loaded: Any = None
+        """The benchmark as loaded (its baselines are the anchors)."""
         self.benchmark: Any = None
-        self.start = "unoptimized"
+        """Where episodes start: ``loaded``, or the benchmark of its program after the start."""
         self.applied: list[str] = []
         self.known: OrderedDict[str, Any] = OrderedDict()
-        """Benchmarks made so far, by request: CompilerGym makes a generator's benchmark anew
-        (runs csmith and clang) each time its URI is reset, so a switch back costs only the
-        reset."""
+        """Benchmarks made so far, by request (and start: ``KEY|START``): CompilerGym makes a
+        generator's benchmark anew (runs csmith and clang) each time its URI is reset, so a
+        switch back costs only the reset."""
+        self.baselines: dict[tuple[str, str], Any] = {}
+        """(request, baseline observation) -> its value, for starts other than the program
+        as loaded."""
+        self.key = ""
         folder = os.environ.get("OPTARENA_BENCHMARK_CACHE")
         self.folder = Path(folder) if folder else None
         self.host = _suite("host")
@@ -101,18 +114,32 @@ class Service:
         if self.env is None:
             self.env = self.gym.make("llvm-v0", disable_env_checker=True, benchmark=wanted)
         self.env.reset(benchmark=wanted)
-        self.benchmark = self.known[key] = self.env.benchmark
-        self.start = start
-        self._apply_start()
+        self.key = key
+        self.loaded = self._remember(key, self.env.benchmark)
         if kept is not None and not kept.exists():
             with self.host.replacing(kept) as partial:
-                partial.write_bytes(self.benchmark.proto.program.contents)
+                partial.write_bytes(self.loaded.proto.program.contents)
+        self.benchmark = self.loaded
+        if start != "unoptimized":
+            self.benchmark = self.known.get(f"{key}|{start}")
+            if self.benchmark is None:  # the pipeline once; its output is the start's benchmark
+                self.env.send_param("llvm.apply_baseline_optimizations", start)
+                uri = f"benchmark://user-v0/optarena-start{start}-{self.env.observation['IrSha1']}"
+                contents = Path(self.env.observation["BitcodeFile"]).read_bytes()
+                self.benchmark = Benchmark.from_file_contents(uri, contents)
+            self.env.reset(benchmark=self.benchmark)
+            self._remember(f"{key}|{start}", self.benchmark)
+        self.applied = []
+        return {"uri": str(self.loaded.uri), "actions": list(self.env.action_space.names),
+                "ir_sha1": self.env.observation["IrSha1"]}
+
+    def _remember(self, key: str, benchmark: Any) -> Any:
+        """Keep ``benchmark`` as the most recently used of the known ones."""
+        self.known[key] = benchmark
         self.known.move_to_end(key)
         while len(self.known) > KNOWN_BENCHMARKS:
             self.known.popitem(last=False)
-        self.applied = []
-        return {"uri": str(self.env.benchmark.uri), "actions": list(self.env.action_space.names),
-                "ir_sha1": self.env.observation["IrSha1"]}
+        return benchmark
 
     def apply(self, passes: list[str], out: str | None, observations: list[str],
               ir_sha1: bool = True) -> dict[str, Any]:
@@ -122,12 +149,12 @@ class Service:
         unknown = [p for p in passes if p not in names]
         if unknown:
             raise ValueError(f"unknown passes {unknown}")
+        seen = self._baselines([n for n in observations if n in BASELINES])
         if passes[: len(self.applied)] != self.applied:
             self.env.reset(benchmark=self.benchmark)
-            self._apply_start()
             self.applied = []
         rest = [names.index(p) for p in passes[len(self.applied):]]  # Python ints, as CompilerGym wants
-        wanted = [*(["IrSha1"] if ir_sha1 else []), *observations,
+        wanted = [*(["IrSha1"] if ir_sha1 else []), *(n for n in observations if n not in seen),
                   *(["BitcodeFile"] if out is not None else [])]
         no_effect = False
         if rest:  # the passes and every observation in one request to CompilerGym's service
@@ -139,17 +166,24 @@ class Service:
             no_effect = bool(info.get("action_had_no_effect"))
         else:
             values = [self.env.observation[name] for name in wanted]
-        seen = dict(zip(wanted, values, strict=True))
+        seen.update(zip(wanted, values, strict=True))
         if out is not None:
             shutil.copyfile(seen["BitcodeFile"], out)
         return {"ir_sha1": seen.get("IrSha1"), "no_effect": no_effect,
                 "observations": {n: _jsonable(seen[n]) for n in observations}}
 
-    def _apply_start(self) -> None:
-        """Bring the freshly reset benchmark to the episodes' start (CompilerGym refuses a
-        pipeline it does not know)."""
-        if self.start != "unoptimized":
-            self.env.send_param("llvm.apply_baseline_optimizations", self.start)
+    def _baselines(self, names: list[str]) -> dict[str, Any]:
+        """The baseline observations ``names`` of the program as loaded; where episodes start
+        elsewhere, read once from a reset to it (the environment is then at no passes)."""
+        if self.benchmark is self.loaded:
+            return {}
+        missing = [n for n in names if (self.key, n) not in self.baselines]
+        if missing:
+            self.env.reset(benchmark=self.loaded)
+            self.baselines.update({(self.key, n): self.env.observation[n] for n in missing})
+            self.env.reset(benchmark=self.benchmark)
+            self.applied = []
+        return {n: self.baselines[self.key, n] for n in names}
 
     def close(self) -> None:
         if self.env is not None:
