@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +18,7 @@ import psutil
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from optarena.envs.contract import Failure
 from optarena.envs.llvm_pass_order.measure import (
     BitcodeMeasurer,
     MeasureError,
@@ -229,6 +231,43 @@ def test_episodes_of_two_programs_step_on_in_their_own_services():
     assert answers[0] == answers[1] and len(set(answers[0])) > 2
     assert resets == [5, 1]  # one service: a reset at each switch; two: csmith:1 loaded once
     assert any((compiler_gym_home() / "benchmarks").glob("*.bc"))  # csmith's bitcode is kept
+
+
+def _recorded(name: str, method: Any, events: list[str]) -> Any:
+    """``method`` of a :class:`Session`, appending ``name`` to ``events`` at each call."""
+
+    def call(self: Session, *args: Any, **kwargs: Any) -> Any:
+        events.append(name)
+        return method(self, *args, **kwargs)
+
+    return call
+
+
+@needs_compiler_gym
+def test_a_batch_of_three_programs_is_built_at_once_as_one_by_one_and_a_bad_state_fails_alone(
+        monkeypatch):
+    specs = ["suite:crc32", "csmith:1", "csmith:2"]
+    env = gym.make("optarena/LlvmPassOrder-v0", benchmark=specs, reward="ir_instructions",
+                   store=None, services=3).unwrapped
+    events: list[str] = []
+    for name in ("send", "receive"):
+        monkeypatch.setattr(Session, name, _recorded(name, getattr(Session, name), events))
+    try:
+        states = [PassState(spec, passes) for passes in (("-sroa",), ("-sroa", "-gvn"))
+                  for spec in specs] + [PassState("csmith:1", ("-no-such-pass",))]
+        for spec in specs:
+            env.llvm.load(spec)
+        events.clear()
+        together = env.llvm.compile_many(states)
+        assert events[:3] == ["send"] * 3  # every service at work before any answer is read
+        alone = [env.llvm.compile(state) for state in states]
+        assert [(p.key, p.payload.observations) for p in together[:-1]] == \
+            [(p.key, p.payload.observations) for p in alone[:-1]]
+        assert len({p.key for p in together[:-1]}) == 6
+        assert isinstance(together[-1], Failure) and "unknown passes" in together[-1].detail
+        assert isinstance(alone[-1], Failure)
+    finally:
+        env.close()
 
 
 @needs_compiler_gym

@@ -199,3 +199,20 @@ def test_an_anchor_reward_is_the_step_s_log_gain_over_the_anchor_s_and_one_at_th
         np.testing.assert_allclose(rewards[1], rewards[0] / 2, rtol=1e-6)
     finally:
         env.close()
+
+
+def test_the_report_pairs_the_policy_with_the_others_by_seed_and_problem(tmp_path):
+    from optarena.records import TrainEpisode, append_record
+
+    config = TrainConfig(name="paired", split="llvm-heldout/v1", seeds=[0])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config.model_dump()))
+    finals = {"policy": 50.0, "greedy": 40.0, "random": 100.0}
+    for index in range(6):  # the policy halves random's count on every problem, greedy beats it
+        for policy, final in finals.items():
+            append_record(tmp_path / "episodes.jsonl", TrainEpisode(
+                seed=0, problem=f"p{index}", policy=policy, reference=200.0,
+                final=final * (1 + index / 10), anchor=45.0, anchor_name="-Oz",
+                split=config.split))
+    report = train_module.write_train_report(tmp_path).read_text()
+    assert "| random | 6 | 2.00x [2.00, 2.00] | 0.0312 |" in report  # Wilcoxon: 2 / 2**6
+    assert "| greedy | 6 | 0.80x [0.80, 0.80] | 0.0312 |" in report

@@ -272,6 +272,17 @@ class Prepared(Protocol):
 
 
 @runtime_checkable
+class BuildsTogether(Protocol[S]):
+    """A scorer that builds several states' programs at once faster than one after another
+    (the pass-ordering scorer: each problem in its own compiler service, the services in
+    parallel); the evaluator builds a batch's new states with it."""
+
+    def compile_many(self, states: Sequence[S]) -> list[Program | Failure]:
+        """:meth:`Scorer.compile` of each state, in order."""
+        ...
+
+
+@runtime_checkable
 class CostModel(Protocol[S]):
     """A scorer that can also *estimate* scores without measuring."""
 

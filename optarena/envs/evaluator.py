@@ -52,6 +52,7 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from optarena.envs.contract import (
     BudgetExceeded,
+    BuildsTogether,
     CostModel,
     Failure,
     Outcome,
@@ -190,7 +191,20 @@ class Evaluator(Generic[S]):
 
     def _compile(self, state: S) -> Program | Failure:
         """Build ``state``'s program (the last few built are kept for scoring)."""
-        built = self._programs.get(state) or self.scorer.compile(state)
+        return self._built(state, self._programs.get(state) or self.scorer.compile(state))
+
+    def build(self, states: Sequence[S]) -> None:
+        """Build the programs of those ``states`` whose key is not known, together where the
+        scorer can (:class:`~optarena.envs.contract.BuildsTogether`); measures nothing. A batch
+        is built so before it is evaluated; call it first where the keys of a batch are asked
+        one state at a time."""
+        new = [s for s in dict.fromkeys(states) if self._keys.get(s) is None]
+        if len(new) > 1 and isinstance(self.scorer, BuildsTogether):
+            for state, built in zip(new, self.scorer.compile_many(new), strict=True):
+                self._built(state, built)
+
+    def _built(self, state: S, built: Program | Failure) -> Program | Failure:
+        """Keep what building ``state`` gave: its key, and a program for scoring."""
         if isinstance(built, Program):
             self._programs.put(state, built)
             self._keys.put(state, built.key)
@@ -230,6 +244,7 @@ class Evaluator(Generic[S]):
         ``fresh``: score every program again, whatever is known (verification); still counted.
         """
         self._references_of(states)
+        self.build(states)
         results: list[Outcome | None] = [None] * len(states)
         todo: dict[tuple[str, str], tuple[Program, list[int]]] = {}
         for index, state in enumerate(states):

@@ -136,6 +136,7 @@ class ArenaVectorEnv(VectorEnv):
         left = self.env.evaluator.left
         if left is None:
             return successors
+        self.env.evaluator.build([s for s in successors if not isinstance(s, str)])
         kept: list[Any] = []
         moves: list[Any] = []  # the states kept so far: a program one of them builds is paid for
         for successor in successors:

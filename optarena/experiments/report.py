@@ -305,7 +305,7 @@ def _fmt(value: float, digits: int = 1) -> str:
     return "—" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _interval(interval: Interval) -> str:
+def interval_text(interval: Interval) -> str:
     """``centerx [low, high]``, the bounds left out for a single run."""
     if math.isnan(interval.center):
         return "—"
@@ -410,8 +410,8 @@ def agent_table(rows: list[Row], budget: int, ref: Reference | None) -> Table:
         gain = row.efficiency() / evolutionary.efficiency() if evolutionary else math.nan
         llm = row.usage("llm_calls")
         table.rows.append([
-            str(rank), row.label, str(len(row.runs)), _interval(row.best),
-            *(_interval(speed_against(row.runs, name)) for name in against),
+            str(rank), row.label, str(len(row.runs)), interval_text(row.best),
+            *(interval_text(speed_against(row.runs, name)) for name in against),
             _reach_cell(row.runs, levels, budget) if ref else "—", _mean_range(row.to_own_best),
             _fmt(gain, 2), _fmt(row.wall_s(), 0), _fmt(llm, 1) if llm else "—",
             _fmt(row.usage("tokens"), 0) if llm else "—", _fmt(row.fallback_rate(), 2),
@@ -441,7 +441,7 @@ def comparison_table(rows: list[Row], ref: Reference) -> Table:
     table = Table(["agent", "pairs", f"agent / {ref.name}: geo. mean [95% CI]", "W", "p",
                    "Holm p", "test"])
     for row, test, p in zip(compared, tests, adjusted, strict=True):
-        table.rows.append([row.label, str(test.pairs), _interval(test.ratio), _fmt(test.statistic),
+        table.rows.append([row.label, str(test.pairs), interval_text(test.ratio), _fmt(test.statistic),
                            _p(test.p_value), _p(p), test.method])
     return table
 
@@ -455,7 +455,7 @@ def checkpoint_table(rows: list[Row], budget: int, checkpoints: list[int]) -> Ta
     bests = [{row.label: within(row, m) for row in rows} for m in marks]
     ranks = [tied_ranks(best, ALPHA) for best in bests]
     for row in rows:
-        cells = [f"{_interval(geometric_mean_interval(list(best[row.label].values())))} "
+        cells = [f"{interval_text(geometric_mean_interval(list(best[row.label].values())))} "
                  f"(#{rank[row.label]})" for best, rank in zip(bests, ranks, strict=True)]
         table.rows.append([row.label, *cells])
     return table
@@ -481,7 +481,7 @@ def checkpoint_tests_table(rows: list[Row], ref: Reference, budget: int,
                                    ref.paired(row) if baseline is None else baseline)
                  for row in compared]
         adjusted = holm([test.p_value for test in tests])
-        columns.append([f"{_interval(test.ratio)}, p {_p(p)} (n={test.pairs})"
+        columns.append([f"{interval_text(test.ratio)}, p {_p(p)} (n={test.pairs})"
                         for test, p in zip(tests, adjusted, strict=True)])
     table = Table(["agent", *(f"within {m}: agent / {ref.name}, Holm p" for m in marks)])
     for index, row in enumerate(compared):
@@ -521,8 +521,8 @@ def summary_tables(sections: list[tuple[list[Row], Reference]], budget: int,
     for rank, row in _ranked(pooled):
         workloads = {r.spec.workload for r in row.runs}
         standings.rows.append([str(rank), row.label, str(len(row.runs)), str(len(workloads)),
-                               _interval(row.best),
-                               *(_interval(speed_against(row.runs, name)) for name in against),
+                               interval_text(row.best),
+                               *(interval_text(speed_against(row.runs, name)) for name in against),
                                _reach_cell(row.runs, levels, budget),
                                _fmt(row.usage("measurements")), _fmt(row.wall_s(), 1)])
     tables = [standings, comparison_table(pooled, ref)]

@@ -45,8 +45,9 @@ from optarena.envs.registry import kind
 from optarena.envs.splits import Split, get_split
 from optarena.envs.vector import ArenaVectorEnv
 from optarena.experiments.config_file import load_config
+from optarena.experiments.report import interval_text
 from optarena.experiments.runs import machine_info, software_versions
-from optarena.experiments.stats import t_band
+from optarena.experiments.stats import paired_ratio_test, t_band
 from optarena.records import RecordError, TrainEpisode, append_record, read_episodes
 
 EPISODES = "episodes.jsonl"
@@ -331,6 +332,13 @@ def write_train_report(out: Path) -> Path:
         lines.append(f"| {policy} | {_cell(rows['improvement'])} | {_cell(rows['vs_anchor'])} "
                      f"| {_cell(rows['matches'], percent=True)} "
                      f"| {_cell(rows['share'], percent=True)} |")
+    lines += ["", "The policy against the others, paired by (seed, problem): geometric mean of "
+              "the other's final score over the policy's (above 1: the policy ends better) "
+              "[95% CI], two-sided Wilcoxon signed-rank test.", "",
+              "| policy against | pairs | other / policy | p |", "|---|---|---|---|"]
+    for other in POLICIES[1:]:
+        test = paired_ratio_test(_finals(records, other), _finals(records, "policy"))
+        lines.append(f"| {other} | {test.pairs} | {interval_text(test.ratio)} | {test.p_value:.3g} |")
     lines += ["", "| seed | training steps | seconds | steps/s | measurements |",
               "|---|---|---|---|---|"]
     for seed in config.seeds:
@@ -344,6 +352,11 @@ def write_train_report(out: Path) -> Path:
     path = out / REPORT
     path.write_text("\n".join(lines))
     return path
+
+
+def _finals(records: list[TrainEpisode], policy: str) -> dict[tuple[int, str], float]:
+    """``policy``'s final score of each (seed, problem)."""
+    return {(r.seed, r.problem): r.final for r in records if r.policy == policy}
 
 
 def _plot_curves(config: TrainConfig, out: Path) -> None:

@@ -35,7 +35,8 @@ measurements. Training uses ``"passes"``; races and verification ``"ir"``.
 **Services** (``services=``, default 1): CompilerGym services run at once, each holding one
 problem. Episodes of different problems stepped together (a vector environment, e.g.
 ``gym.make_vec(ID, num_envs=8, services=16)``: twice the episodes) each step on in their own
-service; with fewer, a service is reset to another problem and replays its passes.
+service, the services building a step's programs in parallel; with fewer, a service is reset to
+another problem and replays its passes.
 
 **Crossover** (evolutionary search): a prefix of one pass sequence and a suffix of another.
 

@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import subprocess
 import tempfile
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,18 +142,35 @@ class PassScorer:
         """The service's answer for ``state`` (retried once from a fresh reset: the service
         may have died and restarted); ``ir_sha1``: with the IR's SHA-1."""
         benchmark = self.load(state.problem)
-        request = {"passes": list(state.passes), "out": None if out is None else str(out),
-                   "observations": observations, "ir_sha1": ir_sha1}
+        request = _apply_request(state, observations, out, ir_sha1)
         for attempt in range(2):
             try:
                 return self._session(benchmark).request("apply", **request)
             except (ServiceError, ValueError) as err:
-                failed = self._holding.pop(state.problem, None)
-                if failed is not None:  # reset on the next attempt
-                    self._free.append(failed)
+                self._release(state.problem)
                 if attempt:
                     raise ValueError(f"CompilerGym: {err}") from None
         raise AssertionError("unreachable")
+
+    def _release(self, problem: str) -> None:
+        """The service holding ``problem`` failed: it holds nothing (reset when next used)."""
+        failed = self._holding.pop(problem, None)
+        if failed is not None:
+            self._free.append(failed)
+
+    def _sessions_for(self, problems: Sequence[str]) -> dict[str, Session] | None:
+        """A service of its own holding each of ``problems`` (loaded now where needed), or
+        ``None`` where there are not that many services or a problem does not load."""
+        if not 1 < len(problems) <= self.services:
+            return None
+        try:
+            held = {problem: self._session(self.load(problem)) for problem in problems}
+        except ValueError:
+            return None
+        if len({id(s) for s in held.values()}) < len(problems) or \
+                any(self._holding.get(problem) is not s for problem, s in held.items()):
+            return None
+        return held
 
     # ------------------------------------------------------------------ the scorer contract
 
@@ -168,17 +185,65 @@ class PassScorer:
         }
 
     def compile(self, state: PassState) -> Program | Failure:
-        out = Path(self._tmp.name) / "current.bc" if self.needs_bitcode else None
+        out = self._out(0)
         try:
             reply = self.apply(state, self.observations, out, ir_sha1=self.identity == "ir")
         except ValueError as err:
             return Failure("service", str(err))
+        return self._program(state, reply, out)
+
+    def compile_many(self, states: Sequence[PassState]) -> list[Program | Failure]:
+        """:meth:`compile` of each state, in order, the states of different problems built at
+        once: each problem's in the service holding it, one request in flight per service, so
+        the services work in parallel. Where the problems cannot each have a service of their
+        own, and for the states of a service that fails, one after another as :meth:`compile`
+        (which retries from a fresh reset)."""
+        queues: dict[str, deque[int]] = {}
+        for index, state in enumerate(states):
+            queues.setdefault(state.problem, deque()).append(index)
+        found = self._sessions_for(list(queues))
+        if found is None:
+            return [self.compile(state) for state in states]
+        held: dict[str, Session] = found
+        built: list[Program | Failure | None] = [None] * len(states)
+        flying: dict[str, int] = {}
+
+        def send(problem: str) -> None:
+            index = flying[problem] = queues[problem].popleft()
+            held[problem].send("apply", **_apply_request(
+                states[index], self.observations, self._out(index), self.identity == "ir"))
+
+        for problem in queues:
+            send(problem)
+        while flying:
+            for problem, index in list(flying.items()):
+                del flying[problem]
+                try:
+                    reply = held[problem].receive()
+                except ServiceError:
+                    self._release(problem)  # its states left go one by one, below
+                    continue
+                built[index] = self._program(states[index], reply, self._out(index))
+                if queues[problem]:
+                    send(problem)
+        return [done if done is not None else self.compile(states[index])
+                for index, done in enumerate(built)]
+
+    def _out(self, slot: int) -> Path | None:
+        """Where the service writes the bitcode of a batch's ``slot``-th state (``None``: the
+        score needs none)."""
+        return Path(self._tmp.name) / f"current{slot}.bc" if self.needs_bitcode else None
+
+    def _program(self, state: PassState, reply: dict[str, Any], out: Path | None) -> Program:
+        """``state``'s program from the service's answer (its bitcode, if written to ``out``,
+        kept under the program's name)."""
         sha = reply["ir_sha1"] or hashlib.sha1(" ".join(state.passes).encode()).hexdigest()
         bitcode = None
-        if out is not None:
-            bitcode = Path(self._tmp.name) / f"{sha}.bc"
+        if out is not None:  # named by problem too: with identity="passes" keys repeat across them
+            name = hashlib.sha1(f"{state.problem}\0{sha}".encode()).hexdigest()
+            bitcode = Path(self._tmp.name) / f"{name}.bc"
             out.replace(bitcode)
-            self._keep(sha, bitcode)
+            self._keep(name, bitcode)
         return Program(state.problem, sha, BuiltIR(reply["observations"], bitcode))
 
     def reference(self, problem: str) -> Program:
@@ -258,9 +323,9 @@ class PassScorer:
         return {k.removesuffix("Count"): int(v) for k, v in counts.items()
                 if k.endswith("Count") and not k.startswith("Total") and v}
 
-    def _keep(self, sha: str, bitcode: Path) -> None:
+    def _keep(self, name: str, bitcode: Path) -> None:
         """Keep a bounded number of bitcode files (the oldest are deleted)."""
-        evicted = self._files.put(sha, bitcode)
+        evicted = self._files.put(name, bitcode)
         if evicted is not None and evicted != bitcode:
             evicted.unlink(missing_ok=True)
 
@@ -269,6 +334,13 @@ class PassScorer:
             session.close()
         self._tmp.cleanup()
 
+
+
+def _apply_request(state: PassState, observations: list[str], out: Path | None,
+                   ir_sha1: bool) -> dict[str, Any]:
+    """The fields of the service's ``apply`` request for ``state``."""
+    return {"passes": list(state.passes), "out": None if out is None else str(out),
+            "observations": observations, "ir_sha1": ir_sha1}
 
 
 def _version(tool: str) -> str:

@@ -56,8 +56,18 @@ class Session:
 
     def request(self, op: str, timeout_s: float | None = None, **fields: Any) -> dict[str, Any]:
         """Send one request; the answer's fields, or :class:`ServiceError`."""
+        self.send(op, **fields)
+        return self.receive(timeout_s)
+
+    def send(self, op: str, **fields: Any) -> None:
+        """Send one request without waiting (the service starts on it if it is not running);
+        :meth:`receive` takes the answer. Other services can work meanwhile."""
+        self.child.send({"op": op, **fields})
+
+    def receive(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """The answer to the request sent: its fields, or :class:`ServiceError`."""
         try:
-            reply = self.child.request({"op": op, **fields}, timeout_s or self.timeout_s)
+            reply = self.child.receive(timeout_s or self.timeout_s)
         except ChildFailed as err:
             raise ServiceError(f"{err} (see {self.log})") from None
         if not reply.get("ok"):
