@@ -3,17 +3,20 @@ path before (the same measurement of an earlier commit, in the same run), verifi
 greedy pairing against LLVM's own pass.
 
 1. **Steps per second**: random legal steps on the blocks of a csmith corpus that have a legal
-   rewrite (the ``peephole-csmith/v1`` split's, from the shipped ``csmith-v1`` corpus), a reset
+   rewrite (the ``peephole-csmith/v1`` split's, from the shipped ``csmith-v1`` corpus; with
+   ``--rules deep``, the deep rules on ``peephole-csmith/v2``'s blocks), proofs on, a reset
    drawing a fresh block whenever an episode ends, no measurement store (nothing measured before
    is known): ``gym.make`` (one environment) and ``gym.make_vec(num_envs=8)`` (the 8 new
    blocks of a step verified and scored as one batch), beside the same single-environment loop of
    the code at ``--baseline`` (``git archive`` of that commit, run in a subprocess).
-2. **One verification**: the equivalence checker on the corpus oracle rewrites (median).
+2. **Proofs**: the verdicts on every legal rewrite of each of those blocks' starts, and the
+   proof's seconds (median, 99th percentile, most).
+   **One verification**: the equivalence checker on the corpus oracle rewrites (median).
 3. **Greedy pairing vs LLVM**: the "apply every legal pairing" policy's llvm-mca savings as a share
    of LLVM's own load/store optimizer's, on the shipped hand-written corpus; failed verifications
    (must be 0).
 
-    python benchmarks/bench_peephole.py [--steps 400] [--baseline 1ad5461]
+    python benchmarks/bench_peephole.py [--steps 400] [--baseline 1ad5461] [--rules deep]
 """
 
 from __future__ import annotations
@@ -26,14 +29,23 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
 import optarena.envs  # noqa: F401 - registers the environments
-from optarena.envs.aarch64_peephole.check import EquivalenceChecker
-from optarena.envs.aarch64_peephole.corpus import CSMITH_CORPUS, SHIPPED_CORPUS, load_corpus
+from optarena.envs.aarch64_peephole.block import format_block, parse_block
+from optarena.envs.aarch64_peephole.check import Equivalence, EquivalenceChecker
+from optarena.envs.aarch64_peephole.corpus import (
+    CSMITH_CORPUS,
+    SHIPPED_CORPUS,
+    BlockPair,
+    load_corpus,
+)
+from optarena.envs.aarch64_peephole.prove import DEFAULT_TIME_LIMIT
+from optarena.envs.aarch64_peephole.space import PeepholeSpace
 from optarena.envs.host import cpu_model
 from optarena.envs.splits import get_split
 
@@ -72,9 +84,10 @@ def single_env_rate(python_path: str | None, corpus: Path, mcpu: str, steps: int
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def vector_rate(corpus: Path, mcpu: str, steps: int, seed: int, num_envs: int) -> float:
+def vector_rate(corpus: Path, mcpu: str, steps: int, seed: int, num_envs: int, rules: str
+                ) -> float:
     envs = gym.make_vec("optarena/AArch64Peephole-v0", num_envs=num_envs, corpus=str(corpus),
-                        mcpu=mcpu, store=None)
+                        mcpu=mcpu, store=None, rules=rules)
     rng = np.random.default_rng(seed)
     try:
         envs.reset(seed=seed)
@@ -87,6 +100,20 @@ def vector_rate(corpus: Path, mcpu: str, steps: int, seed: int, num_envs: int) -
         return done / (time.perf_counter() - start)
     finally:
         envs.close()
+
+
+def proof_costs(blocks: list[BlockPair], rules: str) -> list[Equivalence]:
+    """The checker's verdict (with its proof's seconds) on every legal rewrite of each block's
+    start, with proofs at the environment's default time limit."""
+    space = PeepholeSpace(blocks, rules=rules)
+    checker = EquivalenceChecker(states=8, proof_time_limit=DEFAULT_TIME_LIMIT)
+    verdicts = []
+    for block in blocks:
+        start = space.initial(block.id, None).asm  # type: ignore[arg-type]
+        rewritten = [format_block(site.apply(parse_block(start)))
+                     for site in space.sites(start).values()]
+        verdicts += [checker.check(start, text) for text in rewritten]
+    return verdicts
 
 
 def baseline_tree(commit: str, root: Path) -> str:
@@ -110,29 +137,41 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline", default="1ad5461", help="the commit to compare with")
+    parser.add_argument("--rules", default="load-store", choices=("load-store", "deep"),
+                        help="the rule families (deep: the blocks of peephole-csmith/v2)")
     args = parser.parse_args()
-    train, test = get_split("peephole-csmith/v1").problems()
+    split = "peephole-csmith/v1" if args.rules == "load-store" else "peephole-csmith/v2"
+    train, test = get_split(split).problems()
     playable = set(train) | set(test)
     with tempfile.TemporaryDirectory() as scratch:
         plain = Path(scratch) / "csmith.jsonl"  # the baseline reads uncompressed corpora only
         corpus = [b for b in load_corpus(CSMITH_CORPUS) if b.id in playable]
         plain.write_text("".join(b.to_json() + "\n" for b in corpus))
         print(f"{cpu_model()}; the {len(corpus)} blocks of {CSMITH_CORPUS.name} with a legal "
-              f"rewrite (split peephole-csmith/v1); {args.steps} random legal steps each, seed "
-              f"{args.seed}, llvm-mca -mcpu={args.mcpu}")
+              f"rewrite (split {split}, rules {args.rules}); {args.steps} random legal steps "
+              f"each, seed {args.seed}, llvm-mca -mcpu={args.mcpu}, proofs on")
         old_path = baseline_tree(args.baseline, Path(scratch) / "baseline")
         rates = {
             f"before ({args.baseline}), 1 environment": single_env_rate(
                 old_path, plain, args.mcpu, args.steps, args.seed, "{}"),
-            "now, 1 environment": single_env_rate(None, plain, args.mcpu, args.steps,
-                                                  args.seed, "{\"store\": None}"),
+            "now, 1 environment": single_env_rate(
+                None, plain, args.mcpu, args.steps, args.seed,
+                f"{{\"store\": None, \"rules\": \"{args.rules}\"}}"),
             "now, vector of 8 (one batch per step)": vector_rate(
-                plain, args.mcpu, args.steps, args.seed, 8),
+                plain, args.mcpu, args.steps, args.seed, 8, args.rules),
         }
+        proofs = proof_costs(corpus, args.rules)
     before = next(iter(rates.values()))
     print(f"\n{'environment':45s} {'steps/s':>9s} {'vs before':>10s}")
     for label, rate in rates.items():
         print(f"{label:45s} {rate:9.1f} {rate / before:9.1f}x")
+
+    seconds = sorted(p.proof_seconds or 0.0 for p in proofs)
+    verdicts = Counter(p.verdict for p in proofs)
+    print(f"\nproofs of every legal rewrite of each block's start ({len(proofs)}): "
+          f"{dict(verdicts)}; {1e3 * statistics.median(seconds):.2f} ms median, "
+          f"{1e3 * seconds[int(0.99 * (len(seconds) - 1))]:.1f} ms at the 99th percentile, "
+          f"{1e3 * seconds[-1]:.1f} ms at most")
 
     shipped = load_corpus(SHIPPED_CORPUS)
     checker = EquivalenceChecker(states=8)

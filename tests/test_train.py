@@ -99,9 +99,9 @@ def test_one_policy_acts_on_workloads_of_different_shapes(store):
 
 def test_training_resumes_from_its_checkpoint_after_a_kill(tmp_path):
     config = {"name": "resume", "split": "peephole-csmith/v1", "seeds": [0], "n_envs": 4,
-              "total_timesteps": 1024, "checkpoint_every": 256, "test_problems": 4,
+              "total_timesteps": 512, "checkpoint_every": 128, "test_problems": 2,
               "kwargs": {"max_steps": 8, "store": None},
-              "ppo": {"n_steps": 64, "batch_size": 128, "n_epochs": 2}}
+              "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 2}}
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "optarena.experiments.cli", "train", "--config",
                str(tmp_path / "train.yaml"), "--out", str(tmp_path / "out")]
@@ -123,10 +123,10 @@ def test_training_resumes_from_its_checkpoint_after_a_kill(tmp_path):
     from sb3_contrib import MaskablePPO
 
     model = MaskablePPO.load(str(tmp_path / "out" / "seed0" / "model.zip"), device="cpu")
-    assert 1024 <= model.num_timesteps < 1024 + 4 * 64  # trained to the total, not twice
+    assert 512 <= model.num_timesteps < 512 + 4 * 32  # trained to the total, not twice
     records = episodes(tmp_path / "out")
     assert {r.policy for r in records} == {"policy", "greedy", "random"}
-    assert len({r.problem for r in records}) == 4
+    assert len({r.problem for r in records}) == 2
     assert all(r.final <= r.reference for r in records if r.policy == "greedy")
     assert all(r.machine is not None and r.versions for r in records)
     report = (tmp_path / "out" / "report.md").read_text()

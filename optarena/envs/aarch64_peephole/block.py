@@ -19,6 +19,34 @@ SINGLE_ACCESS: dict[str, str] = {
     "str": "store", "stur": "store",
 }
 PAIR_ACCESS: dict[str, str] = {"ldp": "load", "ldpsw": "load", "stp": "store"}
+NARROW_LOADS = frozenset({"ldrb", "ldrh", "ldrsb", "ldrsh", "ldurb", "ldurh", "ldursb",
+                          "ldursh"})
+PARTIAL_WRITERS = frozenset({
+    "movk", "bfi", "bfxil", "bfm", "bfc", "bif", "bit", "bsl", "ins", "sli", "sri", "mla", "mls",
+    "fmla", "fmls", "tbx", "sdot", "udot", "usdot", "sqrdmlah", "sqrdmlsh", "saba", "uaba",
+    "sabal", "uabal", "smlal", "umlal", "smlsl", "umlsl", "sqdmlal", "sqdmlsl", "ssra", "usra",
+    "srsra", "ursra", "sadalp", "uadalp", "fcmla", "bfdot", "bfmmla", "smmla", "ummla"})
+"""Data-processing instructions that read their destination and keep part of it."""
+FLAG_WRITERS = frozenset({
+    "cmp", "cmn", "tst", "adds", "subs", "ands", "bics", "negs", "ngcs", "adcs", "sbcs", "fcmp",
+    "fcmpe", "ccmp", "ccmn", "fccmp", "fccmpe", "setf8", "setf16", "rmif", "cfinv", "msr"})
+FLAG_READERS = frozenset({
+    "csel", "csinc", "csinv", "csneg", "cset", "csetm", "cinc", "cinv", "cneg", "adc", "adcs",
+    "sbc", "sbcs", "ngc", "ngcs", "fcsel", "ccmp", "ccmn", "fccmp", "fccmpe", "mrs", "cfinv",
+    "rmif"})
+FLAG_FREE = frozenset({
+    "mov", "movk", "movz", "movn", "add", "sub", "and", "orr", "eor", "eon", "orn", "bic", "mvn",
+    "neg", "lsl", "lsr", "asr", "ror", "lslv", "lsrv", "asrv", "rorv", "mul", "madd", "msub",
+    "mneg", "smull", "umull", "smulh", "umulh", "smaddl", "umaddl", "smsubl", "umsubl", "sdiv",
+    "udiv", "sxtb", "sxth", "sxtw", "uxtb", "uxth", "sbfx", "ubfx", "sbfiz", "ubfiz", "sbfm",
+    "ubfm", "bfi", "bfxil", "bfm", "bfc", "extr", "rbit", "rev", "rev16", "rev32", "clz", "cls",
+    "fmov", "fadd", "fsub", "fmul", "fdiv", "fmadd", "fmsub", "fnmadd", "fnmsub", "fneg", "fabs",
+    "fsqrt", "fcvt", "fcvtzs", "fcvtzu", "scvtf", "ucvtf", "fmax", "fmin", "fmaxnm", "fminnm",
+    "movi", "mvni", "dup", "ins", "umov", "smov", "ext", "ushr", "sshr", "shl", "cmeq", "cmge",
+    "cmgt", "cmhi", "cmhs", "cmle", "cmlt", "cmtst", "bif", "bit", "bsl", "addp", "addv",
+    "xtn", "uzp1", "uzp2", "zip1", "zip2", "trn1", "trn2", "cnt", "nop", "adr", "adrp", "prfm"})
+"""Instructions that neither read nor write NZCV (with :data:`FLAG_READERS` and
+:data:`FLAG_WRITERS`, what the scheduling rule knows; any other is assumed to read and write)."""
 REGISTER_BYTES: dict[str, int] = {"w": 4, "x": 8, "b": 1, "h": 2, "s": 4, "d": 8, "q": 16}
 _MEMORY = re.compile(
     r"^\[\s*(?P<base>x\d+|sp)\s*(?:,\s*#?(?P<imm>-?(?:0x[0-9a-f]+|\d+)))?\s*\](?P<pre>!)?$", re.I)
@@ -112,9 +140,16 @@ class Instruction:
     # ------------------------------------------------------------------ register effects
 
     def reads(self) -> set[str]:
-        """Architectural registers read (X/W views folded to ``xN``; vector views to ``vN``)."""
-        regs = {canonical(r) for r in _registers(self.operands[1:] if self.writes_first() else
-                                                 self.operands)}
+        """Architectural registers read (X/W views folded to ``xN``; vector views to ``vN``); the
+        destination of an instruction that writes only part of it (``movk``, ``bfi``, a lane) is
+        read too."""
+        if self.access == "load" and self.whole_load:
+            read = self.operands[len(self.data_registers):]
+        elif self.writes_first() and not self.partial_write:
+            read = self.operands[1:]
+        else:
+            read = self.operands
+        regs = {canonical(r) for r in _registers(read)}
         if self.access == "store":
             regs |= {canonical(r) for r in self.data_registers}
         memory = self.memory
@@ -134,6 +169,46 @@ class Instruction:
         if self.mnemonic in ("bl", "blr"):
             regs.add("x30")
         return regs - {"xzr"}
+
+    @property
+    def partial_write(self) -> bool:
+        """Whether a data-processing instruction keeps part of its destination: ``movk``, the
+        bitfield inserts, the accumulating and lane-inserting vector forms, the narrowing ``...2``
+        forms (which write the upper half)."""
+        if not self.writes_first() or not self.operands:
+            return False
+        return (self.mnemonic in PARTIAL_WRITERS or "[" in self.operands[0]
+                or (self.mnemonic.endswith("2") and "." in self.operands[0]))
+
+    def kills(self) -> set[str]:
+        """Registers whose whole value this instruction replaces (a later read sees nothing of
+        what they held): the data registers of the plain loads, the destination of a
+        data-processing instruction that does not keep part of it (a W or scalar FP write clears
+        the rest of the register), the base of a writeback access, X30 for a call."""
+        if self.access is not None:
+            return self.writes() if self.whole_load or self.access == "store" else set()
+        return set() if self.partial_write else self.writes()
+
+    @property
+    def whole_load(self) -> bool:
+        """A load that replaces its data registers whole (not a lane or structure load)."""
+        return self.access == "load" and (self.mnemonic in SINGLE_ACCESS
+                                          or self.mnemonic in PAIR_ACCESS
+                                          or self.mnemonic in NARROW_LOADS)
+
+    def reads_flags(self) -> bool:
+        """Whether NZCV is read (an instruction this module does not know is assumed to)."""
+        return self.mnemonic in FLAG_READERS or self.mnemonic.startswith("b.") \
+            or not self._flags_known()
+
+    def writes_flags(self) -> bool:
+        """Whether NZCV is written (an instruction this module does not know is assumed to)."""
+        return self.mnemonic in FLAG_WRITERS or not self._flags_known()
+
+    def _flags_known(self) -> bool:
+        return (self.mnemonic in FLAG_FREE or self.mnemonic in FLAG_READERS
+                or self.mnemonic in FLAG_WRITERS or self.mnemonic.startswith("b.")
+                or self.access is not None)
 
     def writes_first(self) -> bool:
         """Whether operand 0 is a destination (true for data-processing instructions)."""

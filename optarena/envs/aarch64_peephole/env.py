@@ -14,7 +14,10 @@ block named explicitly is played even without one (its mask is all zeros; ``stop
 adds an action that is always legal). The starting state is the block as compiled; the
 reference score is its cycles.
 
-**Actions** are rewrites at sites (``describe_actions()`` lists them as text); ``rewrite(text)``
+**Actions** are rewrites at sites (``describe_actions()`` lists them as text) of the rule
+families ``rules`` (:mod:`~optarena.envs.aarch64_peephole.space`): LLVM's load/store optimizer's
+(``"load-store"``, the default) or ``"deep"`` (with store-to-load forwarding, dead stores and
+definitions, multiply-add and shifted-operand fusion and scheduling) or a list of names; ``rewrite(text)``
 steps to a whole replacement block instead (an LLM's answer), and the ``Text`` variant
 ``optarena/AArch64PeepholeText-v0`` takes that text as its action.
 
@@ -41,7 +44,7 @@ from optarena.envs.aarch64_peephole.block import format_block, parse_block
 from optarena.envs.aarch64_peephole.corpus import MAX_INSTRUCTIONS, select_blocks
 from optarena.envs.aarch64_peephole.prove import DEFAULT_TIME_LIMIT
 from optarena.envs.aarch64_peephole.scorer import CHECKER_FAILURES, PeepholeScorer
-from optarena.envs.aarch64_peephole.space import BlockState, PeepholeSpace
+from optarena.envs.aarch64_peephole.space import LOAD_STORE_RULES, BlockState, PeepholeSpace
 from optarena.envs.aarch64_peephole.splits import SPLITS as PEEPHOLE_SPLITS
 from optarena.envs.aarch64_peephole.toolchain import Toolchain
 from optarena.envs.base import ArenaEnv
@@ -71,6 +74,7 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
         max_steps: int = 32,
         stop_action: bool = False,
         max_instructions: int = MAX_INSTRUCTIONS,
+        rules: str | Sequence[str] = LOAD_STORE_RULES,
         check_states: int = CHECK_STATES,
         prove: bool = True,
         proof_time_limit: float = DEFAULT_TIME_LIMIT,
@@ -82,7 +86,7 @@ class AArch64PeepholeEnv(ArenaEnv[BlockState]):
                                [block] if isinstance(block, str) else block)
         toolchain = toolchain or Toolchain()
         toolchain.check_mcpu(mcpu)
-        space = PeepholeSpace(blocks, max_instructions)
+        space = PeepholeSpace(blocks, max_instructions, rules=rules)
         scorer = PeepholeScorer(space.blocks, toolchain, mcpu, iterations, check_states,
                                 proof_time_limit if prove else None)
         super().__init__(space, scorer, problem=block if isinstance(block, str) else None,

@@ -36,10 +36,10 @@ between do not end the scan window.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from optarena.envs.aarch64_peephole.block import Instruction, canonical
+from optarena.envs.aarch64_peephole.block import NARROW_LOADS, Instruction, Memory, canonical
 
 SCAN_LIMIT = 20
 PAIRABLE = {"ldr", "ldur", "str", "stur", "ldrsw", "ldursw"}
@@ -47,21 +47,32 @@ PAIRABLE = {"ldr", "ldur", "str", "stur", "ldrsw", "ldursw"}
 
 @dataclass(frozen=True)
 class Rewrite:
-    """A rewrite site: instruction ``first`` becomes ``replacement``; ``second`` is removed."""
+    """A rewrite site: ``edits`` maps instruction indices to their replacements (``None``:
+    removed); ``anchor`` is the instruction that names the site in the action space."""
 
     rule: str
-    first: int
-    second: int
-    replacement: Instruction
+    """The rule's name in the rewrite's text (``pair``, ``post_index``, ``forward`` ...)."""
+    family: str
+    """The action family it belongs to (:data:`~optarena.envs.aarch64_peephole.space.FAMILIES`)."""
+    edits: tuple[tuple[int, Instruction | None], ...]
     text: str
     anchor: int
-    """The instruction that names the site: the earlier access of a pair, the folded access."""
+
+    @property
+    def replacement(self) -> Instruction | None:
+        """The first instruction the rewrite writes (``None`` when it only removes)."""
+        return next((inst for _, inst in self.edits if inst is not None), None)
 
     def apply(self, block: list[Instruction]) -> list[Instruction]:
-        out = list(block)
-        out[self.first] = self.replacement
-        del out[self.second]
-        return out
+        edits = dict(self.edits)
+        return [edits.get(i, inst) for i, inst in enumerate(block)
+                if edits.get(i, inst) is not None]
+
+
+def merge_into(rule: str, family: str, kept: int, removed: int, merged: Instruction, text: str,
+               anchor: int) -> Rewrite:
+    """Instruction ``kept`` becomes ``merged``; ``removed`` goes."""
+    return Rewrite(rule, family, ((kept, merged), (removed, None)), text, anchor)
 
 
 def _base_update(inst: Instruction) -> tuple[str, int] | None:
@@ -129,7 +140,8 @@ def fold_sites(block: list[Instruction]) -> list[Rewrite]:
 def _fold(block: list[Instruction], rule: str, i: int, j: int, merged: Instruction) -> Rewrite:
     text = f"{rule}: fold #{j} `{str(block[j]).strip()}` into #{i} `{str(block[i]).strip()}` " \
            f"-> `{str(merged).strip()}`"
-    return Rewrite(rule, i, j, merged, text, anchor=i)
+    family = "fold_after" if j > i else "fold_before"
+    return merge_into(rule, family, i, j, merged, text, anchor=i)
 
 
 def _pairable(inst: Instruction) -> bool:
@@ -144,9 +156,12 @@ def _pair_opcode(inst: Instruction) -> tuple[str, str]:
     return (inst.access or "", "sw" if signed else inst.data_registers[0][0])
 
 
-def _may_alias(a: Instruction, b: Instruction) -> bool:
+def may_alias(a: Instruction, b: Instruction) -> bool:
+    """Whether two accesses may touch a common byte: unless both use the same base register
+    with plain offsets, known sizes and disjoint byte ranges (different bases may alias)."""
     ma, mb = a.memory, b.memory
-    if ma is None or mb is None or ma.base != mb.base or (ma.mode, mb.mode) != ("offset", "offset"):
+    if ma is None or mb is None or ma.base != mb.base or (ma.mode, mb.mode) != ("offset", "offset") \
+            or not a.size or not b.size:
         return True
     size_a = a.size * max(1, len(a.data_registers))
     size_b = b.size * max(1, len(b.data_registers))
@@ -167,7 +182,7 @@ def _blocked(block: list[Instruction], moving: int, target: int) -> str | None:
         if moved.access == "load" and data in between.reads():
             return f"#{k} reads {data}, which #{moving} loads"
         if between.access and "store" in (between.access, moved.access) and \
-                _may_alias(between, moved):
+                may_alias(between, moved):
             return f"#{k} is a {between.access} that may alias #{moving}"
     return None
 
@@ -210,7 +225,7 @@ def _merge_zero(block: list[Instruction], i: int, j: int) -> Rewrite | None:
     merged = Instruction(mnemonic, ("xzr" if wide == 8 else "wzr", address))
     text = f"zero_store: merge #{i} `{str(first).strip()}` and #{j} `{str(second).strip()}` -> " \
            f"`{str(merged).strip()}`"
-    return Rewrite("zero_store", keep, drop, merged, text, anchor=i)
+    return merge_into("zero_store", "zero_store", keep, drop, merged, text, anchor=i)
 
 
 def pair_sites(block: list[Instruction]) -> list[Rewrite]:
@@ -279,4 +294,123 @@ def _merge(block: list[Instruction], i: int, j: int) -> Rewrite | None:
     merged = Instruction(mnemonic, (low.data_registers[0], high.data_registers[0], address))
     text = f"pair #{i} `{str(first).strip()}` with #{j} `{str(second).strip()}` -> " \
            f"`{str(merged).strip()}`"
-    return Rewrite("pair", keep, drop, merged, text, anchor=i)
+    return merge_into("pair", "pair", keep, drop, merged, text, anchor=i)
+
+
+KNOWN_STORES = frozenset({"str", "stur", "strb", "sturb", "strh", "sturh", "stp"})
+"""Stores whose bytes :func:`may_alias` can bound (others may write anything)."""
+FORWARD_LOADS = frozenset({"ldr", "ldur", "ldrb", "ldurb", "ldrh", "ldurh"})
+_FORWARD_STORES = frozenset({"str", "stur", "strb", "sturb", "strh", "sturh"})
+KNOWN_ACCESSES = KNOWN_STORES | FORWARD_LOADS | PAIRABLE | NARROW_LOADS | {"ldp", "ldpsw"}
+"""Loads and stores whose bytes :func:`may_alias` can bound."""
+
+
+def _plain(inst: Instruction, mnemonics: frozenset[str]) -> bool:
+    memory = inst.memory
+    return (inst.mnemonic in mnemonics and memory is not None and memory.mode == "offset"
+            and len(inst.data_registers) == 1 and inst.size > 0)
+
+
+def _plain_accesses(block: list[Instruction], mnemonics: frozenset[str]
+                    ) -> Iterator[tuple[int, Instruction, Memory, str]]:
+    """``(index, access, its addressing, its base register)`` of each plain-offset, one-register
+    access of the block among ``mnemonics``."""
+    for index, inst in enumerate(block):
+        memory = inst.memory
+        if _plain(inst, mnemonics) and memory is not None:
+            yield index, inst, memory, canonical(memory.base)
+
+
+def _clobbers(inst: Instruction, access: Instruction) -> bool:
+    """Whether ``inst`` may write bytes that ``access`` reads or writes."""
+    return inst.access == "store" and (inst.mnemonic not in KNOWN_STORES
+                                       or may_alias(inst, access))
+
+
+def forward_sites(block: list[Instruction]) -> list[Rewrite]:
+    """Every load of bytes an earlier store of the block wrote from a register that still holds
+    them: the load becomes a move (or goes), as LLVM's ``promoteLoadFromStore``."""
+    sites = []
+    for j, load, memory, base in _plain_accesses(block, FORWARD_LOADS):
+        for i in range(j - 1, max(-1, j - 1 - SCAN_LIMIT), -1):
+            earlier = block[i]
+            if earlier.ends_window:
+                break
+            em = earlier.memory
+            if _plain(earlier, _FORWARD_STORES) and em is not None \
+                    and canonical(em.base) == base and em.offset == memory.offset:
+                data = canonical(earlier.data_registers[0])
+                replacement = _forwarded(block, i, earlier, load)
+                if earlier.size == load.size and replacement is not False \
+                        and all(data not in block[k].writes() for k in range(i + 1, j)):
+                    text = f"forward: #{i} `{str(earlier).strip()}` to #{j} " \
+                           f"`{str(load).strip()}` -> " \
+                           f"`{str(replacement).strip() if replacement else '(removed)'}`"
+                    sites.append(Rewrite("forward", "forward", ((j, replacement),), text, j))
+                break
+            if base in earlier.writes() or _clobbers(earlier, load):
+                break
+    return sites
+
+
+def _forwarded(block: list[Instruction], i: int, store: Instruction, load: Instruction
+               ) -> Instruction | bool | None:
+    """What replaces ``load`` given the ``store`` at ``i`` of the same bytes: a move, ``None``
+    (nothing: the register already holds exactly what the load would leave), ``False`` (no
+    forwarding of these register kinds)."""
+    source, target = store.data_registers[0], load.data_registers[0]
+    kind = target[0]
+    if kind != source[0] and not (source in ("wzr", "xzr") and kind in "wx"):
+        return False
+    if load.size < 4:  # ldrb/ldrh zero-extend the stored low bits
+        mask = "#0xff" if load.size == 1 else "#0xffff"
+        return Instruction("and", (target, "w" + source[1:] if source[0] == "x" else source,
+                                   mask))
+    same = canonical(source) == canonical(target)
+    if kind == "x" or kind == "q":
+        return None if same else Instruction(
+            "mov", (target, source) if kind == "x" else (f"v{target[1:]}.16b", f"v{source[1:]}.16b"))
+    if kind == "w":
+        return None if same and _upper_clear(block, i, canonical(source)) \
+            else Instruction("mov", (target, source))
+    if kind in "sd":
+        return Instruction("fmov", (target, source))
+    return False
+
+
+def _upper_clear(block: list[Instruction], i: int, register: str) -> bool:
+    """Whether the last write of ``register`` before ``i`` (in the block) was a whole write
+    of its W view, which clears the upper half (a W load, a W data-processing result)."""
+    for k in range(i - 1, -1, -1):
+        inst = block[k]
+        if register in inst.writes():
+            if register not in inst.kills():
+                return False
+            names = inst.data_registers if inst.access == "load" else inst.operands[:1]
+            return any(canonical(n) == register and n.startswith("w") for n in names) \
+                and inst.mnemonic not in ("ldrsw", "ldursw")
+    return False
+
+
+def dead_store_sites(block: list[Instruction]) -> list[Rewrite]:
+    """Every store whose bytes a later store of the block overwrites before anything may read
+    them: the first store goes (dead-store elimination)."""
+    sites = []
+    for i, store, memory, base in _plain_accesses(block, _FORWARD_STORES):
+        for j in range(i + 1, min(len(block), i + 1 + SCAN_LIMIT)):
+            later = block[j]
+            if later.ends_window:
+                break
+            lm = later.memory
+            if later.mnemonic in KNOWN_STORES and lm is not None and lm.mode == "offset" \
+                    and canonical(lm.base) == base and lm.offset <= memory.offset \
+                    and memory.offset + store.size \
+                    <= lm.offset + later.size * len(later.data_registers):
+                text = f"dead_store: #{i} `{str(store).strip()}` overwritten by #{j} " \
+                       f"`{str(later).strip()}` -> (removed)"
+                sites.append(Rewrite("dead_store", "dead_store", ((i, None),), text, i))
+                break
+            if base in later.writes() or (later.access is not None and (
+                    later.mnemonic not in KNOWN_ACCESSES or may_alias(later, store))):
+                break
+    return sites

@@ -3,11 +3,23 @@
 **Problems** are the blocks of a corpus (their ids). **A state** is a block id and the block's
 current assembly (:class:`BlockState`, canonical text: one tab-separated instruction per line).
 
-**Actions**: ``Discrete(4 * max_instructions)``; action ``r * max_instructions + i`` applies rule
-``r`` at instruction ``i``: ``0`` pairs the load/store at ``i`` with its partner (``ldp``/``stp``),
-``1`` folds the base update *after* access ``i`` into it, ``2`` folds the base update *before*
-it, ``3`` merges the zero store at ``i`` with its neighbour into one twice as wide (the legality
-conditions are in :mod:`~optarena.envs.aarch64_peephole.rules`).
+**Actions**: ``Discrete(len(rules) * max_instructions)``; action ``r * max_instructions + i``
+applies the ``r``-th rule family of ``rules`` at instruction ``i``. The families
+(:data:`FAMILIES`; legality conditions in :mod:`~optarena.envs.aarch64_peephole.rules` and
+:mod:`~optarena.envs.aarch64_peephole.combine`):
+
+* ``pair``: the load/store at ``i`` with its partner (``ldp``/``stp``);
+* ``fold_after`` / ``fold_before``: the base update after / before access ``i`` into it;
+* ``zero_store``: the zero store at ``i`` with its neighbour into one twice as wide;
+* ``forward``: the load at ``i`` of bytes a store of the block wrote becomes a move (or goes);
+* ``dead_store``: the store at ``i``, overwritten before anything reads it, goes;
+* ``dead_def``: instruction ``i``, whose result is overwritten unread, goes;
+* ``fuse``: the multiply or shift at ``i`` folds into its one consumer (``madd``, shifted
+  operand);
+* ``swap``: instructions ``i`` and ``i + 1`` exchange places.
+
+:data:`LOAD_STORE_RULES` (the first four, LLVM's load/store optimizer) are the default and the
+rules of the ``v1`` splits; :data:`DEEP_RULES` (all of them) those of the ``v2`` splits.
 
 **Observations**: six features per instruction slot (mnemonic, load/store, access size, offset,
 addressing mode, registers), the current cycles over the block's starting cycles, progress.
@@ -15,7 +27,7 @@ addressing mode, registers), the current cycles over the block's starting cycles
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +35,45 @@ import numpy as np
 from gymnasium import spaces
 
 from optarena.envs.aarch64_peephole.block import Instruction, format_block, parse_block
+from optarena.envs.aarch64_peephole.combine import dead_def_sites, fuse_sites, swap_sites
 from optarena.envs.aarch64_peephole.corpus import BlockPair
-from optarena.envs.aarch64_peephole.rules import Rewrite, fold_sites, pair_sites, zero_store_sites
+from optarena.envs.aarch64_peephole.rules import (
+    Rewrite,
+    dead_store_sites,
+    fold_sites,
+    forward_sites,
+    pair_sites,
+    zero_store_sites,
+)
 from optarena.envs.contract import Outcome
 from optarena.envs.lru import LRU
 
-RULES = ("pair", "fold_after", "fold_before", "zero_store")
+FAMILIES: dict[str, Callable[[list[Instruction]], list[Rewrite]]] = {
+    "pair": pair_sites, "fold_after": fold_sites, "fold_before": fold_sites,
+    "zero_store": zero_store_sites, "forward": forward_sites, "dead_store": dead_store_sites,
+    "dead_def": dead_def_sites, "fuse": fuse_sites, "swap": swap_sites,
+}
+"""Each rule family and the function that finds its sites (both folds are found together)."""
+LOAD_STORE_RULES = ("pair", "fold_after", "fold_before", "zero_store")
+DEEP_RULES = tuple(FAMILIES)
 MNEMONICS = ("ldr", "ldur", "str", "stur", "ldp", "stp", "ldrsw", "ldpsw", "add", "sub", "mov",
              "mul", "madd", "fadd", "fmul", "fmadd", "cmp", "and", "orr", "eor", "lsl", "lsr")
 FEATURES = 6
+
+
+def rule_families(rules: str | Sequence[str]) -> tuple[str, ...]:
+    """The families named by ``rules``: ``"load-store"``, ``"deep"`` or a list of names."""
+    if isinstance(rules, str):
+        named = {"load-store": LOAD_STORE_RULES, "deep": DEEP_RULES}
+        if rules not in named:
+            raise ValueError(f"unknown rules {rules!r}: 'load-store', 'deep' or a list of "
+                             f"{', '.join(FAMILIES)}")
+        return named[rules]
+    unknown = [r for r in rules if r not in FAMILIES]
+    if unknown or not rules or len(set(rules)) != len(rules):
+        raise ValueError(f"rules {list(rules)!r}: each of {', '.join(FAMILIES)} at most once, "
+                         "at least one")
+    return tuple(rules)
 
 
 @dataclass(frozen=True)
@@ -55,10 +97,11 @@ class PeepholeSpace:
     random_start = False
 
     def __init__(self, blocks: Sequence[BlockPair], max_instructions: int = 64,
-                 cache_size: int = 4096) -> None:
+                 cache_size: int = 4096, rules: str | Sequence[str] = LOAD_STORE_RULES) -> None:
         self.blocks = {b.id: b for b in blocks}
         self.max_instructions = max_instructions
-        self.n_actions = len(RULES) * max_instructions
+        self.rules = rule_families(rules)
+        self.n_actions = len(self.rules) * max_instructions
         self.observation_space = spaces.Dict({
             "instructions": spaces.Box(-1.0, 1.0, (max_instructions * FEATURES,), np.float32),
             "cycles": spaces.Box(0.0, 2.0, (1,), np.float32),
@@ -89,13 +132,13 @@ class PeepholeSpace:
         known = self._sites.get(asm)
         if known is None:
             block = parse_block(asm)
-            found: dict[int, Rewrite] = {site.anchor: site for site in pair_sites(block)}
-            for site in fold_sites(block):
-                rule = RULES.index("fold_after" if site.second > site.first else "fold_before")
-                found[rule * self.max_instructions + site.anchor] = site
-            for site in zero_store_sites(block):
-                found[RULES.index("zero_store") * self.max_instructions + site.anchor] = site
-            known = {a: s for a, s in found.items() if s.anchor < self.max_instructions}
+            known = {}
+            for find in dict.fromkeys(FAMILIES[family] for family in self.rules):
+                for site in find(block):
+                    if site.family in self.rules and site.anchor < self.max_instructions:
+                        action = self.rules.index(site.family) * self.max_instructions \
+                            + site.anchor
+                        known.setdefault(action, site)
             self._sites.put(asm, known)
         return known
 

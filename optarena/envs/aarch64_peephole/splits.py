@@ -15,6 +15,11 @@ optimizer changes a block, and the others -- so that the test side has blocks on
 policy's saving can be compared with LLVM's. Most of its blocks are -O0 code, which LLVM's
 optimizer never touches (it does not run at -O0): there the anchor saves nothing.
 
+``peephole-csmith/v2`` and ``peephole-csmith-opt/v2``: the same corpora with the deep rules
+(``rules: deep``, :mod:`~optarena.envs.aarch64_peephole.space`); a block is playable when a rule
+other than a swap applies at its start; the held-out functions are ranked by v1's hash (v1's
+salt), so the two versions hold out mostly the same functions.
+
 ``peephole-csmith-opt/v1``: the blocks LLVM's optimizer changes in 400 more csmith programs
 (``csmith --seed 61..460``) at -O1 and -O2 (the shipped ``csmith-opt-v1`` corpus:
 ``optarena peephole build-corpus --opt O1,O2 --csmith 400 --csmith-seed 61
@@ -64,12 +69,15 @@ class Division(NamedTuple):
                 [b for b in self.groups if b in self.test])
 
 
-def compute_division(corpus: Path, salt: str) -> Division:
+def compute_division(corpus: Path, salt: str, rules: str = "load-store") -> Division:
     """The playable blocks of ``corpus`` (at most :data:`MAX_INSTRUCTIONS` instructions, a legal
-    rewrite), their source functions, and the functions held out by ``salt``'s hash."""
+    rewrite of ``rules`` other than a swap), their source functions, and the functions held out
+    by ``salt``'s hash."""
     blocks = select_blocks(corpus)
-    space = PeepholeSpace(blocks, MAX_INSTRUCTIONS)
-    playable = [b for b in blocks if space.sites(space.initial(b.id, None).asm)]  # type: ignore[arg-type]
+    space = PeepholeSpace(blocks, MAX_INSTRUCTIONS, rules=rules)
+    playable = [b for b in blocks if any(
+        site.family != "swap"
+        for site in space.sites(space.initial(b.id, None).asm).values())]  # type: ignore[arg-type]
     groups = {b.id: _function(b) for b in playable}
     paired = {_function(b) for b in blocks if b.oracle is not None and b.oracle != b.input}
     test_groups: set[str] = set()
@@ -94,19 +102,23 @@ def shipped_division(split_id: str) -> Division:
     return shipped_divisions()[split_id]
 
 
-def _split(name: str, corpus: Path, description: str) -> Split:
-    split_id = f"{name}/v1"
-    return Split(name, 1, "aarch64_peephole", description,
+def _split(name: str, corpus: Path, description: str, version: int = 1) -> Split:
+    """Version 1: LLVM's load/store optimizer's rules; version 2: the deep rules, the same
+    functions held out where both versions have them (the hash salted with version 1's id)."""
+    split_id = f"{name}/v{version}"
+    rules = {"rules": "deep"} if version == 2 else {}
+    return Split(name, version, "aarch64_peephole", description,
                  divide=lambda: shipped_division(split_id).sides(),
                  group=lambda block: shipped_division(split_id).groups[block],
-                 kwargs={"corpus": str(corpus), "max_instructions": MAX_INSTRUCTIONS})
+                 kwargs={"corpus": str(corpus), "max_instructions": MAX_INSTRUCTIONS, **rules})
 
 
 def write_divisions(path: Path = DIVISIONS) -> None:
     """Compute every split's division and write them to ``path``."""
     lines = []
     for split in SPLITS:
-        division = compute_division(Path(split.kwargs["corpus"]), split.id)
+        division = compute_division(Path(split.kwargs["corpus"]), f"{split.name}/v1",
+                                    split.kwargs.get("rules", "load-store"))
         lines.append(json.dumps({"split": split.id, "groups": division.groups,
                                  "test": sorted(division.test)}) + "\n")
     with replacing(path) as partial:  # mtime 0: the same divisions give the same bytes
@@ -120,6 +132,13 @@ SPLITS = (
     _split("peephole-csmith-opt", CSMITH_OPT_CORPUS,
            "the blocks LLVM's load/store optimizer changes in 400 csmith programs at -O1/-O2, "
            "by source function (a fifth held out); LLVM's result is every block's anchor"),
+    _split("peephole-csmith", CSMITH_CORPUS,
+           "v1's corpus with the deep rules (forwarding, dead stores and definitions, fusion, "
+           "scheduling): the blocks with a legal rewrite other than a swap, v1's functions "
+           "held out", version=2),
+    _split("peephole-csmith-opt", CSMITH_OPT_CORPUS,
+           "v1's corpus with the deep rules: the blocks with a legal rewrite other than a swap, "
+           "v1's functions held out", version=2),
 )
 
 
