@@ -30,22 +30,14 @@ the two may overlap. Branches, calls and barriers never move.
 
 from __future__ import annotations
 
-from optarena.envs.aarch64_peephole.block import FLAG_FREE, Instruction, canonical
-from optarena.envs.aarch64_peephole.rules import (
-    FORWARD_LOADS,
-    KNOWN_ACCESSES,
-    PAIRABLE,
-    Rewrite,
-    may_alias,
-)
+from optarena.envs.aarch64_peephole.block import FLAG_FREE, PAIR_ACCESS, Instruction, canonical
+from optarena.envs.aarch64_peephole.rules import KNOWN_ACCESSES, Rewrite, may_alias
 
 _PINNED = frozenset({"sp", "x29", "x30", "xzr"})
 _SHIFTS = frozenset({"lsl", "lsr", "asr"})
 _SHIFTED_OPS = frozenset({"add", "sub", "and", "orr", "eor", "adds", "subs", "ands"})
 _COMPARES = frozenset({"cmp", "cmn", "tst"})
 _COMMUTATIVE = frozenset({"add", "and", "orr", "eor", "adds", "ands", "cmn", "tst"})
-_DELETABLE_LOADS = (FORWARD_LOADS | PAIRABLE | {"ldrsb", "ldrsh", "ldursb", "ldursh"}) - {
-    "str", "stur"}
 
 
 def _dead_after(block: list[Instruction], j: int, register: str) -> bool:
@@ -65,7 +57,8 @@ def _single_destination(inst: Instruction) -> str | None:
         return None
     if inst.access is not None:
         memory = inst.memory
-        if inst.mnemonic not in _DELETABLE_LOADS or memory is None or memory.mode != "offset":
+        if not inst.whole_load or inst.mnemonic in PAIR_ACCESS or memory is None \
+                or memory.mode != "offset":
             return None
     elif inst.mnemonic not in FLAG_FREE or inst.mnemonic in ("nop", "prfm"):
         return None

@@ -39,7 +39,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from optarena.envs.aarch64_peephole.block import NARROW_LOADS, Instruction, Memory, canonical
+from optarena.envs.aarch64_peephole.block import (
+    NARROW_LOADS,
+    PAIR_ACCESS,
+    SINGLE_ACCESS,
+    Instruction,
+    Memory,
+    canonical,
+)
 
 SCAN_LIMIT = 20
 PAIRABLE = {"ldr", "ldur", "str", "stur", "ldrsw", "ldursw"}
@@ -301,7 +308,7 @@ KNOWN_STORES = frozenset({"str", "stur", "strb", "sturb", "strh", "sturh", "stp"
 """Stores whose bytes :func:`may_alias` can bound (others may write anything)."""
 FORWARD_LOADS = frozenset({"ldr", "ldur", "ldrb", "ldurb", "ldrh", "ldurh"})
 _FORWARD_STORES = frozenset({"str", "stur", "strb", "sturb", "strh", "sturh"})
-KNOWN_ACCESSES = KNOWN_STORES | FORWARD_LOADS | PAIRABLE | NARROW_LOADS | {"ldp", "ldpsw"}
+KNOWN_ACCESSES = frozenset(SINGLE_ACCESS) | frozenset(PAIR_ACCESS) | NARROW_LOADS | KNOWN_STORES
 """Loads and stores whose bytes :func:`may_alias` can bound."""
 
 

@@ -102,15 +102,16 @@ def shipped_division(split_id: str) -> Division:
     return shipped_divisions()[split_id]
 
 
-def _split(name: str, corpus: Path, description: str, version: int = 1) -> Split:
-    """Version 1: LLVM's load/store optimizer's rules; version 2: the deep rules, the same
-    functions held out where both versions have them (the hash salted with version 1's id)."""
+def _split(name: str, corpus: Path, description: str, version: int = 1,
+           rules: str | None = None) -> Split:
+    """A split of ``corpus`` played with ``rules`` (None: the environment's default, LLVM's
+    load/store rules); every version's held-out functions are ranked by version 1's hash."""
     split_id = f"{name}/v{version}"
-    rules = {"rules": "deep"} if version == 2 else {}
+    chosen = {} if rules is None else {"rules": rules}
     return Split(name, version, "aarch64_peephole", description,
                  divide=lambda: shipped_division(split_id).sides(),
                  group=lambda block: shipped_division(split_id).groups[block],
-                 kwargs={"corpus": str(corpus), "max_instructions": MAX_INSTRUCTIONS, **rules})
+                 kwargs={"corpus": str(corpus), "max_instructions": MAX_INSTRUCTIONS, **chosen})
 
 
 def write_divisions(path: Path = DIVISIONS) -> None:
@@ -135,10 +136,10 @@ SPLITS = (
     _split("peephole-csmith", CSMITH_CORPUS,
            "v1's corpus with the deep rules (forwarding, dead stores and definitions, fusion, "
            "scheduling): the blocks with a legal rewrite other than a swap, v1's functions "
-           "held out", version=2),
+           "held out", version=2, rules="deep"),
     _split("peephole-csmith-opt", CSMITH_OPT_CORPUS,
            "v1's corpus with the deep rules: the blocks with a legal rewrite other than a swap, "
-           "v1's functions held out", version=2),
+           "v1's functions held out", version=2, rules="deep"),
 )
 
 
