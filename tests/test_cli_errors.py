@@ -60,6 +60,8 @@ BAD_RACES = [  # (a line of RACE, what a config says instead, the error's one li
     ("env: aarch64_peephole\n    workloads: [loads_stores/O1/dot4/0]",
      "env: llvm_pass_order\n    workloads: ['suite:matmull']",
      "race.yaml:4: environments[0].workloads: unknown suite program 'matmull'; available:"),
+    ("dot4/0]", "dot4/0]\n    kwargs: {rules: fast}", "race.yaml:4: environments[0].workloads: "
+     "unknown rules 'fast': 'load-store', 'deep' or a list of pair, fold_after"),
     ("budget: 4", "budget: four", "race.yaml:7: budget: Input should be a valid integer, unable to "
      "parse string as an integer (got 'four')"),
     ("aarch64_peephole\n    workloads: [loads_stores/O1/dot4/0]\nagents:\n  - agent: greedy",

@@ -234,5 +234,10 @@ def select_blocks(corpus: str | Path | None = None, max_instructions: int = MAX_
 
 
 def check_blocks(problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
-    """``ValueError`` for a block id the environment made with ``kwargs`` would not have."""
+    """``ValueError`` for a block id the environment made with ``kwargs`` would not have, or for
+    rules it does not know."""
+    from optarena.envs.aarch64_peephole.space import rule_families
+
+    if "rules" in kwargs:
+        rule_families(kwargs["rules"])
     select_blocks(kwargs.get("corpus"), kwargs.get("max_instructions", MAX_INSTRUCTIONS), problems)
