@@ -5,6 +5,7 @@ inherited by the subprocesses the tests start), never the user's."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import gymnasium as gym
 import pytest
 
 import optarena.envs  # noqa: F401 - registers the environments
+from optarena.envs.host import cache_root
 
 # Tests check behaviour, not latencies: no waiting for idle workers before timing (`quiet`, whose
 # own test is in test_measure.py).
@@ -24,6 +26,28 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="optarena-tests-"))
 os.environ["OPTARENA_STORE"] = str(SCRATCH / "store.sqlite")
 # the tests that train SB3 models directly log there, not in a new folder of the temp dir each
 os.environ["SB3_LOGDIR"] = str(SCRATCH / "sb3")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread_beside_another_test() -> None:
+    """One intra-op thread for torch (SB3's policies, PPO) while pytest-xdist runs two tests at
+    a time on the 2 cores: two threads per test spin against the other test's work (PPO's
+    peephole test took 7 s alone and 37 s beside another test; with one thread, 4.5 s beside a
+    busy core)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and importlib.util.find_spec("torch"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def private_cache(folder: Path) -> dict[str, str]:
+    """``os.environ`` for subprocesses with an optarena cache of their own in ``folder`` that
+    shares the machine's compiled tools (``native/``: the llvm-mc/llvm-mca server, keyed by its
+    source and compiler), so a test with its own cache does not wait for another build of them."""
+    native = cache_root() / "native"
+    native.mkdir(parents=True, exist_ok=True)
+    (folder / "native").symlink_to(native, target_is_directory=True)
+    return {**os.environ, "OPTARENA_CACHE_DIR": str(folder)}
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from optarena.experiments.report import (
 from optarena.experiments.runs import CompareConfig
 from optarena.records import RunRecord, append_record, read_records, read_runs
 
-from .conftest import FAST_MEASURE
+from .conftest import FAST_MEASURE, private_cache
 
 BLOCK = "loads_stores/O1/dot4/0"
 OTHER_BLOCK = "loads_stores/O1/dot2/0"
@@ -57,7 +56,7 @@ PEEPHOLE_CONFIG = {
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment variables for ``optarena`` subprocesses: a private cache directory."""
-    return {**os.environ, "OPTARENA_CACHE_DIR": str(tmp_path_factory.mktemp("cli-cache"))}
+    return private_cache(tmp_path_factory.mktemp("cli-cache"))
 
 
 def _optarena(*args: str, env: dict[str, str], timeout: float = 600

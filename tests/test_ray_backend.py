@@ -30,6 +30,8 @@ import yaml
 from optarena.experiments.runs import CompareConfig
 from optarena.records import RunSpec, read_records
 
+from .conftest import private_cache
+
 HAS_RAY = importlib.util.find_spec("ray") is not None
 REQUIRE_RAY = os.environ.get("OPTARENA_REQUIRE_RAY") == "1"
 pytestmark = pytest.mark.skipif(
@@ -86,8 +88,7 @@ def ray_tmp() -> Iterator[Path]:
 def cluster(tmp_path_factory: pytest.TempPathFactory, ray_tmp: Path) -> Iterator[Cluster]:
     """A one-node Ray cluster on 127.0.0.1 (2 CPUs, ``optarena_timing: 1``), stopped with
     everything it started."""
-    env = {**os.environ, **RAY_ENV,
-           "OPTARENA_CACHE_DIR": str(tmp_path_factory.mktemp("ray-cache"))}
+    env = {**private_cache(tmp_path_factory.mktemp("ray-cache")), **RAY_ENV}
     port = _free_port()
     output = tmp_path_factory.mktemp("ray-head") / "ray-start.txt"
     with output.open("w") as sink:

@@ -46,7 +46,7 @@ register(EnvKind(
                       Forced(key="proof_time_limit", value=0.05, rule="at_least")),
         improvement="the starting over the final llvm-mca cycles", problems="peephole blocks",
         cost_model=True),  # llvm-mca's cycles of the unverified block
-    problem_check="optarena.envs.aarch64_peephole.corpus:check_blocks"))
+    problem_check="optarena.envs.aarch64_peephole.space:check_blocks"))
 register(EnvKind(
     "llvm_pass_order", "optarena/LlvmPassOrder-v0",
     "optarena.envs.llvm_pass_order.env:LlvmPassOrderEnv", "benchmark", KindPolicy(

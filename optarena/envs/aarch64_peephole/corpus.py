@@ -21,10 +21,9 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from optarena.envs.aarch64_peephole.block import parse_block
 from optarena.envs.aarch64_peephole.toolchain import Toolchain
@@ -232,12 +231,3 @@ def select_blocks(corpus: str | Path | None = None, max_instructions: int = MAX_
                          f"{', '.join(list(by_id)[:4])}, ...")
     return [by_id[b] for b in chosen]
 
-
-def check_blocks(problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
-    """``ValueError`` for a block id the environment made with ``kwargs`` would not have, or for
-    rules it does not know."""
-    from optarena.envs.aarch64_peephole.space import rule_families
-
-    if "rules" in kwargs:
-        rule_families(kwargs["rules"])
-    select_blocks(kwargs.get("corpus"), kwargs.get("max_instructions", MAX_INSTRUCTIONS), problems)

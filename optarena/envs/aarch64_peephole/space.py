@@ -36,7 +36,7 @@ from gymnasium import spaces
 
 from optarena.envs.aarch64_peephole.block import Instruction, format_block, parse_block
 from optarena.envs.aarch64_peephole.combine import dead_def_sites, fuse_sites, swap_sites
-from optarena.envs.aarch64_peephole.corpus import BlockPair
+from optarena.envs.aarch64_peephole.corpus import MAX_INSTRUCTIONS, BlockPair, select_blocks
 from optarena.envs.aarch64_peephole.rules import (
     Rewrite,
     dead_store_sites,
@@ -74,6 +74,14 @@ def rule_families(rules: str | Sequence[str]) -> tuple[str, ...]:
         raise ValueError(f"rules {list(rules)!r}: each of {', '.join(FAMILIES)} at most once, "
                          "at least one")
     return tuple(rules)
+
+
+def check_blocks(problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
+    """``ValueError`` for a block id the environment made with ``kwargs`` would not have, or for
+    rules it does not know."""
+    if "rules" in kwargs:
+        rule_families(kwargs["rules"])
+    select_blocks(kwargs.get("corpus"), kwargs.get("max_instructions", MAX_INSTRUCTIONS), problems)
 
 
 @dataclass(frozen=True)
