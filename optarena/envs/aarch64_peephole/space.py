@@ -79,8 +79,7 @@ def rule_families(rules: str | Sequence[str]) -> tuple[str, ...]:
 def check_blocks(problems: Sequence[str], kwargs: Mapping[str, Any]) -> None:
     """``ValueError`` for a block id the environment made with ``kwargs`` would not have, or for
     rules it does not know."""
-    if "rules" in kwargs:
-        rule_families(kwargs["rules"])
+    rule_families(kwargs.get("rules", LOAD_STORE_RULES))
     select_blocks(kwargs.get("corpus"), kwargs.get("max_instructions", MAX_INSTRUCTIONS), problems)
 
 
